@@ -1,0 +1,33 @@
+"""Constructions and measurements from *Mathematical Models of Computation in Superposition*.
+
+Hänni, Mendel, Vaintrob and Chan (2024), arXiv:2408.05451.
+"""
+
+from .backend import asarray, get_backend, gpu_available, namespace, to_numpy
+from .embedding import (
+    Embedding,
+    coherence,
+    overlaps,
+    readout_errors,
+    sample_sparse,
+    to_dense,
+)
+from .theory import coherence_scale, readout_error_scale
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Embedding",
+    "asarray",
+    "coherence",
+    "coherence_scale",
+    "get_backend",
+    "gpu_available",
+    "namespace",
+    "overlaps",
+    "readout_error_scale",
+    "readout_errors",
+    "sample_sparse",
+    "to_dense",
+    "to_numpy",
+]

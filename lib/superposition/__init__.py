@@ -7,27 +7,39 @@ from .backend import asarray, get_backend, gpu_available, namespace, to_numpy
 from .embedding import (
     Embedding,
     coherence,
+    max_readout_error,
     overlaps,
     readout_errors,
     sample_sparse,
     to_dense,
 )
-from .theory import coherence_scale, readout_error_scale
+from .sweep import largest_passing, smallest_passing
+from .theory import (
+    capacity_scale,
+    coherence_scale,
+    max_readout_error_scale,
+    readout_error_scale,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Embedding",
     "asarray",
+    "capacity_scale",
     "coherence",
     "coherence_scale",
     "get_backend",
+    "largest_passing",
+    "max_readout_error",
+    "max_readout_error_scale",
     "gpu_available",
     "namespace",
     "overlaps",
     "readout_error_scale",
     "readout_errors",
     "sample_sparse",
+    "smallest_passing",
     "to_dense",
     "to_numpy",
 ]

@@ -173,9 +173,24 @@ def to_dense(active: np.ndarray, n_features: int) -> np.ndarray:
 def coherence(phi: Embedding | np.ndarray) -> float:
     r"""Mutual coherence :math:`\mu = \max_{i \ne j} |\varphi_i \cdot \varphi_j|`.
 
-    Computed block by block for an :class:`Embedding` (memory ``O(BLOCK²)``).
+    Computed block by block (memory ``O(BLOCK²)``, nothing of size ``m²`` is stored).
     """
-    return float(np.max(np.abs(overlaps(phi)))) if _n(phi) > 1 else 0.0
+    emb = phi if isinstance(phi, Embedding) else None
+    if _n(phi) < 2:
+        return 0.0
+    if emb is None:
+        mat = np.asarray(phi)
+        blocks = [(s, mat[:, s : s + BLOCK]) for s in range(0, mat.shape[1], BLOCK)]
+    else:
+        blocks = list(emb.blocks())
+    best = 0.0
+    for i, (_, b1) in enumerate(blocks):
+        for _, b2 in blocks[i:]:
+            g = np.abs(b1.T @ b2)
+            if b1 is b2:
+                np.fill_diagonal(g, 0.0)
+            best = max(best, float(g.max()))
+    return best
 
 
 def overlaps(phi: Embedding | np.ndarray, max_pairs: int | None = None, seed: object = 0) -> np.ndarray:
@@ -206,6 +221,11 @@ def overlaps(phi: Embedding | np.ndarray, max_pairs: int | None = None, seed: ob
         return np.concatenate(parts) if parts else np.empty(0)
     g = np.asarray(phi).T @ np.asarray(phi)
     return g[np.triu_indices(m, 1)]
+
+
+def max_readout_error(phi: Embedding | np.ndarray, active: np.ndarray) -> float:
+    """The worst readout error over a batch: ``readout_errors(phi, active).max()``."""
+    return float(readout_errors(phi, active).max())
 
 
 def readout_errors(phi: Embedding | np.ndarray, active: np.ndarray) -> np.ndarray:

@@ -30,3 +30,29 @@ def readout_error_scale(sparsity: int, embed_dim: int) -> float:
     s = check_int("sparsity", sparsity, low=1)
     d0 = check_int("embed_dim", embed_dim, low=1)
     return float(np.sqrt(s / d0))
+
+
+def max_readout_error_scale(n_features: int, sparsity: int, embed_dim: int, n_inputs: int = 1) -> float:
+    r"""Heuristic size of the worst readout error over ``n_inputs`` inputs and all ``m`` features.
+
+    Each of the :math:`mK` readouts is roughly :math:`N(0, s/d_0)`; the largest of :math:`N`
+    such |values| is about :math:`\sigma\sqrt{2\ln N}`, so
+    :math:`\varepsilon_{\max} \approx \sqrt{2 s \ln(mK) / d_0}`.
+    """
+    m = check_int("n_features", n_features, low=2)
+    k = check_int("n_inputs", n_inputs, low=1)
+    return readout_error_scale(sparsity, embed_dim) * float(np.sqrt(2.0 * np.log(float(m) * k)))
+
+
+def capacity_scale(embed_dim: int, sparsity: int, error: float, n_inputs: int = 1) -> float:
+    r"""Heuristic number of features that fit in ``d0`` dimensions at worst readout error ``ε``.
+
+    Inverting :func:`max_readout_error_scale`: :math:`m_{\max} \approx e^{\varepsilon^2 d_0/(2s)} / K`.
+    Exponential in :math:`d_0`: this is the Johnson–Lindenstrauss economy of representation.
+    """
+    d0 = check_int("embed_dim", embed_dim, low=1)
+    s = check_int("sparsity", sparsity, low=1)
+    k = check_int("n_inputs", n_inputs, low=1)
+    if not error > 0:
+        raise ValueError(f"error must be > 0, got {error}")
+    return float(np.exp(error**2 * d0 / (2.0 * s)) / k)

@@ -1,0 +1,101 @@
+# The project's interface: a developer and CI run the same targets.
+#   make book   set up .venv, execute every chapter at paper scale, build _build/html
+#   make test   lint, unit tests, every chapter at CI scale, strict book build, browser checks
+#   make bench  benchmarks (speed and memory, as ratios against baselines and machine peaks)
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SECONDARY:
+.SUFFIXES:
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Chapters are MyST notebooks, executed in this order ("about" last: it reports on the others).
+CHAPTERS := background about
+PAGES    := intro references
+LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
+BOOKCFG  := _config.yml _toc.yml references.bib
+
+.PHONY: all book test lint format bench clean distclean venv unit chapters-ci book-ci site-test help
+
+all: book
+
+help:
+	@sed -n '2,5p' Makefile
+
+# ---------------------------------------------------------------- environment
+venv: $(STAMP)
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+# ---------------------------------------------------------------- chapters
+# $(1): scale (paper | ci); the executed notebooks land in _build/$(1)/src/book/.
+define chapter_rules
+_build/$(1)/src/book/%.ipynb: book/%.md $(LIB) $(if $(filter ci,$(1)),book/params/ci/%.yml) | $(STAMP)
+	@echo "execute [$(1)] $$<"
+	@start=$$$$(date +%s); tools/execute_chapter.sh $$< $$@ $(if $(filter ci,$(1)),book/params/ci/$$*.yml); \
+	  echo "  done in $$$$(( $$$$(date +%s) - start )) s"
+endef
+$(eval $(call chapter_rules,paper))
+$(eval $(call chapter_rules,ci))
+
+# "about" reports on every other executed chapter, so it runs after them
+_build/paper/src/book/about.ipynb: $(patsubst %,_build/paper/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+_build/ci/src/book/about.ipynb: $(patsubst %,_build/ci/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+
+# the non-notebook pages and the book configuration, copied beside the executed notebooks
+_build/%/src/.pages: $(BOOKCFG) tools/dedupe_scripts.py $(patsubst %,book/%.md,$(PAGES))
+	@mkdir -p $(@D)/book
+	cp $(BOOKCFG) $(@D)/
+	mkdir -p $(@D)/tools && cp tools/dedupe_scripts.py $(@D)/tools/
+	cp $(patsubst %,book/%.md,$(PAGES)) $(@D)/book/
+	@touch $@
+
+JB_FLAGS := -W -n --keep-going --builder html
+
+_build/%/html/index.html: _build/%/src/.pages $(foreach c,$(CHAPTERS),_build/%/src/book/$(c).ipynb)
+	rm -rf _build/$*/jb
+	$(BIN)/jupyter-book build _build/$*/src --path-output _build/$*/jb $(JB_FLAGS)
+	rm -rf _build/$*/html && mv _build/$*/jb/_build/html _build/$*/html
+
+book: _build/paper/html/index.html
+	rm -rf _build/html && cp -r _build/paper/html _build/html
+	@echo
+	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+
+# ---------------------------------------------------------------- checks
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests bench tools
+	$(BIN)/ruff format --check lib tests bench tools
+
+format: $(STAMP)
+	$(BIN)/ruff format lib tests bench tools
+	$(BIN)/ruff check --fix lib tests bench tools
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not browser"
+
+book-ci: _build/ci/html/index.html
+
+site-test: book-ci
+	SITE_DIR=$(CURDIR)/_build/ci/html $(BIN)/pytest -q -m browser tests/test_site.py
+
+test: lint unit book-ci site-test
+	@echo "make test: all checks passed"
+
+bench: $(STAMP)
+	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,134 @@
+"""Browser checks of the built site, in headless Chromium with every non-file:// request blocked.
+
+Run by ``make test`` after the CI-scale book build (``SITE_DIR`` points at the HTML). Every page
+in the table of contents must load with typeset math, loaded images, no glue placeholder and no
+console error. When ``CI`` is set, a missing Chromium or site is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI is set: the browser test must run)")
+    pytest.skip(what)
+
+
+def _toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for e in entries:
+            if "file" in e:
+                pages.append(e["file"])
+            walk(e.get("sections", []))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(toc.get("chapters", []))
+    return pages
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    site = Path(os.environ.get("SITE_DIR", ROOT / "_build" / "ci" / "html")).resolve()
+    if not (site / "index.html").exists():
+        _missing(f"no built site at {site} (run `make book-ci`)")
+    return site
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
+        _missing(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=FLAGS, headless=True
+        )
+        yield ctx
+        ctx.close()
+
+
+def test_toc_lists_pages() -> None:
+    pages = _toc_pages()
+    assert "book/background" in pages and len(pages) >= 4
+
+
+@pytest.mark.parametrize("page", _toc_pages())
+def test_page(site: Path, browser, page: str) -> None:
+    path = site / f"{page}.html"
+    assert path.exists(), f"{page} is in _toc.yml but {path} was not built"
+    errors: list[str] = []
+    blocked: list[str] = []
+    tab = browser.new_page()
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        if r.request.url.startswith("file://"):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    tab.route("**/*", route)
+    tab.goto(path.as_uri(), wait_until="load")
+    text = tab.inner_text("article") if tab.query_selector("article") else tab.inner_text("body")
+    has_math = tab.evaluate("document.querySelectorAll('.math, span.math, div.math').length") > 0
+    if has_math:
+        tab.wait_for_selector("mjx-container", timeout=20_000)
+        tab.wait_for_function(
+            "() => !document.querySelector('article') || !document.querySelector('article').innerText.includes('\\\\(')",
+            timeout=20_000,
+        )
+        assert tab.locator("mjx-container").count() > 0
+        text = tab.inner_text("article")
+        assert "\\(" not in text and "\\[" not in text, "raw TeX left on the page"
+    images = tab.evaluate(
+        "Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0])"
+    )
+    bad = [src for src, ok in images if not ok]
+    assert not bad, f"images that did not load: {bad}"
+    assert "No key" not in text, "a glue key was missing at build time"
+    assert "{glue" not in text and "glue:text" not in text, "an unexpanded glue role"
+    assert not blocked, f"the page asked for the network: {blocked}"
+    assert not errors, f"console errors: {errors}"
+    tab.close()
+
+
+def test_background_page_content(site: Path, browser) -> None:
+    """The Background chapter shows its figures, typeset math and glued numbers."""
+    tab = browser.new_page()
+    tab.goto((site / "book" / "background.html").as_uri(), wait_until="load")
+    tab.wait_for_selector("mjx-container", timeout=20_000)
+    assert tab.locator("article img").count() >= 3
+    assert tab.locator("mjx-container").count() > 10
+    text = tab.inner_text("article")
+    assert "Over " in text and "settings (both families)" in text
+    tab.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-
 from .cli import nonneg_int, positive_int
 from .embedding import KINDS, Embedding, coherence, readout_errors, sample_sparse
 from .theory import coherence_scale, readout_error_scale
@@ -25,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.sparsity > args.features:
-        raise ValueError(f"sparsity must be between 1 and features={args.features}, got {args.sparsity}")
+        raise ValueError(
+            f"sparsity must be between 1 and features={args.features}, got {args.sparsity}"
+        )
     emb = Embedding(args.features, args.embed_dim, kind=args.kind, seed=args.seed)
     active = sample_sparse(args.features, args.sparsity, args.inputs, seed=args.seed + 1)
     err = readout_errors(emb, active)
@@ -47,5 +48,3 @@ def run(args: argparse.Namespace) -> int:
         for k, v in out.items():
             print(f"{k:>22}  {v:.4g}" if isinstance(v, float) else f"{k:>22}  {v}")
     return 0
-
-

@@ -43,7 +43,9 @@ def get_backend(name: str = "numpy") -> ModuleType:
     try:
         import cupy
     except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise RuntimeError("backend 'cupy' needs the package cupy (pip install cupy-cuda12x)") from exc
+        raise RuntimeError(
+            "backend 'cupy' needs the package cupy (pip install cupy-cuda12x)"
+        ) from exc
     if not cupy.is_available():  # pragma: no cover - depends on the machine
         raise RuntimeError("backend 'cupy' needs a CUDA GPU; none is available on this machine")
     return array_api_compat.array_namespace(cupy.empty(0))  # pragma: no cover

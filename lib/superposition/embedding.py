@@ -71,7 +71,9 @@ class Embedding:
     def block(self, b: int) -> np.ndarray:
         """Columns ``b*BLOCK : (b+1)*BLOCK`` of :math:`\\Phi`, shape ``(embed_dim, ≤ BLOCK)``, read-only."""
         check_int("b", b, low=0, high=self.n_blocks - 1)
-        return _block(self.n_features, self.embed_dim, self.kind, self.seed, np.dtype(self.dtype).str, b)
+        return _block(
+            self.n_features, self.embed_dim, self.kind, self.seed, np.dtype(self.dtype).str, b
+        )
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_feature, columns)`` for every block, in order."""
@@ -193,7 +195,9 @@ def coherence(phi: Embedding | np.ndarray) -> float:
     return best
 
 
-def overlaps(phi: Embedding | np.ndarray, max_pairs: int | None = None, seed: object = 0) -> np.ndarray:
+def overlaps(
+    phi: Embedding | np.ndarray, max_pairs: int | None = None, seed: object = 0
+) -> np.ndarray:
     r"""The off-diagonal overlaps :math:`\varphi_i\cdot\varphi_j`, :math:`i<j`.
 
     All :math:`\binom m2` of them, or, when ``max_pairs`` is smaller, a uniform sample of
@@ -261,7 +265,9 @@ def _n(phi: Embedding | np.ndarray) -> int:
 def _check_active(active: np.ndarray, n_features: int) -> np.ndarray:
     active = np.asarray(active)
     if active.ndim != 2 or not np.issubdtype(active.dtype, np.integer):
-        raise ValueError(f"active must be an integer array of shape (n_inputs, s), got {active.dtype} {active.shape}")
+        raise ValueError(
+            f"active must be an integer array of shape (n_inputs, s), got {active.dtype} {active.shape}"
+        )
     if active.size and (active.min() < 0 or active.max() >= n_features):
         raise ValueError(f"active feature indices must be in [0, {n_features - 1}]")
     return active

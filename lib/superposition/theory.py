@@ -32,7 +32,9 @@ def readout_error_scale(sparsity: int, embed_dim: int) -> float:
     return float(np.sqrt(s / d0))
 
 
-def max_readout_error_scale(n_features: int, sparsity: int, embed_dim: int, n_inputs: int = 1) -> float:
+def max_readout_error_scale(
+    n_features: int, sparsity: int, embed_dim: int, n_inputs: int = 1
+) -> float:
     r"""Heuristic size of the worst readout error over ``n_inputs`` inputs and all ``m`` features.
 
     Each of the :math:`mK` readouts is roughly :math:`N(0, s/d_0)`; the largest of :math:`N`

@@ -1,0 +1,151 @@
+"""The embedding module: exact identities, brute-force oracles, and theory-scale checks."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import superposition as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from superposition import embedding as E
+
+FLOAT_TOL = 1e-12  # float64 rounding of sums of a few hundred products
+
+
+@pytest.mark.parametrize("kind", E.KINDS)
+def test_columns_are_unit_vectors(kind: str) -> None:
+    phi = sp.Embedding(700, 37, kind=kind, seed=3).matrix()
+    assert phi.shape == (37, 700)
+    assert_allclose(np.linalg.norm(phi, axis=0), 1.0, atol=FLOAT_TOL)
+    if kind == "sign":
+        assert_allclose(np.abs(phi), 1 / np.sqrt(37), atol=FLOAT_TOL)
+
+
+def test_same_seed_same_bits_and_blocks_agree_with_matrix() -> None:
+    a = sp.Embedding(1000, 20, seed=5)
+    b = sp.Embedding(1000, 20, seed=5)
+    assert_array_equal(a.matrix(), b.matrix())
+    assert not np.array_equal(a.matrix(), sp.Embedding(1000, 20, seed=6).matrix())
+    idx = np.array([[0, 255, 256], [999, 511, 3]])
+    assert_array_equal(a.columns(idx), a.matrix()[:, idx])
+
+
+def test_embed_and_readout_match_dense_algebra() -> None:
+    emb = sp.Embedding(300, 16, seed=1)
+    phi = emb.matrix()
+    act = sp.sample_sparse(300, 4, 25, seed=2)
+    x = sp.to_dense(act, 300)
+    assert_allclose(emb.embed(act), x @ phi.T, atol=FLOAT_TOL)
+    assert_allclose(emb.readout(emb.embed(act)), x @ phi.T @ phi, atol=FLOAT_TOL)
+
+
+def test_coherence_and_overlaps_match_brute_force() -> None:
+    phi = sp.Embedding(40, 8, seed=0).matrix()
+    pairs = [float(phi[:, i] @ phi[:, j]) for i, j in itertools.combinations(range(40), 2)]
+    assert_allclose(E.overlaps(phi), pairs, atol=FLOAT_TOL)
+    assert_allclose(E.overlaps(sp.Embedding(40, 8, seed=0)), pairs, atol=FLOAT_TOL)
+    assert sp.coherence(phi) == pytest.approx(max(abs(p) for p in pairs), abs=FLOAT_TOL)
+    # across block boundaries
+    emb = sp.Embedding(600, 8, seed=0)
+    g = emb.matrix().T @ emb.matrix()
+    np.fill_diagonal(g, 0)
+    assert sp.coherence(emb) == pytest.approx(np.abs(g).max(), abs=FLOAT_TOL)
+
+
+def test_sampled_overlaps_are_the_right_pairs() -> None:
+    phi = sp.Embedding(50, 6, seed=1).matrix()
+    all_pairs = E.overlaps(phi)
+    sample = E.overlaps(phi, max_pairs=30, seed=4)
+    assert sample.shape == (30,)
+    assert np.isin(np.round(sample, 12), np.round(all_pairs, 12)).all()
+
+
+def test_pair_index_inverse_is_exhaustive() -> None:
+    m = 23
+    i, j = E._pair_from_flat(np.arange(m * (m - 1) // 2), m)
+    assert list(zip(i.tolist(), j.tolist(), strict=True)) == list(
+        itertools.combinations(range(m), 2)
+    )
+
+
+def test_sample_sparse_rows_are_distinct_sorted_and_uniform() -> None:
+    act = sp.sample_sparse(10, 3, 30_000, seed=7)
+    assert act.shape == (30_000, 3)
+    assert (np.diff(act, axis=1) > 0).all()
+    # each feature is active with probability s/m = 0.3; std of a frequency over 30k rows
+    # is sqrt(0.3*0.7/30000) = 0.0026, so 0.015 is more than 5 sigma
+    freq = np.bincount(act.ravel(), minlength=10) / 30_000
+    assert_allclose(freq, 0.3, atol=0.015)
+    dense_path = sp.sample_sparse(5, 4, 1000, seed=1)  # s*4 > m: the argpartition path
+    assert (np.diff(dense_path, axis=1) > 0).all() and dense_path.max() < 5
+
+
+def test_readout_errors_match_brute_force() -> None:
+    emb = sp.Embedding(120, 10, seed=2)
+    phi = emb.matrix()
+    act = sp.sample_sparse(120, 3, 15, seed=3)
+    want = [np.abs(phi.T @ phi @ x - x).max() for x in sp.to_dense(act, 120)]
+    assert_allclose(sp.readout_errors(emb, act), want, atol=FLOAT_TOL)
+    assert_allclose(sp.readout_errors(phi, act), want, atol=FLOAT_TOL)
+    assert sp.max_readout_error(emb, act) == pytest.approx(max(want))
+
+
+def test_orthonormal_embedding_reads_back_exactly() -> None:
+    q = np.linalg.qr(np.random.default_rng(0).standard_normal((30, 30)))[0]
+    act = sp.sample_sparse(30, 5, 10, seed=1)
+    assert sp.max_readout_error(q, act) < 1e-12
+
+
+def test_readout_error_follows_theory_scale() -> None:
+    # per-feature readout error of an inactive feature is a sum of s overlaps ~ N(0, s/d0);
+    # over 200 inputs x 2000 features the sample std is within 2% of sqrt(s/d0) with room
+    m, d0, s = 2000, 256, 3
+    emb = sp.Embedding(m, d0, seed=11)
+    act = sp.sample_sparse(m, s, 200, seed=12)
+    err = emb.readout(emb.embed(act)) - sp.to_dense(act, m)
+    inactive = sp.to_dense(act, m) == 0
+    assert err[inactive].std() == pytest.approx(sp.readout_error_scale(s, d0), rel=0.05)
+
+
+def test_coherence_follows_theory_scale() -> None:
+    # the max of ~m²/2 |N(0,1/d0)| is close to sqrt(2 ln(m²)/d0) (leading order); the
+    # ratio is below 1 by the next-order term and above 0.7 at these sizes
+    ratio = sp.coherence(sp.Embedding(2000, 256, seed=1)) / sp.coherence_scale(2000, 256)
+    assert 0.7 < ratio < 1.05
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: sp.Embedding(0, 5), "n_features must be >= 1, got 0"),
+        (lambda: sp.Embedding(5, 0), "embed_dim must be >= 1, got 0"),
+        (lambda: sp.Embedding(5, 2.0), "embed_dim must be an integer"),
+        (lambda: sp.Embedding(5, 2, kind="uniform"), "kind must be one of"),
+        (lambda: sp.Embedding(5, 2, seed=-1), "seed must be >= 0"),
+        (lambda: sp.Embedding(5, 2, dtype=np.int64), "dtype must be float32 or float64"),
+        (lambda: sp.sample_sparse(5, 6, 1), "sparsity must be between 1 and 5, got 6"),
+        (lambda: sp.sample_sparse(5, 0, 1), "sparsity must be between 1 and 5, got 0"),
+        (lambda: sp.sample_sparse(5, 2, 0), "n_inputs must be >= 1"),
+        (lambda: sp.sample_sparse(True, 1, 1), "n_features must be an integer"),
+        (lambda: sp.to_dense(np.array([[0, 7]]), 5), "active feature indices must be in"),
+        (lambda: sp.to_dense(np.array([0.0, 1.0]), 5), "active must be an integer array"),
+        (lambda: sp.Embedding(5, 2).columns(np.array([5])), "features must be in"),
+        (lambda: sp.Embedding(5, 2).readout(np.zeros((1, 3))), "a must have shape"),
+        (lambda: sp.coherence_scale(1, 5), "n_features must be >= 2"),
+        (lambda: sp.capacity_scale(10, 2, 0.0), "error must be > 0"),
+    ],
+)
+def test_bad_arguments_raise_value_error(call, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        call()
+
+
+def test_theory_scales() -> None:
+    assert sp.readout_error_scale(4, 100) == pytest.approx(0.2)
+    assert sp.coherence_scale(10, 8) == pytest.approx(math.sqrt(2 * math.log(100) / 8))
+    # capacity_scale inverts max_readout_error_scale
+    d0, s, eps, k = 200, 3, 0.5, 10
+    m = sp.capacity_scale(d0, s, eps, k)
+    assert sp.max_readout_error_scale(int(round(m)), s, d0, k) == pytest.approx(eps, rel=1e-3)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -24,6 +23,9 @@ from ._validate import as_generator, check_choice, check_int, check_sparsity
 KINDS = ("gaussian", "sign")
 BLOCK = 256
 """Features per seeded block of columns (part of the definition of an embedding's bits)."""
+_CHUNK = 32  # blocks per matrix product in readout()
+CACHE_BYTES = 1 << 29
+"""Memory an :class:`Embedding` may use to keep generated blocks (512 MiB)."""
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,21 @@ class Embedding:
         return -(-self.n_features // BLOCK)
 
     def block(self, b: int) -> np.ndarray:
-        """Columns ``b*BLOCK : (b+1)*BLOCK`` of :math:`\\Phi`, shape ``(embed_dim, ≤ BLOCK)``, read-only."""
+        r"""Columns ``b*BLOCK : (b+1)*BLOCK`` of :math:`\Phi`, shape ``(embed_dim, ≤ BLOCK)``, read-only.
+
+        Blocks are kept in a per-embedding cache while it holds at most :data:`CACHE_BYTES`;
+        beyond that they are regenerated from their seeds on every use.
+        """
         check_int("b", b, low=0, high=self.n_blocks - 1)
-        return _block(
-            self.n_features, self.embed_dim, self.kind, self.seed, np.dtype(self.dtype).str, b
-        )
+        cache = self.__dict__.setdefault("_cache", {})
+        blk = cache.get(b)
+        if blk is None:
+            blk = _block(
+                self.n_features, self.embed_dim, self.kind, self.seed, np.dtype(self.dtype).str, b
+            )
+            if (len(cache) + 1) * blk.nbytes <= CACHE_BYTES:
+                cache[b] = blk
+        return blk
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_feature, columns)`` for every block, in order."""
@@ -118,12 +130,16 @@ class Embedding:
         if a.ndim != 2 or a.shape[1] != self.embed_dim:
             raise ValueError(f"a must have shape (n_inputs, {self.embed_dim}), got {a.shape}")
         out = np.empty((a.shape[0], self.n_features), dtype=self.dtype)
-        for start, blk in self.blocks():
-            out[:, start : start + blk.shape[1]] = a @ blk
+        # BLAS is efficient on wide products: multiply by chunks of _CHUNK blocks at a time
+        for first in range(0, self.n_blocks, _CHUNK):
+            chunk = np.concatenate(
+                [self.block(b) for b in range(first, min(first + _CHUNK, self.n_blocks))], axis=1
+            )
+            start = first * BLOCK
+            out[:, start : start + chunk.shape[1]] = a @ chunk
         return out
 
 
-@lru_cache(maxsize=64)
 def _block(m: int, d0: int, kind: str, seed: int, dtype: str, b: int) -> np.ndarray:
     width = min(BLOCK, m - b * BLOCK)
     rng = np.random.default_rng((seed, b))

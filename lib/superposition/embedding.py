@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ._validate import as_generator, check_choice, check_int, check_sparsity
+from .backend import namespace
 
 KINDS = ("gaussian", "sign")
 BLOCK = 256
@@ -296,3 +298,24 @@ def _pair_from_flat(flat: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     start = i * m - i * (i + 1) // 2
     j = flat - start + i + 1
     return i, j.astype(np.int64)
+
+
+def readout_error_matrix(phi: Any, x: Any) -> Any:
+    r"""Element-wise readout error :math:`|\Phi^\top\Phi x - x|` for dense inputs, any backend.
+
+    Runs through the array API: ``phi`` and ``x`` may be NumPy, CuPy or any other compliant
+    arrays (of the same namespace), and the result is of that namespace.
+
+    Parameters
+    ----------
+    phi : array ``(d0, m)``
+    x : array ``(n_inputs, m)``, boolean-valued floats
+
+    Returns
+    -------
+    err : array ``(n_inputs, m)``
+    """
+    xp = namespace(phi, x)
+    if phi.ndim != 2 or x.ndim != 2 or x.shape[1] != phi.shape[1]:
+        raise ValueError(f"x must have shape (n_inputs, {phi.shape[-1]}), got {tuple(x.shape)}")
+    return xp.abs(xp.matmul(xp.matmul(x, xp.permute_dims(phi, (1, 0))), phi) - x)

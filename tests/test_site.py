@@ -132,3 +132,15 @@ def test_background_page_content(site: Path, browser) -> None:
     text = tab.inner_text("article")
     assert "Over " in text and "settings (both families)" in text
     tab.close()
+
+
+def test_about_page_reports_every_chapter(site: Path, browser) -> None:
+    """"About this build" lists each executed chapter with its execution time."""
+    tab = browser.new_page()
+    tab.goto((site / "book" / "about.html").as_uri(), wait_until="load")
+    text = tab.inner_text("article")
+    for page in _toc_pages():
+        name = page.split("/")[-1]
+        if name not in ("intro", "references", "about"):
+            assert name in text, f"{name} missing from the execution table"
+    tab.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+
 from superposition import _validate as V
-from superposition import largest_passing, smallest_passing
+from superposition import fraction_passing, largest_passing, run_grid, smallest_passing
 
 
 def test_checks_accept_and_reject() -> None:
@@ -48,3 +51,80 @@ def test_searches_edges_and_resolution() -> None:
     assert found <= 123_456 and found >= 123_456 / 1.05
     with pytest.raises(ValueError, match="high must be >= 5"):
         largest_passing(lambda n: True, 5, 4)
+
+
+def test_fraction_passing_counts_and_stops_early() -> None:
+    calls: list[int] = []
+
+    def passes(size: int, seed: int) -> bool:
+        calls.append(seed)
+        return seed % 10 != 0  # seeds 0, 10, 20, ... fail
+
+    assert fraction_passing(passes, 5, range(1, 10), fraction=0.9)  # all 9 pass
+    calls.clear()
+    assert not fraction_passing(passes, 5, range(0, 10), fraction=1.0)
+    assert calls == [0]  # decided by the first failure
+    assert fraction_passing(passes, 5, range(0, 10), fraction=0.9)  # 9 of 10
+    assert not fraction_passing(passes, 5, [0, 10, 1, 2], fraction=0.9)
+    with pytest.raises(ValueError, match="seeds must not be empty"):
+        fraction_passing(passes, 5, [])
+    with pytest.raises(ValueError, match="fraction must be in"):
+        fraction_passing(passes, 5, [1], fraction=0.0)
+
+
+def _experiment(m: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"value": float(rng.standard_normal(m).sum()), "count": m}
+
+
+POINTS = [{"m": m, "seed": s} for m in (3, 5, 8) for s in (0, 1)]
+
+
+def test_run_grid_saves_atomically_and_resumes(tmp_path) -> None:
+    path = tmp_path / "sweep" / "results.json"
+    full = run_grid(_experiment, POINTS, path=path, progress=False)
+    assert [r["m"] for r in full] == [p["m"] for p in POINTS]
+    assert json.loads(path.read_text())["results"]  # written
+    assert not list(path.parent.glob("*.tmp"))  # no temporary file left behind
+
+    # interrupt a fresh sweep after 3 points: the finished ones are on disk
+    path2 = tmp_path / "interrupted.json"
+    seen: list[dict] = []
+
+    def flaky(**p):
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        seen.append(p)
+        return _experiment(**p)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(flaky, POINTS, path=path2, progress=False)
+    assert len(json.loads(path2.read_text())["results"]) == 3
+
+    # resuming runs only the missing points and gives the same bits as the full run
+    rerun: list[dict] = []
+
+    def counting(**p):
+        rerun.append(p)
+        return _experiment(**p)
+
+    resumed = run_grid(counting, POINTS, path=path2, progress=False)
+    assert len(rerun) == len(POINTS) - 3
+    assert resumed == full
+
+
+def test_run_grid_same_bits_on_a_process_pool_and_on_dask() -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    serial = run_grid(_experiment, POINTS, progress=False)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        assert run_grid(_experiment, POINTS, executor=pool, progress=False) == serial
+
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        assert run_grid(_experiment, POINTS, executor=client, progress=False) == serial

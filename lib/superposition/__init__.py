@@ -14,7 +14,7 @@ from .embedding import (
     sample_sparse,
     to_dense,
 )
-from .sweep import largest_passing, smallest_passing
+from .sweep import fraction_passing, largest_passing, run_grid, smallest_passing
 from .theory import (
     capacity_scale,
     coherence_scale,
@@ -30,6 +30,7 @@ __all__ = [
     "capacity_scale",
     "coherence",
     "coherence_scale",
+    "fraction_passing",
     "get_backend",
     "largest_passing",
     "max_readout_error",
@@ -40,6 +41,7 @@ __all__ = [
     "readout_error_scale",
     "readout_error_matrix",
     "readout_errors",
+    "run_grid",
     "sample_sparse",
     "smallest_passing",
     "to_dense",

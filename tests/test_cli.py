@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 import superposition as sp
 from superposition.cli import main
 

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import pytest
-import superposition as sp
 from numpy.testing import assert_allclose, assert_array_equal
+
+import superposition as sp
 from superposition import embedding as E
 
 FLOAT_TOL = 1e-12  # float64 rounding of sums of a few hundred products

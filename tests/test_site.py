@@ -135,7 +135,7 @@ def test_background_page_content(site: Path, browser) -> None:
 
 
 def test_about_page_reports_every_chapter(site: Path, browser) -> None:
-    """"About this build" lists each executed chapter with its execution time."""
+    """ "About this build" lists each executed chapter with its execution time."""
     tab = browser.new_page()
     tab.goto((site / "book" / "about.html").as_uri(), wait_until="load")
     text = tab.inner_text("article")

@@ -4,6 +4,22 @@ Hänni, Mendel, Vaintrob and Chan (2024), arXiv:2408.05451.
 """
 
 from .backend import asarray, get_backend, gpu_available, namespace, to_numpy
+from .circuits import (
+    Circuit,
+    CircuitLayer,
+    CompiledCircuit,
+    CompiledLayer,
+    EmulationReport,
+    active_counts,
+    compile_circuit,
+    compile_layer,
+    emulate,
+    fraction_sparse,
+    gate_polynomial,
+    gate_table,
+    random_circuit,
+    readout_stats,
+)
 from .embedding import (
     Embedding,
     coherence,
@@ -25,6 +41,20 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Circuit",
+    "CircuitLayer",
+    "CompiledCircuit",
+    "CompiledLayer",
+    "EmulationReport",
+    "active_counts",
+    "compile_circuit",
+    "compile_layer",
+    "emulate",
+    "fraction_sparse",
+    "gate_polynomial",
+    "gate_table",
+    "random_circuit",
+    "readout_stats",
     "Embedding",
     "asarray",
     "capacity_scale",

@@ -11,8 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/_machine.py, a sibling script
 
-import superposition as sp  # noqa: E402
 from _machine import best_time, matmul_gflops, peak_rss_mib, report  # noqa: E402
+
+import superposition as sp  # noqa: E402
 
 M, D0, S, K = 100_000, 256, 3, 200
 

@@ -20,6 +20,20 @@ from .circuits import (
     random_circuit,
     readout_stats,
 )
+from .correction import (
+    CodeCorrection,
+    FeatureDenoiser,
+    capacity,
+    chain,
+    code_design,
+    code_for_budget,
+    correction_step,
+    denoiser_for_budget,
+    fit_power_law,
+    fresh_denoisers,
+    noise_tolerance,
+    reed_solomon_codes,
+)
 from .embedding import (
     Embedding,
     coherence,
@@ -41,6 +55,18 @@ from .theory import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "CodeCorrection",
+    "FeatureDenoiser",
+    "capacity",
+    "chain",
+    "code_design",
+    "code_for_budget",
+    "correction_step",
+    "denoiser_for_budget",
+    "fit_power_law",
+    "fresh_denoisers",
+    "noise_tolerance",
+    "reed_solomon_codes",
     "Circuit",
     "CircuitLayer",
     "CompiledCircuit",

@@ -1,0 +1,960 @@
+r"""Error-correction layers (the paper's Lemma 7) and measurements of what they survive.
+
+A correction layer is one ReLU MLP layer :math:`\mathbb{R}^d \to \mathbb{R}^d`,
+
+.. math:: a' = W_{\text{out}}\,\mathrm{ReLU}(W_{\text{in}}\, a + b),
+
+that takes a superposed s-sparse boolean vector with per-feature readout error
+:math:`\varepsilon_{\text{in}}` and writes the same boolean vector back with a smaller error.
+Both designs here are built from *clipped units*, two ReLUs with the same input,
+
+.. math:: u(z) = \frac{\mathrm{ReLU}(z - \ell) - \mathrm{ReLU}(z - h)}{h - \ell}
+          = \mathrm{clip}\Big(\frac{z-\ell}{h-\ell}, 0, 1\Big),
+
+which are exactly 0 for :math:`z \le \ell` and exactly 1 for :math:`z \ge h`. Inside those margins
+the input noise does not reach the output at all: the output is a fixed function of the bits,
+so errors cannot compound over depth.
+
+* :class:`FeatureDenoiser` (the baseline): one unit per feature reading :math:`z_k=\varphi_k\cdot a`,
+  written back as :math:`\sum_k u_k \varphi'_k`; :math:`2m` neurons.
+* :class:`CodeCorrection`: one unit per *code position* of a Reed–Solomon superimposed code; a
+  feature is the sum of its :math:`c` unit directions. It needs :math:`2cq` neurons for up to
+  :math:`q^{r+1}` features, so far fewer neurons than features, but it fixes the embedding: the
+  features' directions are :math:`\psi_k = c^{-1/2}\sum_{i \in \text{code}(k)} e_i` (see its notes).
+
+Measurements: :func:`chain` (depth, with fresh noise per layer, memory independent of depth),
+:func:`noise_tolerance` (:math:`\varepsilon_{\text{out}}` against :math:`\varepsilon_{\text{in}}`),
+:func:`capacity` (largest number of features kept exact, bracket and bisection) and
+:func:`fit_power_law` (exponent with a bootstrap interval).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from math import ceil, isqrt
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ._validate import as_generator, check_int, check_real, check_sparsity
+from .embedding import BLOCK, Embedding, _check_active, sample_sparse
+
+__all__ = [
+    "CapacityResult",
+    "ChainResult",
+    "CodeCorrection",
+    "CorrectionLayer",
+    "FeatureDenoiser",
+    "PowerLawFit",
+    "ToleranceResult",
+    "capacity",
+    "chain",
+    "code_design",
+    "code_for_budget",
+    "correction_step",
+    "denoiser_for_budget",
+    "fit_power_law",
+    "fresh_denoisers",
+    "noise_tolerance",
+    "reed_solomon_codes",
+]
+
+_FEATURE_CHUNK = 8192
+"""Features per chunk when readouts are reduced block by block (bounds memory, not results)."""
+
+
+# --------------------------------------------------------------------------------------------
+# the layer interface
+
+
+@runtime_checkable
+class CorrectionLayer(Protocol):
+    """What :func:`chain`, :func:`noise_tolerance` and :func:`capacity` need from a layer."""
+
+    @property
+    def n_features(self) -> int: ...  # m
+
+    @property
+    def width(self) -> int: ...  # d
+
+    @property
+    def n_neurons(self) -> int: ...
+
+    @property
+    def reads_own_output(self) -> bool: ...
+
+    def encode(self, active: np.ndarray) -> np.ndarray: ...
+
+    def step(self, a: np.ndarray) -> np.ndarray: ...
+
+    def readout_blocks(self, a: np.ndarray, side: str) -> Iterator[tuple[int, np.ndarray]]: ...
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+def correction_step(layer: CorrectionLayer, a: np.ndarray) -> np.ndarray:
+    r"""One correction layer on a batch, :math:`a' = W_{\text{out}}\mathrm{ReLU}(W_{\text{in}}a+b)`.
+
+    Parameters
+    ----------
+    layer : CorrectionLayer
+    a : array, shape ``(n_inputs, width)``
+
+    Returns
+    -------
+    array, shape ``(n_inputs, width)``
+    """
+    return layer.step(a)
+
+
+def _check_lo_hi(lo: object, hi: object) -> tuple[float, float]:
+    lo_f = check_real("lo", lo, low=0.0, high=1.0, low_open=True, high_open=True)
+    hi_f = check_real("hi", hi, low=0.0, high=1.0, low_open=True, high_open=True)
+    if not lo_f < hi_f:
+        raise ValueError(f"hi must be in ({lo_f}, 1) (greater than lo), got {hi_f}")
+    return lo_f, hi_f
+
+
+def _check_state(a: object, width: int) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise ValueError(f"a must have shape (n_inputs, {width}), got {arr.shape}")
+    return arr
+
+
+def _clip_unit(z: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The clipped unit, computed as the two ReLUs it is made of (same rounding as the MLP)."""
+    scale = 1.0 / (hi - lo)
+    return np.maximum(z * scale - lo * scale, 0.0) - np.maximum(z * scale - hi * scale, 0.0)
+
+
+def _pair_weights(
+    read: np.ndarray, write: np.ndarray, lo: float, hi: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plain MLP weights of clipped units with read rows ``read (u, d)``, write columns ``write (d, u)``."""
+    scale = 1.0 / (hi - lo)
+    w_in = np.concatenate([read * scale, read * scale], axis=0)
+    n_units = read.shape[0]
+    b = np.concatenate([np.full(n_units, -lo * scale), np.full(n_units, -hi * scale)])
+    w_out = np.concatenate([write, -write], axis=1)
+    return w_in, b, w_out
+
+
+# --------------------------------------------------------------------------------------------
+# the baseline: one clipped unit per feature
+
+
+@dataclass(frozen=True)
+class FeatureDenoiser:
+    r"""Per-feature denoiser: two ReLUs per feature, :math:`2m` neurons (the baseline).
+
+    .. math::
+        z_k = \varphi_k \cdot a,\qquad
+        g_k = \frac{\mathrm{ReLU}(z_k-\ell)-\mathrm{ReLU}(z_k-h)}{h-\ell},\qquad
+        a' = \sum_k g_k\, \varphi'_k .
+
+    Parameters
+    ----------
+    embedding : Embedding
+        Input embedding :math:`\Phi` (``embed_dim`` = width :math:`d`, ``n_features`` = :math:`m`).
+    out_embedding : Embedding, optional
+        Output embedding :math:`\Phi'`; the same :math:`\Phi` when omitted. A fresh one needs a
+        fresh layer to read it (see :func:`fresh_denoisers`).
+    lo, hi : float
+        Clip thresholds :math:`0 < \ell < h < 1` (defaults 0.35 and 0.65).
+
+    Notes
+    -----
+    **Guarantee.** If every readout of the input is within its margin, that is
+    :math:`\varphi_k\cdot a < \ell` for every inactive :math:`k` and :math:`> h` for every active
+    one, then :math:`a' = \Phi' x` exactly (up to float rounding), whatever the noise was. The
+    output's own readout error is then only the crosstalk of :math:`\Phi' x`, about
+    :math:`\sqrt{s/d}` per feature. Plain weights (:meth:`weights`): neurons :math:`0..m-1` are the
+    :math:`\ell`-ReLUs and :math:`m..2m-1` the :math:`h`-ReLUs of features :math:`0..m-1`.
+    """
+
+    embedding: Embedding
+    out_embedding: Embedding | None = None
+    lo: float = 0.35
+    hi: float = 0.65
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.embedding, Embedding):
+            raise ValueError(f"embedding must be an Embedding, got {type(self.embedding).__name__}")
+        out = self.out_embedding
+        if out is not None:
+            if not isinstance(out, Embedding):
+                raise ValueError(f"out_embedding must be an Embedding, got {type(out).__name__}")
+            if (out.n_features, out.embed_dim) != (self.n_features, self.width):
+                raise ValueError(
+                    "out_embedding must have n_features, embed_dim = "
+                    f"{self.n_features}, {self.width}; got {out.n_features}, {out.embed_dim}"
+                )
+        _check_lo_hi(self.lo, self.hi)
+
+    @property
+    def n_features(self) -> int:
+        return self.embedding.n_features
+
+    @property
+    def width(self) -> int:
+        return self.embedding.embed_dim
+
+    @property
+    def n_neurons(self) -> int:
+        return 2 * self.n_features
+
+    @property
+    def output(self) -> Embedding:
+        r"""The output embedding :math:`\Phi'`."""
+        return self.embedding if self.out_embedding is None else self.out_embedding
+
+    @property
+    def reads_own_output(self) -> bool:
+        return self.output == self.embedding
+
+    def encode(self, active: np.ndarray) -> np.ndarray:
+        r"""Clean input :math:`\Phi x`, shape ``(n_inputs, width)``."""
+        return self.embedding.embed(active).astype(np.float64, copy=False)
+
+    def step(self, a: np.ndarray) -> np.ndarray:
+        """The layer on a batch ``a (n_inputs, width)``, block by block over features."""
+        a = _check_state(a, self.width)
+        out = np.zeros_like(a)
+        emb_out = self.output
+        for start, blk in self.embedding.blocks():
+            g = _clip_unit(a @ blk, self.lo, self.hi)
+            cols = np.flatnonzero(g.any(axis=0))
+            if cols.size:
+                out += g[:, cols] @ emb_out.block(start // BLOCK)[:, cols].T
+        return out
+
+    def readout_blocks(self, a: np.ndarray, side: str = "out") -> Iterator[tuple[int, np.ndarray]]:
+        r"""Yield ``(first_feature, readouts)``: :math:`\Phi^\top a` (``side="in"``) or :math:`\Phi'^\top a`."""
+        a = _check_state(a, self.width)
+        emb = self.embedding if _check_side(side) == "in" else self.output
+        for start, blk in emb.blocks():
+            yield start, a @ blk
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Plain arrays ``W_in (2m, d)``, ``b (2m,)``, ``W_out (d, 2m)`` (materialised)."""
+        phi = self.embedding.matrix().astype(np.float64)
+        phi_out = self.output.matrix().astype(np.float64)
+        return _pair_weights(phi.T, phi_out, self.lo, self.hi)
+
+
+def _check_side(side: object) -> str:
+    if side not in ("in", "out"):
+        raise ValueError(f"side must be one of 'in', 'out'; got {side!r}")
+    return str(side)
+
+
+def fresh_denoisers(
+    n_features: int,
+    width: int,
+    *,
+    kind: str = "gaussian",
+    seed: int = 0,
+    lo: float = 0.35,
+    hi: float = 0.65,
+) -> Callable[[int], FeatureDenoiser]:
+    r"""Layer factory for a chain that re-embeds with a fresh :math:`\Phi` at every layer.
+
+    Layer :math:`l` reads ``Embedding(m, d, kind, seed + l)`` and writes
+    ``Embedding(m, d, kind, seed + l + 1)``, which layer :math:`l+1` reads.
+    """
+    m = check_int("n_features", n_features, low=1)
+    d = check_int("width", width, low=1)
+    s0 = check_int("seed", seed, low=0)
+    _check_lo_hi(lo, hi)
+
+    def make(layer: int) -> FeatureDenoiser:
+        return FeatureDenoiser(
+            Embedding(m, d, kind, s0 + layer), Embedding(m, d, kind, s0 + layer + 1), lo, hi
+        )
+
+    make(0)  # validate kind now
+    return make
+
+
+# --------------------------------------------------------------------------------------------
+# fewer neurons than features: correction in the basis of a superimposed code
+
+
+def _is_prime(q: int) -> bool:
+    if q < 2:
+        return False
+    return all(q % p for p in range(2, isqrt(q) + 1))
+
+
+def _next_prime(n: int) -> int:
+    q = max(2, n)
+    while not _is_prime(q):
+        q += 1
+    return q
+
+
+def reed_solomon_codes(field: int, blocks: int, degree: int, n_features: int) -> np.ndarray:
+    r"""Reed–Solomon superimposed code: the ``blocks`` unit indices of each feature.
+
+    Feature :math:`k` is the polynomial :math:`p_k(t) = \sum_{j=0}^{r} a_j t^j` over
+    :math:`\mathrm{GF}(q)` whose coefficients are the base-:math:`q` digits of :math:`k`
+    (:math:`a_0` least significant). Its code has one unit in each block :math:`t = 0..c-1`:
+    unit :math:`tq + p_k(t)`. Two distinct polynomials of degree :math:`\le r` agree on at most
+    :math:`r` points, so **two features share at most r units** (Kautz and Singleton, 1964).
+
+    Parameters
+    ----------
+    field : int
+        Prime :math:`q`.
+    blocks : int
+        Code length :math:`c`, :math:`1 \le c \le q`.
+    degree : int
+        Polynomial degree :math:`r \ge 0`.
+    n_features : int
+        :math:`m \le q^{r+1}`; the first :math:`m` polynomials are used.
+
+    Returns
+    -------
+    codes : int64 array, shape ``(n_features, blocks)``
+        Values in ``[0, blocks * field)``; row ``k``, column ``t`` is feature k's unit in block t.
+    """
+    q, c, r = _check_code(field, blocks, degree)
+    m = check_int("n_features", n_features, low=1, high=q ** (r + 1))
+    k = np.arange(m, dtype=np.int64)
+    t = np.arange(c, dtype=np.int64)
+    values = np.zeros((m, c), dtype=np.int64)
+    for j in range(r, -1, -1):  # Horner: p(t) = (...(a_r t + a_{r-1}) t + ...) t + a_0
+        digit = (k // q**j) % q
+        values = (values * t[None, :] + digit[:, None]) % q
+    return t[None, :] * q + values
+
+
+def _check_code(field: object, blocks: object, degree: object) -> tuple[int, int, int]:
+    q = check_int("field", field, low=2)
+    if not _is_prime(q):
+        raise ValueError(f"field must be a prime number, got {q}")
+    c = check_int("blocks", blocks, low=1, high=q)
+    r = check_int("degree", degree, low=0)
+    return q, c, r
+
+
+@dataclass(frozen=True)
+class CodeCorrection:
+    r"""Correction in the basis of a Reed–Solomon superimposed code: :math:`2cq` neurons, up to :math:`q^{r+1}` features.
+
+    Units :math:`i = 0..n_u-1` (:math:`n_u = cq`) have directions :math:`e_i \in \mathbb{R}^d`
+    (columns of ``units``: orthonormal when :math:`n_u \le d`, else random unit vectors). Feature
+    :math:`k` has the code :math:`C_k` of :func:`reed_solomon_codes` and the direction
+
+    .. math:: \psi_k = c^{-1/2} \sum_{i \in C_k} e_i .
+
+    The layer reads every unit, clips it, and writes the units back:
+
+    .. math::
+        z_i = \sqrt c\, e_i\cdot a,\qquad u_i = \mathrm{clip}\Big(\frac{z_i-\ell}{h-\ell},0,1\Big),
+        \qquad a' = c^{-1/2}\sum_i u_i\, e_i .
+
+    Feature readout is :math:`\hat x_k = \psi_k \cdot a`, the mean of its units' :math:`z_i`.
+
+    Parameters
+    ----------
+    n_features : int
+        :math:`m \le q^{r+1}`.
+    width : int
+        Residual width :math:`d`.
+    field : int
+        Prime :math:`q` (units per block).
+    blocks : int
+        Code length :math:`c \le q` (units per feature).
+    degree : int
+        :math:`r`: two features share at most :math:`r` units (default 1).
+    seed : int
+        Seed of the unit directions.
+    lo, hi : float
+        Clip thresholds (defaults 0.35 and 0.65).
+
+    Notes
+    -----
+    **Guarantee** (noise-free arithmetic, :math:`n_u \le d`). Let :math:`x` be s-sparse with
+    :math:`rs < c/2`, and let the input be :math:`a = \sum_i n_i e_i/\sqrt c + \delta`, where
+    :math:`n_i \ge 1` exactly for units in some active code and :math:`n_i = 0` otherwise (the
+    linear encoding :math:`\Psi x`, whose :math:`n_i` counts active codes through unit i, and the
+    layer's own output, :math:`n_i \in\{0,1\}`, are both of this form). If every unit error
+    :math:`|\sqrt c\, e_i\cdot\delta| < \min(\ell, 1-h)` then the output is exactly
+    :math:`c^{-1/2}\sum_i \mathrm{OR}_i(x)\, e_i`: active features read 1 and an inactive feature
+    reads :math:`t_k/c \le rs/c`, :math:`t_k` the number of its units shared with active codes.
+    So :math:`\varepsilon_{\text{out}} = \max_k t_k/c` for **every** such input, however large
+    :math:`\varepsilon_{\text{in}}` was: the output error is a fixed property of :math:`x`, and
+    bits stay exact over any depth while each layer's noise stays inside the margins.
+
+    **Cost of the choice.** The embedding :math:`\Psi` is part of the design (coherence
+    :math:`\max|\psi_k\cdot\psi_l| = r/c`); gate layers must read and write features through
+    :math:`\psi_k`. Isotropic noise with per-feature readout std :math:`\sigma` reaches each unit
+    with std :math:`\sqrt c\,\sigma`, so the tolerated noise is :math:`\sqrt c` smaller than the
+    baseline's. With :math:`n_u > d` the units are themselves in superposition and each read picks
+    up crosstalk of std about :math:`\sqrt{\#\text{active units}/d}`, and the guarantee is lost.
+    """
+
+    n_features: int
+    width: int
+    field: int
+    blocks: int
+    degree: int = 1
+    seed: int = 0
+    lo: float = 0.35
+    hi: float = 0.65
+
+    def __post_init__(self) -> None:
+        q, _, r = _check_code(self.field, self.blocks, self.degree)
+        check_int("n_features", self.n_features, low=1, high=q ** (r + 1))
+        check_int("width", self.width, low=1)
+        check_int("seed", self.seed, low=0)
+        _check_lo_hi(self.lo, self.hi)
+
+    @property
+    def n_units(self) -> int:
+        """Clipped units :math:`n_u = cq`."""
+        return self.blocks * self.field
+
+    @property
+    def n_neurons(self) -> int:
+        """ReLU neurons :math:`2cq`."""
+        return 2 * self.n_units
+
+    @property
+    def reads_own_output(self) -> bool:
+        return True
+
+    @property
+    def coherence(self) -> float:
+        r"""Bound :math:`|\psi_k\cdot\psi_l| \le r/c` on the overlap of two features (orthonormal units)."""
+        return min(self.degree, self.blocks) / self.blocks if self.n_features > 1 else 0.0
+
+    def junk_bound(self, sparsity: int) -> float:
+        r"""Worst inactive readout after correction, :math:`\min(rs, c)/c` (bits exact iff < ½)."""
+        s = check_sparsity(sparsity, self.n_features)
+        return min(self.degree * s, self.blocks) / self.blocks
+
+    @cached_property
+    def codes(self) -> np.ndarray:
+        """``(n_features, blocks)`` unit indices (see :func:`reed_solomon_codes`)."""
+        return reed_solomon_codes(self.field, self.blocks, self.degree, self.n_features)
+
+    @cached_property
+    def units(self) -> np.ndarray:
+        """Unit directions :math:`e_i` as columns, shape ``(width, n_units)``."""
+        rng = np.random.default_rng(self.seed)
+        g = rng.standard_normal((self.width, self.n_units))
+        if self.n_units <= self.width:
+            qmat, rmat = np.linalg.qr(g)
+            return qmat * np.sign(np.diag(rmat))[None, :]
+        return g / np.linalg.norm(g, axis=0, keepdims=True)
+
+    def embedding_matrix(self) -> np.ndarray:
+        r""":math:`\Psi`, shape ``(width, n_features)`` (materialised; mind the memory)."""
+        return self.units[:, self.codes].sum(axis=2) / np.sqrt(self.blocks)
+
+    def encode(self, active: np.ndarray) -> np.ndarray:
+        r"""Clean linear input :math:`\Psi x = \sum_{k\ \text{active}} \psi_k`, shape ``(n_inputs, width)``."""
+        active = _check_active(active, self.n_features)
+        counts = np.zeros((active.shape[0], self.n_units))
+        rows = np.repeat(np.arange(active.shape[0]), active.shape[1] * self.blocks)
+        np.add.at(counts, (rows, self.codes[active].reshape(-1)), 1.0)
+        return counts @ self.units.T / np.sqrt(self.blocks)
+
+    def unit_reads(self, a: np.ndarray) -> np.ndarray:
+        r""":math:`z = \sqrt c\, E^\top a`, shape ``(n_inputs, n_units)``."""
+        a = _check_state(a, self.width)
+        return (a @ self.units) * np.sqrt(self.blocks)
+
+    def step(self, a: np.ndarray) -> np.ndarray:
+        """The layer on a batch ``a (n_inputs, width)``."""
+        u = _clip_unit(self.unit_reads(a), self.lo, self.hi)
+        return u @ self.units.T / np.sqrt(self.blocks)
+
+    def readout_blocks(self, a: np.ndarray, side: str = "out") -> Iterator[tuple[int, np.ndarray]]:
+        r"""Yield ``(first_feature, readouts)`` with readouts :math:`\psi_k\cdot a` (both sides)."""
+        _check_side(side)
+        z = self.unit_reads(a)
+        for start in range(0, self.n_features, _FEATURE_CHUNK):
+            yield start, z[:, self.codes[start : start + _FEATURE_CHUNK]].mean(axis=2)
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Plain arrays ``W_in (2 n_u, d)``, ``b (2 n_u,)``, ``W_out (d, 2 n_u)``."""
+        root_c = np.sqrt(self.blocks)
+        return _pair_weights(self.units.T * root_c, self.units / root_c, self.lo, self.hi)
+
+
+def code_design(
+    n_features: int, sparsity: int, *, max_junk: float = 0.375, max_degree: int = 6
+) -> tuple[int, int, int]:
+    r"""Fewest-neuron Reed–Solomon code for ``n_features`` with junk :math:`rs/c \le` ``max_junk``.
+
+    For each degree :math:`r \ge 1`: :math:`c = \lceil rs/\text{max\_junk} \rceil`, :math:`q` the
+    smallest prime with :math:`q \ge c` and :math:`q^{r+1} \ge m`; the design with the fewest
+    neurons :math:`2cq` wins (ties: lower degree).
+
+    Returns
+    -------
+    (field, blocks, degree) : tuple of int
+    """
+    m = check_int("n_features", n_features, low=1)
+    s = check_sparsity(sparsity, m)
+    junk = check_real("max_junk", max_junk, low=0.0, high=0.5, low_open=True, high_open=True)
+    rmax = check_int("max_degree", max_degree, low=1)
+    best: tuple[int, int, int, int] | None = None
+    for r in range(1, rmax + 1):
+        c = ceil(r * s / junk - 1e-12)
+        q = _next_prime(max(c, _iroot_ceil(m, r + 1)))
+        cand = (2 * c * q, r, q, c)
+        if best is None or cand[:2] < best[:2]:
+            best = cand
+    assert best is not None
+    return best[2], best[3], best[1]
+
+
+def _iroot_ceil(m: int, k: int) -> int:
+    """Smallest integer x with x**k >= m."""
+    x = max(1, int(round(m ** (1.0 / k))))
+    while x**k < m:
+        x += 1
+    while x > 1 and (x - 1) ** k >= m:
+        x -= 1
+    return x
+
+
+def code_for_budget(
+    n_neurons: int,
+    width: int,
+    sparsity: int,
+    *,
+    max_junk: float = 0.375,
+    max_degree: int = 6,
+    seed: int = 0,
+) -> Callable[[int], CodeCorrection | None]:
+    """Factory ``m -> CodeCorrection`` from :func:`code_design`, or ``None`` if it needs more than ``n_neurons``."""
+    n = check_int("n_neurons", n_neurons, low=2)
+    d = check_int("width", width, low=1)
+    s = check_int("sparsity", sparsity, low=1)
+    check_int("seed", seed, low=0)
+
+    def make(m: int) -> CodeCorrection | None:
+        if m < s:
+            return None
+        q, c, r = code_design(m, s, max_junk=max_junk, max_degree=max_degree)
+        if 2 * c * q > n:
+            return None
+        return CodeCorrection(m, d, q, c, r, seed)
+
+    return make
+
+
+def denoiser_for_budget(
+    n_neurons: int, width: int, *, kind: str = "gaussian", seed: int = 0
+) -> Callable[[int], FeatureDenoiser | None]:
+    """Factory ``m -> FeatureDenoiser`` (random :math:`\\Phi`), or ``None`` when ``2m > n_neurons``."""
+    n = check_int("n_neurons", n_neurons, low=2)
+    d = check_int("width", width, low=1)
+    Embedding(1, d, kind, seed)  # validates kind and seed
+
+    def make(m: int) -> FeatureDenoiser | None:
+        return FeatureDenoiser(Embedding(m, d, kind, seed)) if 2 * m <= n else None
+
+    return make
+
+
+# --------------------------------------------------------------------------------------------
+# measurements
+
+
+def _readout_stats(
+    blocks: Iterator[tuple[int, np.ndarray]], active: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per input: max |readout − x| over features, and whether every bit (readout > ½) is right."""
+    k = active.shape[0]
+    max_err = np.zeros(k)
+    ok = np.ones(k, dtype=bool)
+    for start, r in blocks:
+        w = r.shape[1]
+        dev = r.copy()
+        inside = (active >= start) & (active < start + w)
+        rows, cols = np.nonzero(inside)
+        dev[rows, active[rows, cols] - start] -= 1.0
+        max_err = np.maximum(max_err, np.abs(dev).max(axis=1))
+        wrong_off = dev > 0.5  # inactive reading above 1/2
+        wrong_off[rows, active[rows, cols] - start] = False
+        wrong_on = np.zeros(k, dtype=bool)
+        np.logical_or.at(wrong_on, rows, dev[rows, active[rows, cols] - start] <= -0.5)
+        ok &= ~(wrong_off.any(axis=1) | wrong_on)
+    return max_err, ok
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """Per-layer record of :func:`chain` (arrays of length ``len(layers)``).
+
+    Attributes
+    ----------
+    layers : int array
+        Layer indices recorded (0-based; layer l is the (l+1)-th correction).
+    max_error : array
+        Max over inputs and features of the readout error of the layer's output (before noise).
+    bit_accuracy : array
+        Fraction of inputs whose output bits (readout > ½) are all right.
+    input_error : array
+        Same as ``max_error`` for the noisy input the layer received (:math:`\\varepsilon_{in}`).
+    input_bit_accuracy : array
+        Same as ``bit_accuracy`` for that noisy input.
+    depth_survived : int
+        Number of leading layers whose outputs had bit accuracy 1.0.
+    depth : int
+        Number of layers asked for.
+    """
+
+    layers: np.ndarray
+    max_error: np.ndarray
+    bit_accuracy: np.ndarray
+    input_error: np.ndarray
+    input_bit_accuracy: np.ndarray
+    depth_survived: int
+    depth: int
+
+    @property
+    def exact(self) -> bool:
+        """Whether every layer kept every bit of every input."""
+        return self.depth_survived == self.depth
+
+
+def _layer_source(
+    layers: CorrectionLayer | Callable[[int], CorrectionLayer],
+) -> Callable[[int], CorrectionLayer]:
+    if isinstance(layers, CorrectionLayer):
+        if not layers.reads_own_output:
+            raise ValueError(
+                "layers writes a different embedding from the one it reads; pass a factory "
+                "l -> layer (e.g. fresh_denoisers) so that layer l+1 reads what layer l wrote"
+            )
+        return lambda _layer: layers
+    if callable(layers):
+        return layers
+    raise ValueError(f"layers must be a CorrectionLayer or a callable, got {type(layers).__name__}")
+
+
+def chain(
+    layers: CorrectionLayer | Callable[[int], CorrectionLayer],
+    active: np.ndarray,
+    depth: int,
+    *,
+    noise_std: float = 0.0,
+    seed: object = 0,
+    record_every: int = 1,
+    stop_early: bool = False,
+) -> ChainResult:
+    r"""Run ``depth`` correction layers, adding fresh Gaussian noise before each.
+
+    .. math::
+        a_0 = \text{encode}(x) + \delta_0,\qquad
+        a_{l+1} = \text{layer}_l(a_l) + \delta_{l+1},\qquad \delta_l \sim N(0, \sigma^2 I_d),
+
+    so every unit-norm readout vector sees noise of std :math:`\sigma` (``noise_std``) per layer.
+    Memory is that of one state ``(n_inputs, width)`` plus the records: ``depth`` = 1000 is fine.
+
+    Parameters
+    ----------
+    layers : CorrectionLayer or callable ``int -> CorrectionLayer``
+        One layer reused (it must read its own output) or a factory of layer ``l``.
+    active : int array, shape ``(n_inputs, s)``
+        Active features of each input (:func:`~superposition.sample_sparse`).
+    depth : int
+        Number of layers :math:`L \ge 1`.
+    noise_std : float
+        :math:`\sigma \ge 0`.
+    seed : int or Generator
+        Seed of the noise.
+    record_every : int
+        Record layers ``0, k, 2k, ...`` and the last one (every layer is still checked for
+        ``depth_survived``).
+    stop_early : bool
+        Stop at the first layer whose output has a wrong bit (records end there).
+
+    Returns
+    -------
+    ChainResult
+    """
+    source = _layer_source(layers)
+    L = check_int("depth", depth, low=1)
+    sigma = check_real("noise_std", noise_std, low=0.0)
+    every = check_int("record_every", record_every, low=1)
+    rng = as_generator(seed)
+    first = source(0)
+    active = _check_active(active, first.n_features)
+    d = first.width
+
+    def noisy(a: np.ndarray) -> np.ndarray:
+        return a + sigma * rng.standard_normal(a.shape) if sigma > 0 else a
+
+    rec: dict[str, list[float]] = {k: [] for k in ("l", "e", "b", "ei", "bi")}
+    a = noisy(first.encode(active))
+    survived = 0
+    alive = True
+    for layer_idx in range(L):
+        layer = first if layer_idx == 0 else source(layer_idx)
+        if layer.width != d:
+            raise ValueError(f"layer {layer_idx} has width {layer.width}, expected {d}")
+        e_in, ok_in = _readout_stats(layer.readout_blocks(a, "in"), active)
+        out = layer.step(a)
+        e_out, ok_out = _readout_stats(layer.readout_blocks(out, "out"), active)
+        acc = float(ok_out.mean())
+        if alive and acc == 1.0:
+            survived += 1
+        else:
+            alive = False
+        last = layer_idx == L - 1 or (stop_early and not alive)
+        if layer_idx % every == 0 or last:
+            rec["l"].append(layer_idx)
+            rec["e"].append(float(e_out.max()))
+            rec["b"].append(acc)
+            rec["ei"].append(float(e_in.max()))
+            rec["bi"].append(float(ok_in.mean()))
+        if stop_early and not alive:
+            break
+        a = noisy(out)
+    return ChainResult(
+        layers=np.asarray(rec["l"], dtype=np.int64),
+        max_error=np.asarray(rec["e"]),
+        bit_accuracy=np.asarray(rec["b"]),
+        input_error=np.asarray(rec["ei"]),
+        input_bit_accuracy=np.asarray(rec["bi"]),
+        depth_survived=survived,
+        depth=L,
+    )
+
+
+@dataclass(frozen=True)
+class ToleranceResult:
+    r"""One layer's :math:`\varepsilon_{out}` against :math:`\varepsilon_{in}` (see :func:`noise_tolerance`).
+
+    Attributes
+    ----------
+    noise_std : array ``(n,)``
+        The input noise levels :math:`\sigma`.
+    input_error, output_error : arrays ``(n,)``
+        Max over inputs and features of :math:`|\hat x_k - x_k|` before / after the layer.
+    bit_accuracy : array ``(n,)``
+        Fraction of inputs with every output bit right.
+    clean_input_error, clean_output_error : float
+        The same errors without noise (crosstalk and code junk: the floor).
+    threshold_std : float
+        Smallest tested :math:`\sigma` at which some output bit failed (``nan`` if none did).
+    threshold_error : float
+        Largest ``input_error`` among the levels below ``threshold_std`` (the tolerated
+        :math:`\varepsilon_{in}`; ``nan`` if the smallest level already failed).
+    """
+
+    noise_std: np.ndarray
+    input_error: np.ndarray
+    output_error: np.ndarray
+    bit_accuracy: np.ndarray
+    clean_input_error: float
+    clean_output_error: float
+    threshold_std: float
+    threshold_error: float
+
+
+def noise_tolerance(
+    layer: CorrectionLayer,
+    active: np.ndarray,
+    noise_stds: np.ndarray | list[float],
+    *,
+    seed: object = 0,
+) -> ToleranceResult:
+    r"""Input-noise tolerance of one layer: :math:`\varepsilon_{out}` against :math:`\varepsilon_{in}`.
+
+    For each :math:`\sigma` the clean input ``layer.encode(x)`` gets isotropic noise
+    :math:`N(0,\sigma^2 I_d)` (one draw per input; the same standard-normal draw scaled by each
+    :math:`\sigma`, so the curve is monotone in the noise, not re-sampled), and
+    :math:`\varepsilon = \max |\hat x_k - x_k|` is measured on both sides of the layer.
+
+    Parameters
+    ----------
+    layer : CorrectionLayer
+    active : int array, shape ``(n_inputs, s)``
+    noise_stds : 1-D array of non-negative floats, increasing
+    seed : int or Generator
+
+    Returns
+    -------
+    ToleranceResult
+    """
+    stds = np.asarray(noise_stds, dtype=np.float64)
+    if stds.ndim != 1 or stds.size == 0 or not np.all(np.isfinite(stds)) or np.any(stds < 0):
+        raise ValueError(
+            f"noise_stds must be a non-empty 1-D array of floats >= 0, got {noise_stds!r}"
+        )
+    if np.any(np.diff(stds) <= 0):
+        raise ValueError("noise_stds must be strictly increasing")
+    active = _check_active(active, layer.n_features)
+    rng = as_generator(seed)
+    clean = layer.encode(active)
+    z = rng.standard_normal(clean.shape)
+    e0_in, _ = _readout_stats(layer.readout_blocks(clean, "in"), active)
+    e0_out, _ = _readout_stats(layer.readout_blocks(layer.step(clean), "out"), active)
+    e_in, e_out, acc = [], [], []
+    for sigma in stds:
+        a = clean + sigma * z
+        ei, _ = _readout_stats(layer.readout_blocks(a, "in"), active)
+        eo, ok = _readout_stats(layer.readout_blocks(layer.step(a), "out"), active)
+        e_in.append(ei.max())
+        e_out.append(eo.max())
+        acc.append(ok.mean())
+    acc_arr = np.asarray(acc)
+    failed = np.flatnonzero(acc_arr < 1.0)
+    thr = float(stds[failed[0]]) if failed.size else float("nan")
+    below = np.asarray(e_in)[: failed[0]] if failed.size else np.asarray(e_in)
+    return ToleranceResult(
+        noise_std=stds,
+        input_error=np.asarray(e_in),
+        output_error=np.asarray(e_out),
+        bit_accuracy=acc_arr,
+        clean_input_error=float(e0_in.max()),
+        clean_output_error=float(e0_out.max()),
+        threshold_std=thr,
+        threshold_error=float(below.max()) if below.size else float("nan"),
+    )
+
+
+@dataclass(frozen=True)
+class CapacityResult:
+    """Largest ``n_features`` kept exact (:func:`capacity`) and every trial made.
+
+    Attributes
+    ----------
+    m_max : int
+        Largest m that passed (0 if even ``m_min`` failed).
+    trials : tuple of (m, passed)
+        In the order run; with a non-monotone predicate only these points are certain.
+    """
+
+    m_max: int
+    trials: tuple[tuple[int, bool], ...]
+
+
+def capacity(
+    make_layer: Callable[[int], CorrectionLayer | None],
+    *,
+    sparsity: int,
+    depth: int,
+    n_inputs: int,
+    noise_std: float = 0.0,
+    seed: int = 0,
+    m_min: int | None = None,
+    m_cap: int = 10**7,
+) -> CapacityResult:
+    r"""Largest :math:`m` for which ``make_layer(m)`` keeps every bit exact over ``depth`` layers.
+
+    A trial at :math:`m` builds the layer (``None`` means the design does not fit the budget:
+    fail), draws ``n_inputs`` s-sparse inputs (seed ``seed``), and runs :func:`chain` with
+    ``noise_std``; it passes when every output bit of every layer is right. The search doubles
+    :math:`m` from ``m_min`` (default: ``sparsity``) until a failure or ``m_cap``, then bisects
+    between the last pass and the first failure. It assumes failures are monotone in :math:`m`;
+    ``trials`` lists every point actually tested.
+    """
+    s = check_int("sparsity", sparsity, low=1)
+    check_int("depth", depth, low=1)
+    k = check_int("n_inputs", n_inputs, low=1)
+    check_real("noise_std", noise_std, low=0.0)
+    s0 = check_int("seed", seed, low=0)
+    lo = check_int("m_min", s if m_min is None else m_min, low=s)
+    cap = check_int("m_cap", m_cap, low=lo)
+    trials: list[tuple[int, bool]] = []
+
+    def passes(m: int) -> bool:
+        layer = make_layer(m)
+        ok = False
+        if layer is not None:
+            act = sample_sparse(m, s, k, seed=s0)
+            res = chain(layer, act, depth, noise_std=noise_std, seed=s0 + 1, stop_early=True)
+            ok = res.depth_survived == depth
+        trials.append((m, ok))
+        return ok
+
+    if not passes(lo):
+        return CapacityResult(0, tuple(trials))
+    good, bad = lo, None
+    while bad is None:
+        nxt = min(2 * good, cap)
+        if nxt == good:
+            return CapacityResult(good, tuple(trials))
+        if passes(nxt):
+            good = nxt
+        else:
+            bad = nxt
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if passes(mid):
+            good = mid
+        else:
+            bad = mid
+    return CapacityResult(good, tuple(trials))
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    r"""Least-squares fit of :math:`\log y = \alpha \log x + \log A` with a bootstrap interval."""
+
+    exponent: float
+    prefactor: float
+    ci_low: float
+    ci_high: float
+    level: float
+    n_boot: int
+
+
+def fit_power_law(
+    x: np.ndarray | list[float],
+    y: np.ndarray | list[float],
+    *,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: object = 0,
+) -> PowerLawFit:
+    r"""Fit :math:`y = A x^\alpha` on log–log axes; percentile bootstrap interval for :math:`\alpha`.
+
+    The bootstrap resamples the :math:`(x, y)` pairs with replacement (resamples with fewer than
+    two distinct :math:`x` are drawn again).
+
+    Parameters
+    ----------
+    x, y : 1-D arrays of positive numbers, same length :math:`\ge 3`
+    n_boot : int
+    level : float in (0, 1)
+    seed : int or Generator
+    """
+    xa = np.asarray(x, dtype=np.float64)
+    ya = np.asarray(y, dtype=np.float64)
+    if xa.ndim != 1 or xa.shape != ya.shape or xa.size < 3:
+        raise ValueError(f"x and y must be 1-D of the same length >= 3, got {xa.shape}, {ya.shape}")
+    if not (
+        np.all(xa > 0) and np.all(ya > 0) and np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))
+    ):
+        raise ValueError("x and y must be finite and > 0")
+    if np.unique(xa).size < 2:
+        raise ValueError("x must have at least two distinct values")
+    nb = check_int("n_boot", n_boot, low=10)
+    lev = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+    rng = as_generator(seed)
+    lx, ly = np.log(xa), np.log(ya)
+    alpha, intercept = np.polyfit(lx, ly, 1)
+    boots = np.empty(nb)
+    n = lx.size
+    for i in range(nb):
+        while True:
+            idx = rng.integers(0, n, n)
+            if np.unique(lx[idx]).size >= 2:
+                break
+        boots[i] = np.polyfit(lx[idx], ly[idx], 1)[0]
+    lo_q, hi_q = np.quantile(boots, [(1 - lev) / 2, (1 + lev) / 2])
+    return PowerLawFit(float(alpha), float(np.exp(intercept)), float(lo_q), float(hi_q), lev, nb)

@@ -102,7 +102,7 @@ def test_page(site: Path, browser, page: str) -> None:
     text = tab.inner_text("article") if tab.query_selector("article") else tab.inner_text("body")
     has_math = tab.evaluate("document.querySelectorAll('.math, span.math, div.math').length") > 0
     if has_math:
-        tab.wait_for_selector("mjx-container", timeout=20_000)
+        tab.wait_for_selector("mjx-container", state="attached", timeout=20_000)
         tab.wait_for_function(
             "() => !document.querySelector('article') || !document.querySelector('article').innerText.includes('\\\\(')",
             timeout=20_000,
@@ -126,7 +126,7 @@ def test_background_page_content(site: Path, browser) -> None:
     """The Background chapter shows its figures, typeset math and glued numbers."""
     tab = browser.new_page()
     tab.goto((site / "book" / "background.html").as_uri(), wait_until="load")
-    tab.wait_for_selector("mjx-container", timeout=20_000)
+    tab.wait_for_selector("mjx-container", state="attached", timeout=20_000)
     assert tab.locator("article img").count() >= 3
     assert tab.locator("mjx-container").count() > 10
     text = tab.inner_text("article")

@@ -366,6 +366,36 @@ def test_bad_sweep_arguments() -> None:
         S.sweep(lambda n, seed: 3.0, GRID, progress=False)
 
 
+def test_a_fully_stored_sweep_opens_no_executor(tmp_path) -> None:
+    first = S.sweep(_dot, GRID, 2, store=tmp_path, progress=False)
+    # no scheduler listens there: opening the executor would fail
+    again = S.sweep(
+        _dot,
+        GRID,
+        2,
+        store=tmp_path,
+        executor="dask",
+        scheduler="tcp://127.0.0.1:9",
+        progress=False,
+    )
+    assert again.info["cached"] == 4 and _metrics(again) == _metrics(first)
+
+
+def test_workers_with_another_library_version_are_refused(tmp_path) -> None:
+    from concurrent.futures import Future
+
+    class OldWorkers:  # an executor whose workers run another superposition
+        def submit(self, fn, *args):
+            out = fn(*args)
+            fut: Future = Future()
+            fut.set_result((out[0], out[1], "0.0.0"))
+            return fut
+
+    with pytest.raises(ValueError, match="a worker runs superposition 0.0.0"):
+        S.sweep(_dot, GRID, executor=OldWorkers(), store=tmp_path, progress=False)
+    assert S.Store(tmp_path).keys() == []  # nothing stored under this version's keys
+
+
 def test_store_must_be_a_directory(tmp_path) -> None:
     (tmp_path / "results.json").write_text("{}")
     with pytest.raises(ValueError, match="store must be a directory"):

@@ -451,8 +451,9 @@ class _Task:
     seed: int | None
 
 
-def _evaluate(fn: Any, params: Mapping[str, Any], seed: int | None) -> tuple[str, float]:
-    """Worker side: run one point with one BLAS thread; metrics as canonical JSON, seconds."""
+def _evaluate(fn: Any, params: Mapping[str, Any], seed: int | None) -> tuple[str, float, str]:
+    """Worker side: run one point with one BLAS thread; metrics as canonical JSON, seconds,
+    and the worker's library version (checked against the sweep's)."""
     if isinstance(fn, bytes):
         fn = pickle.loads(fn)
     _limit_blas()
@@ -467,7 +468,7 @@ def _evaluate(fn: Any, params: Mapping[str, Any], seed: int | None) -> tuple[str
             f"an experiment must return a mapping of metrics, {function_name(fn)} returned "
             f"{type(metrics).__name__}"
         )
-    return _normalize_metrics(metrics), wall
+    return _normalize_metrics(metrics), wall, library_version()
 
 
 def _normalize_metrics(metrics: Mapping[str, Any]) -> str:
@@ -513,15 +514,35 @@ class _Runner:
     """Evaluates tasks through a store and an executor; counts what it did."""
 
     def __init__(
-        self, store: Store | None, executor: Any, bar: Any, version: str, info: dict[str, Any]
+        self,
+        store: Store | None,
+        stack: contextlib.ExitStack,
+        executor: tuple[Any, int | None, str | None],
+        bar: Any,
+        version: str,
+        info: dict[str, Any],
     ) -> None:
         self.store = store
-        self.executor = executor
+        self.stack = stack
+        self.spec = executor
+        self.opened = False
+        self._executor: Any = None
         self.bar = bar
         self.version = version
         self.info = info
         self.lock = threading.Lock()
         self.shipped: dict[int, Any] = {}
+
+    @property
+    def executor(self) -> Any:
+        """Opened on first use, so a sweep whose points are all stored starts no workers."""
+        with self.lock:
+            if not self.opened:
+                self._executor = self.stack.enter_context(open_executor(*self.spec))
+                if self._executor is None:
+                    self.stack.enter_context(_blas_threads_here())
+                self.opened = True
+        return self._executor
 
     def _count(self, what: str, n: int = 1) -> None:
         with self.lock:
@@ -542,6 +563,8 @@ class _Runner:
                 todo.append(task)
         if done and self.bar is not None:
             self.bar.update(len(done))
+        if not todo:
+            return done
         if self.executor is None:
             for task in todo:
                 self._finish(task, _evaluate(task.fn, task.params, task.seed), done)
@@ -549,7 +572,12 @@ class _Runner:
             self._run_futures(todo, done)
         return done
 
-    def _finish(self, task: _Task, out: tuple[str, float], done: dict[str, Any]) -> None:
+    def _finish(self, task: _Task, out: tuple[str, float, str], done: dict[str, Any]) -> None:
+        if out[2] != self.version:
+            raise ValueError(
+                f"a worker runs superposition {out[2]}, this sweep {self.version}: install the "
+                "same version on every worker"
+            )
         rec = _record(task, out[0], out[1], self.version)
         if self.store is not None:
             self.store.write(rec)
@@ -640,6 +668,7 @@ def open_executor(
             max_workers=n,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
+            initargs=(os.getpid(),),
         )
         try:
             yield pool
@@ -671,11 +700,10 @@ def _check_executor(
     return kind, n
 
 
-def _worker_init() -> None:
-    """Process-pool worker set-up: leave Ctrl-C to the sweep, and exit once the sweep is gone
-    (a ``kill -9`` of the sweep would otherwise leave its workers waiting forever)."""
+def _worker_init(parent: int) -> None:
+    """Process-pool worker set-up: leave Ctrl-C to the sweep, and exit once the sweep (process
+    ``parent``) is gone: a ``kill -9`` of the sweep would otherwise leave its workers waiting."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -949,12 +977,11 @@ def _run_table(
     st = _open_store(store)
     info: dict[str, Any] = {"points": len(tasks), "computed": 0, "cached": 0, "corrupt": 0}
     start = time.perf_counter()
-    with (
-        open_executor(executor, workers, scheduler) as ex,
-        _bar(len({t.key for t in tasks}), desc.rsplit(".", 1)[-1], progress) as bar,
-        _blas_threads_here() if ex is None else contextlib.nullcontext(),
-    ):
-        done = _Runner(st, ex, bar, version, info).run(tasks)
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(
+            _bar(len({t.key for t in tasks}), desc.rsplit(".", 1)[-1], progress)
+        )
+        done = _Runner(st, stack, (executor, workers, scheduler), bar, version, info).run(tasks)
     info["wall_time"] = time.perf_counter() - start
     return Table([done[t.key] for t in tasks], info)
 
@@ -1027,12 +1054,9 @@ def threshold_sweep(
     info: dict[str, Any] = {"points": 0, "computed": 0, "cached": 0, "corrupt": 0}
     start = time.perf_counter()
 
-    with (
-        open_executor(executor, workers, scheduler) as ex,
-        _bar(None, f"{param} search", progress) as bar,
-        _blas_threads_here() if ex is None else contextlib.nullcontext(),
-    ):
-        runner = _Runner(st, ex, bar, version, info)
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(_bar(None, f"{param} search", progress))
+        runner = _Runner(st, stack, (executor, workers, scheduler), bar, version, info)
 
         def one(point: dict[str, Any]) -> dict[str, Any]:
             passing: dict[str, int] = {}
@@ -1062,7 +1086,7 @@ def threshold_sweep(
                 "wall_time": time.perf_counter() - t0,
             }
 
-        if ex is None or len(points) == 1:
+        if _check_executor(executor, workers, scheduler)[0] == "local" or len(points) == 1:
             rows = [one(p) for p in points]
         else:
             from concurrent.futures import ThreadPoolExecutor

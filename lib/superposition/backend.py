@@ -5,21 +5,29 @@ Library functions take and return arrays of whatever namespace they are given, f
 with NumPy from an explicit seed and moved to the target namespace with :func:`asarray`,
 so the same seed gives the same bits on every backend.
 
-The CuPy path is exercised on machines without a GPU through ``array_api_strict``, which
-rejects everything that is NumPy-only (list indexing, mixing namespaces, implicit copies).
+The backend is chosen by name (:func:`get_backend`), or by the environment variable
+``SUPERPOSITION_BACKEND`` when no name is given. The CuPy path is exercised on machines without
+a GPU through ``array_api_strict``, which rejects everything that is NumPy-only (list indexing,
+mixing namespaces, implicit copies).
+
+The array API standard has no scatter-add; :func:`bincount` supplies it, natively on NumPy and
+CuPy and through sorting and ``searchsorted`` on any other namespace (same results, slower).
 """
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
-from ._validate import check_choice
+from ._validate import check_choice, check_int
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
+ENV_VAR = "SUPERPOSITION_BACKEND"
+"""Environment variable naming the default backend (one of :data:`BACKENDS`)."""
 
 
 def namespace(*arrays: Any) -> ModuleType:
@@ -27,13 +35,34 @@ def namespace(*arrays: Any) -> ModuleType:
     return array_api_compat.array_namespace(*arrays)
 
 
-def get_backend(name: str = "numpy") -> ModuleType:
+def backend_name(name: str | None = None) -> str:
+    """The backend name ``name`` resolves to: itself, else ``$SUPERPOSITION_BACKEND``, else numpy."""
+    if name is not None:
+        return check_choice("backend", name, BACKENDS)
+    env = os.environ.get(ENV_VAR, "").strip()
+    if not env:
+        return "numpy"
+    if env not in BACKENDS:
+        raise ValueError(f"{ENV_VAR} must be one of {', '.join(BACKENDS)}, got {env!r}")
+    return env
+
+
+def get_backend(name: str | None = None) -> ModuleType:
     """The array-API namespace called ``name`` (one of :data:`BACKENDS`).
 
-    Raises ``ValueError`` if ``name`` is unknown and ``RuntimeError`` if it is not usable here
-    (CuPy without a GPU, say).
+    Parameters
+    ----------
+    name : {"numpy", "cupy", "array_api_strict"} or None
+        ``None``: the environment variable ``SUPERPOSITION_BACKEND``, or ``"numpy"`` when unset.
+
+    Raises
+    ------
+    ValueError
+        ``name`` (or the environment variable) is not one of :data:`BACKENDS`.
+    RuntimeError
+        The backend is not usable here: CuPy not installed, or no CUDA device.
     """
-    check_choice("backend", name, BACKENDS)
+    name = backend_name(name)
     if name == "numpy":
         return array_api_compat.array_namespace(np.empty(0))
     if name == "array_api_strict":
@@ -42,13 +71,14 @@ def get_backend(name: str = "numpy") -> ModuleType:
         return array_api_strict
     try:
         import cupy
-    except ImportError as exc:  # pragma: no cover - depends on the machine
+    except ImportError as exc:
         raise RuntimeError(
-            "backend 'cupy' needs the package cupy (pip install cupy-cuda12x)"
+            "backend 'cupy' needs the package cupy (pip install cupy-cuda12x) and a CUDA GPU; "
+            "cupy is not installed"
         ) from exc
-    if not cupy.is_available():  # pragma: no cover - depends on the machine
+    if not gpu_available():
         raise RuntimeError("backend 'cupy' needs a CUDA GPU; none is available on this machine")
-    return array_api_compat.array_namespace(cupy.empty(0))  # pragma: no cover
+    return array_api_compat.array_namespace(cupy.empty(0))  # pragma: no cover - GPU only
 
 
 def gpu_available() -> bool:
@@ -77,3 +107,56 @@ def to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "get"):  # CuPy
         return x.get()
     return np.asarray(x)  # array-API arrays on the CPU support the buffer/array protocol
+
+
+# ---------------------------------------------------------------- primitives the standard lacks
+
+
+def bincount(x: Any, minlength: int) -> Any:
+    """How often each value ``0 .. minlength - 1`` occurs in ``x`` (a scatter-add of ones).
+
+    Parameters
+    ----------
+    x : integer array, shape ``(n,)``
+        Values in ``[0, minlength)`` (not checked: the caller guarantees it).
+    minlength : int
+        Length of the result.
+
+    Returns
+    -------
+    counts : int64 array, shape ``(minlength,)``, in the namespace of ``x``.
+        NumPy and CuPy use their native ``bincount`` (:math:`O(n + \\text{minlength})`); any
+        other namespace sorts ``x`` and differences ``searchsorted`` over the bin edges
+        (:math:`O(n \\log n + \\text{minlength} \\log n)`), with identical results.
+    """
+    minlength = check_int("minlength", minlength, low=0)
+    xp = namespace(x)
+    if array_api_compat.is_numpy_namespace(xp):
+        counts = np.bincount(np.asarray(x, dtype=np.intp), minlength=minlength)
+        return counts.astype(np.int64, copy=False)
+    if array_api_compat.is_cupy_namespace(xp):  # pragma: no cover - GPU only
+        import cupy
+
+        return cupy.bincount(x, minlength=minlength).astype(cupy.int64)
+    edges = xp.searchsorted(xp.sort(x), xp.arange(minlength + 1, dtype=x.dtype), side="left")
+    return xp.astype(edges[1:] - edges[:-1], xp.int64)
+
+
+def ranges(starts: Any, lengths: Any) -> Any:
+    """``concat([arange(a, a + n) for a, n in zip(starts, lengths)])``, without a Python loop.
+
+    Parameters
+    ----------
+    starts, lengths : int64 arrays, shape ``(r,)``, same namespace; ``lengths >= 0``.
+
+    Returns
+    -------
+    int64 array, shape ``(sum(lengths),)``.
+    """
+    xp = namespace(starts, lengths)
+    total = int(xp.sum(lengths)) if lengths.shape[0] else 0
+    if total == 0:
+        return xp.zeros(0, dtype=xp.int64)
+    offsets = xp.cumulative_sum(lengths) - lengths  # where each range begins in the output
+    shift = xp.repeat(starts - offsets, lengths)
+    return shift + xp.arange(total, dtype=xp.int64)

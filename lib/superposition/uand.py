@@ -1005,7 +1005,8 @@ def _evaluate_pairs_sparse(
     W, Wc = net.W, net.csc
     indptr, indices = W.indptr, W.indices
     cptr, cidx = Wc.indptr, Wc.indices
-    rows_per_tile = max(1, min(m, (tile or TILE_BYTES // 4) // max(m, 1)))
+    gram_bytes = np.dtype(_count_dtype(net.csc)).itemsize  # per Gram entry
+    rows_per_tile = max(1, min(m, (tile or TILE_BYTES // gram_bytes) // max(m, 1)))
     done = 0
     bar = tqdm(total=k_all, disable=_disable(progress), unit="input")
     while done < k_all:  # groups of inputs whose firing neurons' rows fit the budget
@@ -1114,24 +1115,25 @@ def _pattern0(
         live = np.flatnonzero((lo < k1) & (hi >= k0))
         if live.size == 0:
             continue
-        # exact: 0/1 products summed in float32 are integers below 2**24
-        left = Wc[:, k0:k1].toarray().astype(np.float32)
-        gram32 = np.empty((k1 - k0, m - k0), dtype=np.float32)
-        for c0 in range(k0, m, rows_per_tile):
-            c1 = min(c0 + rows_per_tile, m)
-            right = left if c0 == k0 else Wc[:, c0:c1].toarray().astype(np.float32)
-            np.matmul(left.T, right, out=gram32[:, c0 - k0 : c1 - k0])
-        np.fill_diagonal(gram32, 0.0)  # |N(k)| is not a pair
-        top = int(gram32.max())
-        gram = gram32.astype(np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32)
-        del gram32
+        # exact: 0/1 products summed in float32 are integers below 2**24; each float32 block
+        # goes straight into the small-integer tile (|Γ| <= the largest column degree)
+        left = _dense_columns(Wc, k0, k1)
+        gram = np.empty((k1 - k0, m - k0), dtype=_count_dtype(Wc))
+        step = max(1, 2**22 // (k1 - k0))  # float32 blocks of 16 MB
+        for c0 in range(k0, m, step):
+            c1 = min(c0 + step, m)
+            right = left if (c0, c1) == (k0, k1) else _dense_columns(Wc, c0, c1)
+            gram[:, c0 - k0 : c1 - k0] = left.T @ right
+        np.fill_diagonal(gram, 0)  # |N(k)| is not a pair
+        top = int(gram.max())
         for q in live:
             t, a_i, sup = insts[q]
             u0, u1 = np.searchsorted(sup, [k0, k1])
             r = u1 - u0
             if r == 0 or u0 + 1 >= sup.size:
                 continue
-            block = np.take(gram[sup[u0:u1] - k0], sup[u0:] - k0, axis=1)  # (r, L - u0)
+            flat = (sup[u0:u1, None].astype(np.int64) - k0) * gram.shape[1] + (sup[u0:] - k0)
+            block = np.take(gram.ravel(), flat)  # (r, L - u0): gram[rows][:, cols], one gather
             # the leading (r, r) square is symmetric with a zero diagonal: halve its counts
             hist = np.bincount(block.ravel(), minlength=top + 1)
             hist -= np.bincount(block[:, :r].ravel(), minlength=top + 1) // 2
@@ -1149,6 +1151,20 @@ def _pattern0(
             vals = np.concatenate([true, single])
             w = np.concatenate([np.ones(true.size), -np.ones(single.size)])
             acc.add(0, vals, weight=w, nonzero=float(w.sum()), inputs=t)
+
+
+def _count_dtype(Wc: sps.csc_array) -> type:
+    """Smallest unsigned integer type holding every pair count ``|Γ(k, l)|`` of ``Wc``."""
+    top = int(np.diff(Wc.indptr).max(initial=0))  # |Γ(k, l)| <= |N(k)|
+    return np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32
+
+
+def _dense_columns(Wc: sps.csc_array, c0: int, c1: int) -> np.ndarray:
+    """Columns ``c0 .. c1 - 1`` of the 0/1 matrix ``Wc`` as a dense float32 ``(d, c1 - c0)`` block."""
+    out = np.zeros((Wc.shape[0], c1 - c0), dtype=np.float32)
+    lo, hi = Wc.indptr[c0], Wc.indptr[c1]
+    out[Wc.indices[lo:hi], np.repeat(np.arange(c1 - c0), np.diff(Wc.indptr[c0 : c1 + 1]))] = 1.0
+    return out
 
 
 def _gather_rows(

@@ -1,0 +1,446 @@
+r"""Structured kernels for the hot paths, written once against the array API standard.
+
+Every kernel takes arrays of any array-API namespace (NumPy, CuPy, ``array_api_strict``) and
+returns arrays of the same namespace; the slow, obvious computation it replaces is kept as its
+test oracle (``tests/test_kernels.py``).
+
+:class:`Wiring`, :func:`sample_wiring`
+    A 0/1 first layer (Bernoulli U-AND) stored as neuron lists per feature: ``int32`` indices
+    and ``int64`` offsets, nothing else. At :math:`m = 10^6, d = 10^4, p = 0.01` that is
+    0.4 GB where a dense ``W`` would take 80 GB.
+:func:`wiring_preactivations`, :func:`gather_preactivations`
+    Sparse-input forward :math:`h = Wx + b`: gather the columns of the active features,
+    :math:`O(K s p d)` (wiring) or :math:`O(K s d)` (dense ``W``), never the dense
+    :math:`O(K m d)` product.
+:func:`pair_counts`
+    A tile of :math:`|\Gamma(k, l)| = (W^\top W)_{kl}`, the neurons shared by two features, as a
+    float32 matrix product of dense 0/1 blocks (exact: integer sums below :math:`2^{24}`).
+:func:`sign_pair_errors`
+    Exact errors of all :math:`\binom m2` outputs of the analytic sign-symmetric readout
+    :math:`\hat y_{kl} = \text{scale}\sum_i \mathrm{sgn}(W_{ik}W_{il})\,a_i`. Per input only the
+    firing neurons :math:`F = \{i : a_i > 0\}` contribute:
+    :math:`\hat Y = \text{scale}\,B^\top \sigma_F` with :math:`\sigma = \mathrm{sgn}(W)` and
+    :math:`B = \mathrm{diag}(a_F)\,\sigma_F`, computed in float32 row tiles (GEMM-shaped, about
+    half the flops of the dense readout, memory :math:`O(\text{rows}\cdot m)`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ._validate import as_generator, check_int, check_probability, check_real
+from .backend import asarray, bincount, namespace, ranges, to_numpy
+
+F32_UNIT_ROUNDOFF = 2.0**-24
+"""Unit roundoff :math:`u` of float32."""
+
+
+def sign_readout_tolerance(n_firing: int, scale: float, activation_sum: float) -> float:
+    r"""Rigorous bound on :math:`|\hat y^{\,32}_{kl} - \hat y_{kl}|` for :func:`sign_pair_errors` in float32.
+
+    Each output is :math:`\text{scale}` times a float32 sum of :math:`n = |F|` terms
+    :math:`\pm\mathrm{fl}(a_i)`. Rounding :math:`a_i` to float32 costs at most :math:`u`
+    relative per term, a float32 sum of :math:`n` terms (in any order, with or without FMA) at
+    most :math:`\gamma_n = nu/(1-nu)` times the sum of their absolute values (Higham, *Accuracy
+    and Stability of Numerical Algorithms*, §3.1), and the final scaling in float64 less than
+    another :math:`u`, so
+
+    .. math::
+        |\hat y^{\,32}_{kl} - \hat y_{kl}| \le (n + 2)\,u\,(1 + 2nu)\;\text{scale}\sum_{i} a_i ,
+        \qquad u = 2^{-24}.
+
+    At :math:`d = 1000` with about half the neurons firing this is :math:`\approx 3\cdot
+    10^{-5}\cdot \text{scale}\sum_i a_i`, i.e. about :math:`10^{-4}` on outputs of order 1:
+    far below the U-AND errors being measured (order :math:`10^{-1}`), which is why float32 is
+    accurate enough here. Integer activations (Rademacher weights) are summed exactly: there
+    the float32 result equals the float64 one.
+    """
+    n = check_int("n_firing", n_firing, low=0)
+    u = F32_UNIT_ROUNDOFF
+    return (n + 2) * u * (1 + 2 * n * u) * abs(scale) * activation_sum
+
+
+# ---------------------------------------------------------------- sparse wiring
+
+
+@dataclass(frozen=True, eq=False)
+class Wiring:
+    r"""A 0/1 matrix :math:`W \in \{0,1\}^{d \times m}` stored as neuron lists per feature.
+
+    The neurons wired to feature ``k`` are ``indices[indptr[k]:indptr[k + 1]]``, increasing
+    (compressed sparse columns without values).
+
+    Attributes
+    ----------
+    n_features : int
+        :math:`m`.
+    width : int
+        :math:`d`.
+    indptr : int64 array, shape ``(m + 1,)``
+    indices : int32 array, shape ``(nnz,)``
+        Arrays of one array-API namespace (:meth:`to` moves them).
+    """
+
+    n_features: int
+    width: int
+    indptr: Any
+    indices: Any
+
+    @property
+    def nnz(self) -> int:
+        """Number of ones."""
+        return int(self.indices.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the two index arrays."""
+        return int(self.indptr.shape[0]) * 8 + self.nnz * 4
+
+    def to(self, xp: ModuleType) -> Wiring:
+        """The same wiring with its arrays in namespace ``xp``."""
+        return Wiring(
+            self.n_features,
+            self.width,
+            asarray(to_numpy(self.indptr), xp, dtype=xp.int64),
+            asarray(to_numpy(self.indices), xp, dtype=xp.int32),
+        )
+
+    @classmethod
+    def from_sparse(cls, W: Any) -> Wiring:
+        """From a scipy.sparse matrix of shape ``(d, m)`` whose stored entries are the ones."""
+        import scipy.sparse as sps
+
+        csc = sps.csc_array(W)
+        csc.sort_indices()
+        d, m = csc.shape
+        return cls(m, d, csc.indptr.astype(np.int64), csc.indices.astype(np.int32))
+
+    def toarray(self) -> Any:
+        """The dense float64 ``(d, m)`` matrix, in the wiring's namespace (for small cases)."""
+        xp = namespace(self.indptr, self.indices)
+        lengths = self.indptr[1:] - self.indptr[:-1]
+        cols = xp.repeat(xp.arange(self.n_features, dtype=xp.int64), lengths)
+        flat = xp.astype(self.indices, xp.int64) * self.n_features + cols
+        dense = bincount(flat, self.width * self.n_features)
+        return xp.reshape(xp.astype(dense, xp.float64), (self.width, self.n_features))
+
+
+def sample_wiring(
+    n_features: int, width: int, p: float, *, seed: object = 0, block_nnz: int = 2**22
+) -> Wiring:
+    r"""Bernoulli(``p``) wiring :math:`W_{ik}` i.i.d., sampled sparsely in bounded memory.
+
+    The ones of :math:`W` in column-major order are a Bernoulli process over :math:`md`
+    positions; the gaps between successive ones are i.i.d. geometric with parameter :math:`p`
+    (memoryless, so the process restarts exactly at every block of columns). Time
+    :math:`O(pmd)`, memory :math:`4pmd` bytes plus a block of ``block_nnz`` draws.
+
+    Parameters
+    ----------
+    n_features, width : int
+        :math:`m, d \ge 1`.
+    p : float in (0, 1]
+    seed : int, SeedSequence or Generator
+    block_nnz : int
+        Expected ones per block of columns (memory of the temporaries, about 32 bytes each).
+
+    Returns
+    -------
+    Wiring
+        NumPy arrays (move them with :meth:`Wiring.to`).
+    """
+    m = check_int("n_features", n_features, low=1)
+    d = check_int("width", width, low=1)
+    p = check_probability("p", p)
+    if p == 0:
+        raise ValueError("p must be in (0, 1], got 0")
+    block_nnz = check_int("block_nnz", block_nnz, low=1)
+    if d >= 2**31:
+        raise ValueError(f"width must be below 2**31 for int32 neuron indices, got {d}")
+    rng = as_generator(seed)
+    cols_per_block = max(1, min(m, int(block_nnz / (p * d))))
+    indptr = np.zeros(m + 1, dtype=np.int64)
+    total = p * m * d  # the ones go straight into an array of (almost surely) enough capacity
+    indices = np.empty(int(total + 10 * np.sqrt(total) + 64), dtype=np.int32)
+    nnz = 0
+    for c0 in range(0, m, cols_per_block):
+        c1 = min(c0 + cols_per_block, m)
+        length = (c1 - c0) * d
+        pos = np.zeros(0, dtype=np.int64)
+        last = -1
+        while last < length:  # draw gaps until the block is passed (one round, almost always)
+            rest = p * (length - last - 1)
+            more = last + np.cumsum(rng.geometric(p, size=int(rest + 6 * np.sqrt(rest) + 16)))
+            pos = np.concatenate((pos, more)) if pos.size else more
+            last = int(more[-1])
+        pos = pos[: np.searchsorted(pos, length)]
+        col = pos // d
+        indptr[c0 + 1 : c1 + 1] = nnz + np.searchsorted(col, np.arange(1, c1 - c0 + 1))
+        if nnz + pos.size > indices.size:  # more than 10 standard deviations above the mean
+            indices = np.concatenate((indices, np.empty(pos.size, dtype=np.int32)))
+        np.subtract(pos, col * d, out=pos)
+        indices[nnz : nnz + pos.size] = pos
+        nnz += pos.size
+    indices = indices[:nnz]
+    return Wiring(m, d, indptr, indices)
+
+
+# ---------------------------------------------------------------- sparse-input forward
+
+
+def _flat_active(active: Any, n_features: int) -> tuple[Any, int, int]:
+    if len(active.shape) != 2:
+        raise ValueError(f"active must have shape (n_inputs, s), got {tuple(active.shape)}")
+    k, s = active.shape
+    xp = namespace(active)
+    if k * s and (int(xp.min(active)) < 0 or int(xp.max(active)) >= n_features):
+        raise ValueError(f"active feature indices must be in [0, {n_features - 1}]")
+    return xp.reshape(xp.astype(active, xp.int64), (-1,)), k, s
+
+
+def wiring_preactivations(wiring: Wiring, active: Any, bias: float = 0.0, dtype: Any = None) -> Any:
+    r""":math:`h = Wx + b` for a batch of sparse inputs and a sparse 0/1 wiring.
+
+    Gathers the neuron lists of the active features and counts them per input: time
+    :math:`O(K s p d + K d)` (the second term writes the dense result).
+
+    Parameters
+    ----------
+    wiring : Wiring
+    active : int array, shape ``(K, s)``
+        Active feature indices per input (distinct), same namespace as the wiring.
+    bias : float
+    dtype : floating dtype of the namespace, optional (default float64)
+
+    Returns
+    -------
+    h : array, shape ``(K, d)``
+    """
+    xp = namespace(wiring.indptr, active)
+    dtype = xp.float64 if dtype is None else dtype
+    bias = check_real("bias", bias)
+    flat, k, s = _flat_active(active, wiring.n_features)
+    d = wiring.width
+    starts = xp.take(wiring.indptr, flat)
+    lengths = xp.take(wiring.indptr, flat + 1) - starts
+    neurons = xp.astype(xp.take(wiring.indices, ranges(starts, lengths)), xp.int64)
+    rows = xp.repeat(xp.arange(k * s, dtype=xp.int64) // max(s, 1), lengths)
+    h = xp.reshape(xp.astype(bincount(rows * d + neurons, k * d), dtype), (k, d))
+    if bias:
+        h += bias
+    return h
+
+
+def wiring_activations(wiring: Wiring, active: Any, bias: float = -1.0, dtype: Any = None) -> Any:
+    r""":math:`a = \mathrm{ReLU}(Wx + b)` for a sparse 0/1 wiring (:func:`wiring_preactivations`).
+
+    The default bias :math:`-1` is the U-AND layer's for pairwise ANDs.
+    """
+    return relu(wiring_preactivations(wiring, active, bias, dtype))
+
+
+def gather_preactivations(WT: Any, active: Any, bias: float = 0.0) -> Any:
+    r""":math:`h = Wx + b` for sparse inputs and a dense first layer given as :math:`W^\top`.
+
+    :math:`h_k = \sum_{j \in A_k} W_{:, j} + b`: the :math:`s` active columns of :math:`W`
+    (rows of ``WT``, contiguous) gathered and summed, :math:`O(K s d)` instead of the dense
+    :math:`O(K m d)` product.
+
+    Parameters
+    ----------
+    WT : array, shape ``(m, d)``
+        :math:`W^\top`: the weights of each feature contiguous (pass ``W.T`` copied once).
+    active : int array, shape ``(K, s)``
+    bias : float
+
+    Returns
+    -------
+    h : array, shape ``(K, d)``, dtype of ``WT``.
+    """
+    xp = namespace(WT, active)
+    bias = check_real("bias", bias)
+    _, k, s = _flat_active(active, WT.shape[0])
+    h = xp.zeros((k, WT.shape[1]), dtype=WT.dtype) + bias
+    for j in range(s):
+        h += xp.take(WT, xp.astype(active[:, j], xp.int64), axis=0)
+    return h
+
+
+def relu(h: Any) -> Any:
+    """Elementwise :math:`\\max(h, 0)` in the namespace of ``h``."""
+    return namespace(h).maximum(h, 0.0)
+
+
+# ---------------------------------------------------------------- pair counts
+
+
+def dense_columns(wiring: Wiring, c0: int, c1: int, dtype: Any = None) -> Any:
+    """Columns ``c0 .. c1 - 1`` of the wiring as a dense 0/1 matrix of shape ``(d, c1 - c0)``."""
+    xp = namespace(wiring.indptr)
+    dtype = xp.float32 if dtype is None else dtype
+    lo = int(wiring.indptr[c0])
+    hi = int(wiring.indptr[c1])
+    lengths = wiring.indptr[c0 + 1 : c1 + 1] - wiring.indptr[c0:c1]
+    cols = xp.repeat(xp.arange(c1 - c0, dtype=xp.int64), lengths)
+    flat = xp.astype(wiring.indices[lo:hi], xp.int64) * (c1 - c0) + cols
+    dense = bincount(flat, wiring.width * (c1 - c0))
+    return xp.reshape(xp.astype(dense, dtype), (wiring.width, c1 - c0))
+
+
+def pair_counts(wiring: Wiring, rows: tuple[int, int], cols: tuple[int, int]) -> Any:
+    r"""A tile of :math:`|\Gamma(k, l)| = \#\{i : W_{ik} = W_{il} = 1\} = (W^\top W)_{kl}`.
+
+    Parameters
+    ----------
+    wiring : Wiring
+    rows, cols : (start, stop)
+        Feature ranges :math:`k \in [r_0, r_1)`, :math:`l \in [c_0, c_1)`.
+
+    Returns
+    -------
+    float32 array, shape ``(r1 - r0, c1 - c0)``
+        Integer counts, exact (float32 products of 0/1 blocks summed over :math:`d < 2^{24}`
+        neurons). One GEMM of :math:`2 d\,(r_1-r_0)(c_1-c_0)` flops.
+    """
+    m = wiring.n_features
+    r0, r1 = (check_int("rows[0]", rows[0], low=0, high=m), check_int("rows[1]", rows[1], high=m))
+    c0, c1 = (check_int("cols[0]", cols[0], low=0, high=m), check_int("cols[1]", cols[1], high=m))
+    if r1 < r0 or c1 < c0:
+        raise ValueError(
+            f"rows and cols must be (start, stop) with start <= stop, got {rows}, {cols}"
+        )
+    if wiring.width >= 2**24:
+        raise ValueError(
+            f"pair_counts is exact in float32 only for width < 2**24, got {wiring.width}"
+        )
+    xp = namespace(wiring.indptr)
+    left = dense_columns(wiring, r0, r1)
+    right = left if (c0, c1) == (r0, r1) else dense_columns(wiring, c0, c1)
+    return xp.matrix_transpose(left) @ right
+
+
+# ---------------------------------------------------------------- sign-symmetric readout errors
+
+
+def sign_pair_errors(
+    signs: Any,
+    activations: Any,
+    active: Any,
+    scale: float,
+    *,
+    dtype: Any = None,
+    rows: int | None = None,
+) -> Any:
+    r"""Exact errors of all :math:`\binom m2` outputs of the sign readout, GEMM-shaped.
+
+    :math:`\hat y_{kl}(x) = \text{scale}\sum_i \sigma_{ik}\sigma_{il} a_i(x)` with
+    :math:`\sigma = \mathrm{sgn}(W)`, target :math:`x_k x_l`. With :math:`F` the firing
+    neurons of input :math:`x` and :math:`B = \mathrm{diag}(a_F)\,\sigma_F` (shape
+    :math:`|F| \times m`), :math:`\hat Y = \text{scale}\,B^\top \sigma_F`. Pairs without an
+    active feature (pattern 0, almost all) come from row tiles of the upper triangle of
+    :math:`B_0^\top \sigma_{F,0}` (active columns zeroed), reduced in bulk; pairs with an active
+    feature come from the :math:`s \times m` product :math:`\sigma_{F,A}^\top B`. Cost per input
+    about :math:`|F|\,m^2` flops (the dense readout costs :math:`d\,m^2`; :math:`|F| \approx
+    d/2` for bias 0, and only the upper triangle is computed); memory
+    :math:`O(\text{rows}\cdot m)`.
+
+    Parameters
+    ----------
+    signs : array, shape ``(d, m)``
+        :math:`\sigma`, entries :math:`\pm 1` (0 allowed), in the computation dtype
+        (float32 for speed; see :func:`sign_readout_tolerance`).
+    activations : array, shape ``(K, d)``
+        :math:`a(x) \ge 0`, any floating dtype.
+    active : int array, shape ``(K, s)``
+        Active features of each input (distinct).
+    scale : float
+        :math:`1/(d\,c_D(s)) > 0`.
+    dtype : floating dtype, optional
+        Defaults to the dtype of ``signs``.
+    rows : int, optional
+        Rows per tile (default: tiles of about 32 MB).
+
+    Returns
+    -------
+    superposition.uand.UAndErrors
+        Without histogram; sums are accumulated in float64.
+    """
+    from .uand import UAndErrors
+
+    xp = namespace(signs, activations, active)
+    dtype = signs.dtype if dtype is None else dtype
+    d, m = signs.shape
+    scale = check_real("scale", scale, low=0.0)
+    if activations.shape[1] != d or activations.shape[0] != active.shape[0]:
+        raise ValueError(
+            f"activations must have shape (n_inputs, width) = ({active.shape[0]}, {d}), "
+            f"got {tuple(activations.shape)}"
+        )
+    _flat_active(active, m)
+    k_all, s = active.shape
+    rows = check_int("rows", rows, low=1) if rows is not None else 2**23 // max(m, 1)
+    rows = max(1, min(rows, m))
+    sig = xp.astype(signs, dtype)
+    n = 2
+    count = np.array([comb(m - s, 2), s * (m - s), comb(s, 2)], dtype=np.int64) * k_all
+    nonzero = np.zeros(n + 1)
+    tot, tot_abs, tot_sq, top = (np.zeros(n + 1) for _ in range(4))
+    input_max = np.zeros(k_all)
+    upper = xp.arange(rows)[None, :] > xp.arange(rows)[:, None]  # strict upper triangle
+    for t in range(k_all):
+        a = xp.astype(activations[t, :], xp.float64)
+        fire = xp.nonzero(a > 0)[0]
+        S = xp.take(sig, fire, axis=0)  # (|F|, m)
+        B = S * xp.astype(xp.take(a, fire), dtype)[:, None]
+        act = xp.astype(active[t, :], xp.int64)
+        keep = xp.ones(m, dtype=dtype)
+        if s:
+            mask = xp.sum(xp.astype(xp.arange(m)[:, None] == act[None, :], dtype), axis=1)
+            keep = keep - mask
+        B0 = B * keep[None, :]
+        S0 = S * keep[None, :]
+        worst = 0.0
+        for k0 in range(0, m - 1, rows):
+            k1 = min(k0 + rows, m)
+            r = k1 - k0
+            Y = xp.matrix_transpose(B0[:, k0:k1]) @ S0[:, k0:]  # (r, m - k0), unscaled
+            diag = xp.where(upper[:r, :r], Y[:, :r], xp.zeros_like(Y[:, :r]))
+            for part in (diag, Y[:, r:]):
+                if part.shape[1] == 0:
+                    continue
+                ab = xp.abs(part)
+                tot[0] += scale * float(xp.sum(part, dtype=xp.float64))
+                tot_abs[0] += scale * float(xp.sum(ab, dtype=xp.float64))
+                tot_sq[0] += scale**2 * float(xp.sum(part * part, dtype=xp.float64))
+                worst = max(worst, scale * float(xp.max(ab)))
+                nonzero[0] += int(xp.count_nonzero(part))
+        top[0] = max(top[0], worst)
+        if s:
+            YA = xp.matrix_transpose(xp.take(S, act, axis=1)) @ B  # (s, m), unscaled
+            YA = xp.astype(YA, xp.float64) * scale
+            inactive = xp.nonzero(keep > 0)[0]
+            y1 = xp.take(YA, inactive, axis=1)  # pattern 1: one active feature, target 0
+            col_rank = xp.sum(xp.astype(act[None, :] < act[:, None], xp.int64), axis=1)
+            y2 = xp.take(YA, act, axis=1)  # pattern 2 where the column's rank exceeds the row's
+            pair = col_rank[None, :] > col_rank[:, None]
+            e2 = y2[pair] - 1.0
+            for j, e in ((1, xp.reshape(y1, (-1,))), (2, e2)):
+                if e.shape[0] == 0:
+                    continue
+                ab = xp.abs(e)
+                tot[j] += float(xp.sum(e))
+                tot_abs[j] += float(xp.sum(ab))
+                tot_sq[j] += float(xp.sum(e * e))
+                mx = float(xp.max(ab))
+                top[j] = max(top[j], mx)
+                worst = max(worst, mx)
+                nonzero[j] += int(xp.count_nonzero(e + float(j == 2)))
+        input_max[t] = worst
+    return UAndErrors(
+        n, m, count, np.round(nonzero).astype(np.int64), tot, tot_abs, tot_sq, top, input_max
+    )

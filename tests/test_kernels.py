@@ -1,0 +1,243 @@
+"""Structured kernels against their slow oracles, on NumPy and under ``array_api_strict``.
+
+``array_api_strict`` rejects NumPy-only idioms, so a kernel that passes here runs unchanged on
+any array-API namespace (CuPy on a GPU included); the GPU tests at the end run where a device is.
+"""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+import superposition as sp
+from superposition import kernels as K
+from superposition import theory
+from superposition import uand as U
+from superposition.backend import get_backend, gpu_available, to_numpy
+
+FLOAT_TOL = 1e-10  # float64 rounding of sums over ~10^5 outputs of values of order 1
+
+XPS = ["numpy", "array_api_strict"]
+
+
+def _xp(name: str):
+    return get_backend(name)
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def test_sample_wiring_is_deterministic_sorted_and_bernoulli() -> None:
+    m, d, p = 3000, 400, 0.02
+    w = K.sample_wiring(m, d, p, seed=3)
+    again = K.sample_wiring(m, d, p, seed=3)
+    assert_array_equal(w.indptr, again.indptr)
+    assert_array_equal(w.indices, again.indices)
+    assert w.indices.dtype == np.int32 and w.indptr.shape == (m + 1,)
+    assert w.nbytes == (m + 1) * 8 + w.nnz * 4
+    for k in range(0, m, 97):  # strictly increasing neurons in [0, d) per feature
+        col = w.indices[w.indptr[k] : w.indptr[k + 1]]
+        assert (np.diff(col) > 0).all() and (col.min(initial=0) >= 0) and col.max(initial=0) < d
+    # the number of ones is Binomial(md, p): within 5 standard deviations
+    mean, sd = p * m * d, np.sqrt(p * (1 - p) * m * d)
+    assert abs(w.nnz - mean) < 5 * sd
+    # column degrees are Binomial(d, p): their sample variance within 10% of d p (1 - p)
+    deg = np.diff(w.indptr)
+    assert abs(deg.var() / (d * p * (1 - p)) - 1) < 0.1
+    # every neuron equally likely: chi-square of the neuron histogram (400 bins), 5 sd
+    hist = np.bincount(w.indices, minlength=d)
+    chi2 = ((hist - w.nnz / d) ** 2 / (w.nnz / d)).sum()
+    assert abs(chi2 - (d - 1)) < 5 * np.sqrt(2 * (d - 1))
+
+
+def test_sample_wiring_small_blocks_and_edge_cases() -> None:
+    w = K.sample_wiring(500, 50, 0.1, seed=0, block_nnz=7)  # many blocks, one column each
+    assert abs(w.nnz - 2500) < 5 * np.sqrt(2500 * 0.9)
+    dense = to_numpy(w.toarray())
+    assert dense.shape == (50, 500) and set(np.unique(dense)) <= {0.0, 1.0}
+    assert dense.sum() == w.nnz
+    full = K.sample_wiring(7, 5, 1.0, seed=1)
+    assert_array_equal(to_numpy(full.toarray()), np.ones((5, 7)))
+    with pytest.raises(ValueError, match="p must be"):
+        K.sample_wiring(10, 10, 0.0)
+    with pytest.raises(ValueError, match="width"):
+        K.sample_wiring(10, 0, 0.5)
+
+
+@pytest.mark.parametrize("backend", XPS)
+def test_wiring_forward_matches_the_scipy_product(backend: str) -> None:
+    xp = _xp(backend)
+    net = sp.build_uand(400, 120, 3, p=0.1, seed=2)
+    w = K.Wiring.from_sparse(net.W)
+    assert_array_equal(to_numpy(w.toarray()), net.W.toarray())
+    for s in (0, 1, 3, 5):
+        active = sp.sample_sparse(400, s, 17, seed=s) if s else np.zeros((17, 0), np.int64)
+        ref = net.preactivations(active)  # scipy sparse indicator @ Wᵀ: the oracle
+        got = K.wiring_preactivations(w.to(xp), xp.asarray(active), bias=net.bias)
+        assert sp.namespace(got) is sp.namespace(xp.asarray(active))
+        assert_array_equal(to_numpy(got), ref)
+    got32 = K.wiring_preactivations(w.to(xp), xp.asarray(active), -1.0, dtype=xp.float32)
+    assert got32.dtype == xp.float32
+    with pytest.raises(ValueError, match="active feature indices"):
+        K.wiring_preactivations(w.to(xp), xp.asarray(np.array([[0, 400]])))
+
+
+@pytest.mark.parametrize("backend", XPS)
+def test_gather_forward_matches_the_dense_product(backend: str) -> None:
+    xp = _xp(backend)
+    net = sp.build_uand(300, 64, 3, weights="gaussian", seed=1)
+    active = sp.sample_sparse(300, 3, 25, seed=4)
+    x = sp.to_dense(active, 300)
+    ref = x @ net.W.T + 0.5  # the dense O(K m d) product
+    got = K.gather_preactivations(xp.asarray(net.W.T.copy()), xp.asarray(active), bias=0.5)
+    assert_allclose(to_numpy(got), ref, rtol=0, atol=1e-12)
+    assert_allclose(to_numpy(K.relu(got)), np.maximum(ref, 0), rtol=0, atol=1e-12)
+    wa = K.wiring_activations(
+        K.Wiring.from_sparse(sp.build_uand(300, 64, 3, seed=1).W).to(xp), xp.asarray(active)
+    )
+    assert_array_equal(to_numpy(wa), sp.build_uand(300, 64, 3, seed=1).activations(active))
+    assert_allclose(net.activations(active), np.maximum(x @ net.W.T, 0), atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", XPS)
+def test_pair_counts_are_the_gram_matrix(backend: str) -> None:
+    xp = _xp(backend)
+    w = K.sample_wiring(250, 90, 0.15, seed=5)
+    dense = to_numpy(w.toarray())
+    gram = dense.T @ dense
+    wx = w.to(xp)
+    for rows, cols in (((0, 250), (0, 250)), ((10, 60), (40, 250)), ((100, 100), (0, 5))):
+        got = to_numpy(K.pair_counts(wx, rows, cols))
+        assert got.dtype == np.float32
+        assert_array_equal(got, gram[rows[0] : rows[1], cols[0] : cols[1]])
+    with pytest.raises(ValueError, match="start <= stop"):
+        K.pair_counts(wx, (5, 2), (0, 1))
+    with pytest.raises(ValueError, match="rows"):
+        K.pair_counts(wx, (0, 251), (0, 1))
+
+
+# ---------------------------------------------------------------- sign-symmetric readout errors
+
+
+def _sign_case(weights: str, m: int = 60, d: int = 150, s: int = 3, k: int = 12, seed: int = 0):
+    net = sp.build_uand(m, d, s, weights=weights, seed=seed)
+    active = sp.sample_sparse(m, s, k, seed=seed + 1)
+    c = theory.sign_readout_constant(s, weights)
+    return net, active, 1.0 / (d * c)
+
+
+def _assert_errors_close(got: U.UAndErrors, ref: U.UAndErrors, tol: float, count_tol: int) -> None:
+    assert_array_equal(got.count, ref.count)
+    total = ref.count.sum()
+    assert_allclose(got.max_abs, ref.max_abs, rtol=0, atol=tol)
+    assert_allclose(got.input_max_abs, ref.input_max_abs, rtol=0, atol=tol)
+    assert_allclose(got.sum, ref.sum, rtol=0, atol=tol * total)
+    assert_allclose(got.sum_abs, ref.sum_abs, rtol=0, atol=tol * total)
+    # |e'^2 - e^2| <= tol (2|e| + tol) per output, |e| <= max_abs
+    assert_allclose(
+        got.sum_sq, ref.sum_sq, rtol=0, atol=tol * (2 * ref.max_abs.max() + tol) * total
+    )
+    assert np.abs(got.nonzero - ref.nonzero).max() <= count_tol
+
+
+@pytest.mark.parametrize("weights", ["rademacher", "gaussian"])
+@pytest.mark.parametrize("backend", XPS)
+def test_sign_pair_errors_float64_equal_the_dense_tiles(weights: str, backend: str) -> None:
+    xp = _xp(backend)
+    net, active, scale = _sign_case(weights)
+    assert scale == pytest.approx(net.readout.scale, rel=1e-15)
+    ref = sp.evaluate_uand(net, active, method="tiles")  # dense float64 readout: the oracle
+    acts = net.activations(active)
+    signs = np.sign(net.W)
+    for rows in (None, 7, 1):  # tiles of every shape give the same statistics
+        got = K.sign_pair_errors(
+            xp.asarray(signs), xp.asarray(acts), xp.asarray(active), scale, rows=rows
+        )
+        _assert_errors_close(got, ref, FLOAT_TOL, 0)
+    assert got.n_outputs == comb(60, 2)
+
+
+@pytest.mark.parametrize("weights", ["rademacher", "gaussian"])
+@pytest.mark.parametrize("backend", XPS)
+def test_sign_pair_errors_float32_within_the_stated_tolerance(weights: str, backend: str) -> None:
+    xp = _xp(backend)
+    net, active, scale = _sign_case(weights, m=80, d=400, k=10, seed=3)
+    ref = sp.evaluate_uand(net, active, method="tiles")
+    acts = net.activations(active)
+    n_firing = int((acts > 0).sum(axis=1).max())
+    tol = K.sign_readout_tolerance(n_firing, scale, float(acts.sum(axis=1).max()))
+    assert 1e-7 < tol < 1e-3  # small against errors of order 0.1, and not vacuously zero
+    signs32 = xp.asarray(np.sign(net.W).astype(np.float32))
+    got = K.sign_pair_errors(signs32, xp.asarray(acts), xp.asarray(active), scale, rows=13)
+    # nonzero counts agree: Rademacher activations are integers, summed exactly in float32 (zeros
+    # stay zeros); Gaussian outputs are never exactly 0
+    _assert_errors_close(got, ref, tol, 0)
+    assert ref.max_abs_error > 100 * tol
+
+
+def test_sign_pair_errors_edge_cases() -> None:
+    net, active, scale = _sign_case("rademacher", m=20, d=40, k=3)
+    acts = net.activations(active)
+    signs = np.sign(net.W)
+    none = np.zeros((2, 0), dtype=np.int64)  # no active feature: every output has pattern 0
+    got = K.sign_pair_errors(signs, net.activations(none), none, scale)
+    ref = sp.evaluate_uand(net, none, method="tiles")
+    _assert_errors_close(got, ref, FLOAT_TOL, 0)
+    with pytest.raises(ValueError, match="activations must have shape"):
+        K.sign_pair_errors(signs, acts[:, :5], active, scale)
+    with pytest.raises(ValueError, match="scale"):
+        K.sign_pair_errors(signs, acts, active, -1.0)
+
+
+def test_sign_readout_tolerance_formula() -> None:
+    u = 2.0**-24
+    assert K.sign_readout_tolerance(0, 2.0, 3.0) == pytest.approx(2 * u * 6.0)
+    assert K.sign_readout_tolerance(1000, 1.0, 1.0) > 1002 * u
+    with pytest.raises(ValueError, match="n_firing"):
+        K.sign_readout_tolerance(-1, 1.0, 1.0)
+
+
+# ---------------------------------------------------------------- GPU (skipped only without a device)
+
+
+@pytest.fixture
+def cupy_xp():
+    if not gpu_available():
+        pytest.skip("no CUDA GPU on this machine")
+    return get_backend("cupy")  # pragma: no cover - GPU only
+
+
+@pytest.mark.gpu
+def test_kernels_on_gpu(cupy_xp) -> None:  # pragma: no cover - GPU only
+    xp = cupy_xp
+    net = sp.build_uand(400, 120, 3, p=0.1, seed=2)
+    w = K.Wiring.from_sparse(net.W)
+    active = sp.sample_sparse(400, 3, 17, seed=1)
+    got = K.wiring_preactivations(w.to(xp), xp.asarray(active), bias=net.bias)
+    assert_array_equal(to_numpy(got), net.preactivations(active))
+    dense = net.W.toarray()
+    assert_array_equal(to_numpy(K.pair_counts(w.to(xp), (0, 400), (0, 400))), dense.T @ dense)
+    snet, sact, scale = _sign_case("rademacher")
+    ref = sp.evaluate_uand(snet, sact, method="tiles")
+    got_err = K.sign_pair_errors(
+        xp.asarray(np.sign(snet.W)), xp.asarray(snet.activations(sact)), xp.asarray(sact), scale
+    )
+    _assert_errors_close(got_err, ref, FLOAT_TOL, 0)
+
+
+# ---------------------------------------------------------------- Gram tiles of the exact Bernoulli evaluation
+
+
+@pytest.mark.parametrize("tile", [3000 * 3000, 3000 * 500, 3000 * 7])
+def test_exact_bernoulli_errors_for_any_gram_tiling(tile: int) -> None:
+    """Row tiles of one row up to all rows, column blocks of 16 MB (3 blocks when all rows are
+    in one tile): the sparse pair algorithm gives the dense tile method's statistics."""
+    net = sp.build_uand(3000, 200, 3, p=0.08, seed=7)
+    active = sp.sample_sparse(3000, 3, 3, seed=8)
+    ref = sp.evaluate_uand(net, active, method="tiles")
+    got = sp.evaluate_uand(net, active, method="sparse", tile=tile)
+    _assert_errors_close(got, ref, FLOAT_TOL, 0)
+    assert U._count_dtype(net.csc) is np.uint8

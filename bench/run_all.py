@@ -196,7 +196,7 @@ def case_sign(variant: str, m: int = 3000, d: int = 1000, k: int = 100) -> Resul
         t0 = time.perf_counter()
         res = K.sign_pair_errors(signs, acts, active, scale)
         sec = time.perf_counter() - t0
-        rows = max(1, min(m, 2**23 // m))
+        rows = K.sign_tile_rows(m)
         cols = sum(min(rows, m - k0) * (m - k0) for k0 in range(0, m - 1, rows))
         firing = (acts > 0).sum(axis=1)
         flops = float(2 * firing.sum() * (cols + 3 * m))

@@ -327,6 +327,12 @@ def pair_counts(wiring: Wiring, rows: tuple[int, int], cols: tuple[int, int]) ->
 # ---------------------------------------------------------------- sign-symmetric readout errors
 
 
+def sign_tile_rows(n_features: int) -> int:
+    """Default rows per tile of :func:`sign_pair_errors`: 512, fewer when a tile would pass 32 MB."""
+    m = check_int("n_features", n_features, low=1)
+    return max(1, min(m, 512, 2**23 // m))
+
+
 def sign_pair_errors(
     signs: Any,
     activations: Any,
@@ -363,7 +369,7 @@ def sign_pair_errors(
     dtype : floating dtype, optional
         Defaults to the dtype of ``signs``.
     rows : int, optional
-        Rows per tile (default: tiles of about 32 MB).
+        Rows per tile (default :func:`sign_tile_rows`).
 
     Returns
     -------
@@ -383,7 +389,7 @@ def sign_pair_errors(
         )
     _flat_active(active, m)
     k_all, s = active.shape
-    rows = check_int("rows", rows, low=1) if rows is not None else 2**23 // max(m, 1)
+    rows = check_int("rows", rows, low=1) if rows is not None else sign_tile_rows(m)
     rows = max(1, min(rows, m))
     sig = xp.astype(signs, dtype)
     n = 2
@@ -395,20 +401,23 @@ def sign_pair_errors(
     for t in range(k_all):
         a = xp.astype(activations[t, :], xp.float64)
         fire = xp.nonzero(a > 0)[0]
+        aF = xp.astype(xp.take(a, fire), dtype)
         S = xp.take(sig, fire, axis=0)  # (|F|, m)
-        B = S * xp.astype(xp.take(a, fire), dtype)[:, None]
+        BT = (
+            xp.take(xp.matrix_transpose(sig), fire, axis=1) * aF[None, :]
+        )  # (m, |F|), rows contiguous
         act = xp.astype(active[t, :], xp.int64)
         keep = xp.ones(m, dtype=dtype)
         if s:
             mask = xp.sum(xp.astype(xp.arange(m)[:, None] == act[None, :], dtype), axis=1)
             keep = keep - mask
-        B0 = B * keep[None, :]
+        B0T = BT * keep[:, None]
         S0 = S * keep[None, :]
         worst = 0.0
         for k0 in range(0, m - 1, rows):
             k1 = min(k0 + rows, m)
             r = k1 - k0
-            Y = xp.matrix_transpose(B0[:, k0:k1]) @ S0[:, k0:]  # (r, m - k0), unscaled
+            Y = B0T[k0:k1, :] @ S0[:, k0:]  # (r, m - k0), unscaled
             diag = xp.where(upper[:r, :r], Y[:, :r], xp.zeros_like(Y[:, :r]))
             for part in (diag, Y[:, r:]):
                 if part.shape[1] == 0:
@@ -421,7 +430,7 @@ def sign_pair_errors(
                 nonzero[0] += int(xp.count_nonzero(part))
         top[0] = max(top[0], worst)
         if s:
-            YA = xp.matrix_transpose(xp.take(S, act, axis=1)) @ B  # (s, m), unscaled
+            YA = xp.take(BT, act, axis=0) @ S  # (s, m), unscaled
             YA = xp.astype(YA, xp.float64) * scale
             inactive = xp.nonzero(keep > 0)[0]
             y1 = xp.take(YA, inactive, axis=1)  # pattern 1: one active feature, target 0

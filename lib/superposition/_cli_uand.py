@@ -1,4 +1,9 @@
-"""``superposition uand``: exact errors of every AND output of a random U-AND layer."""
+"""``superposition uand``: exact errors of every AND output of a random U-AND layer.
+
+With ``--embed-dim D0`` the layer reads its inputs from superposition (``a0 = Φx`` in ``D0``
+dimensions) and the outputs are also written into a ``d``-dimensional superposition and read
+back there.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import numpy as np
 
 from .cli import nonneg_int, positive_int
 from .embedding import sample_sparse
+from .superposed import build_superposed_uand, evaluate_superposed, output_embedding_errors
 from .uand import WEIGHTS, build_uand, evaluate_uand
 
 PROGRESS_OUTPUTS = 10**8
@@ -17,13 +23,14 @@ PROGRESS_OUTPUTS = 10**8
 
 def p_value(text: str) -> float | str:
     """argparse type for ``--p``: a number in (0, 1] or the name of a rule."""
-    if text in ("paper", "balanced", "worst_case"):
+    if text in ("paper", "balanced", "worst_case", "superposed"):
         return text
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected a number in (0, 1], 'balanced', 'worst_case' or 'paper', got {text!r}"
+            "expected a number in (0, 1], 'balanced', 'worst_case', 'paper' or 'superposed', "
+            f"got {text!r}"
         ) from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
@@ -47,7 +54,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=p_value,
         default=None,
         help="Bernoulli connection probability: a number in (0, 1], or 'balanced' (default), "
-        "'worst_case' or 'paper' (ln(m)^2/sqrt(d))",
+        "'worst_case' or 'paper' (ln(m)^2/sqrt(d)); with --embed-dim also 'superposed' "
+        "(the default there)",
+    )
+    p.add_argument(
+        "--embed-dim",
+        type=positive_int,
+        default=None,
+        help="read the inputs from superposition in D0 dimensions (default: basis-aligned)",
     )
     p.add_argument("--inputs", type=positive_int, default=100, help="random inputs K")
     p.add_argument("--seed", type=nonneg_int, default=0)
@@ -57,18 +71,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     net_seed, input_seed = np.random.SeedSequence(args.seed).spawn(2)
-    net = build_uand(
-        args.features,
-        args.width,
-        args.sparsity,
-        weights=args.weights,
-        arity=args.arity,
-        p=args.p,
-        seed=net_seed,
-    )
-    active = sample_sparse(args.features, args.sparsity, args.inputs, seed=input_seed)
-    large = args.inputs * net.n_outputs >= PROGRESS_OUTPUTS
-    res = evaluate_uand(net, active, progress=None if large else False)
+    extra: dict[str, object] = {}
+    if args.embed_dim is None:
+        net = build_uand(
+            args.features,
+            args.width,
+            args.sparsity,
+            weights=args.weights,
+            arity=args.arity,
+            p=args.p,
+            seed=net_seed,
+        )
+        active = sample_sparse(args.features, args.sparsity, args.inputs, seed=input_seed)
+        large = args.inputs * net.n_outputs >= PROGRESS_OUTPUTS
+        res = evaluate_uand(net, active, progress=None if large else False)
+    else:
+        snet = build_superposed_uand(
+            args.features,
+            args.width,
+            args.sparsity,
+            args.embed_dim,
+            weights=args.weights,
+            arity=args.arity,
+            p=args.p,
+            seed=net_seed,
+        )
+        net = snet.net
+        active = sample_sparse(args.features, args.sparsity, args.inputs, seed=input_seed)
+        large = args.inputs * net.n_outputs >= PROGRESS_OUTPUTS
+        res = evaluate_superposed(snet, active, progress=None if large and not args.json else False)
+        extra["embed_dim"] = args.embed_dim
+        extra["output_embedding"] = (
+            output_embedding_errors(snet, active) if net.arity == 2 else None
+        )
     out = {
         "features": args.features,
         "width": args.width,
@@ -78,17 +113,28 @@ def run(args: argparse.Namespace) -> int:
         "p": net.p,
         "inputs": args.inputs,
         **res.summary(),
+        **extra,
     }
     if args.json:
         print(json.dumps(out))
         return 0
-    for key in ("features", "width", "sparsity", "arity", "weights", "p", "inputs", "n_outputs"):
+    keys = ["features", "width", "sparsity", "arity", "weights", "p", "inputs", "n_outputs"]
+    if "embed_dim" in extra:
+        keys.insert(2, "embed_dim")
+    for key in keys:
         print(f"{key:>16}  {_fmt(out[key])}")
     print(f"\n{'outputs':<22}{'count':>14}{'mean |err|':>12}{'max |err|':>12}")
     rows = [("all", res.pattern(slice(None)))]
     rows += [(f"{j} of {net.arity} active", res.pattern(j)) for j in range(net.arity, -1, -1)]
     for name, st in rows:
         print(f"{name:<22}{st['count']:>14}{_fmt(st['mean_abs']):>12}{_fmt(st['max_abs']):>12}")
+    emb = extra.get("output_embedding")
+    if isinstance(emb, dict):
+        print(
+            f"\nread back from a {emb['out_dim']}-dim output embedding: "
+            f"mean |err| {_fmt(emb['mean_abs_error'])}, max |err| {_fmt(emb['max_abs_error'])} "
+            f"(exact ANDs embedded: max |err| {_fmt(emb['ideal_max_abs_error'])})"
+        )
     return 0
 
 

@@ -1,0 +1,109 @@
+"""``superposition width``: the minimal width d* of a U-AND layer on inputs in superposition."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .cli import positive_int
+from .superposed import EMBED_TIED, minimal_width
+from .uand import WEIGHTS
+
+
+def embed_dim_value(text: str) -> int | str:
+    """argparse type for ``--embed-dim``: an integer >= 1 or ``tied``."""
+    if text == EMBED_TIED:
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 1 or 'tied', got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 or 'tied', got {value}")
+    return value
+
+
+def positive_real(text: str) -> float:
+    """argparse type: a finite real number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "width",
+        help="minimal width d* of a U-AND layer reading its inputs from superposition",
+        description="Smallest width d at which at least 90%% of seeds give a U-AND layer whose "
+        "worst error over all C(m, 2) ANDs of K random inputs is <= E, found by bracketing "
+        "and bisection on a log grid.",
+    )
+    p.add_argument("--features", type=positive_int, required=True, help="number of features m")
+    p.add_argument("--sparsity", type=positive_int, required=True, help="active features s")
+    p.add_argument("--target-error", type=positive_real, required=True, help="target max error E")
+    p.add_argument("--weights", choices=WEIGHTS, default="bernoulli")
+    p.add_argument(
+        "--embed-dim",
+        type=embed_dim_value,
+        default=EMBED_TIED,
+        help="residual dimension d0 of the input embedding, or 'tied' (d0 = d, the default)",
+    )
+    p.add_argument(
+        "--seeds", type=positive_int, default=5, help="networks per width K (seeds 0..K-1)"
+    )
+    p.add_argument("--inputs", type=positive_int, default=16, help="random inputs per network")
+    p.add_argument("--low", type=positive_int, default=16, help="smallest width tried")
+    p.add_argument("--high", type=positive_int, default=2**15, help="largest width tried")
+    p.add_argument(
+        "--resolution", type=positive_real, default=0.05, help="relative width of the final bracket"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    res = minimal_width(
+        args.features,
+        args.sparsity,
+        args.target_error,
+        weights=args.weights,
+        embed_dim=args.embed_dim,
+        seeds=range(args.seeds),
+        n_inputs=args.inputs,
+        low=args.low,
+        high=args.high,
+        resolution=args.resolution,
+    )
+    found = res.width <= args.high
+    out = {
+        "features": args.features,
+        "sparsity": args.sparsity,
+        "target_error": args.target_error,
+        "weights": args.weights,
+        "embed_dim": args.embed_dim,
+        "seeds": args.seeds,
+        "inputs": args.inputs,
+        "width": res.width if found else None,
+        "bracket": list(res.bracket),
+        "networks_evaluated": len(res.trials),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    lo, hi = res.bracket
+    if found:
+        below = f"{lo} fails" if lo is not None else f"{args.low} is the lowest width tried"
+        print(f"d* = {res.width}  (bracket: {below}, {hi} passes)")
+    else:
+        print(f"d* > {args.high}: no width up to --high passed")
+    print(
+        f"m = {args.features}, s = {args.sparsity}, target max error {args.target_error}, "
+        f"weights {args.weights}, d0 = {args.embed_dim}; {len(res.trials)} networks evaluated"
+    )
+    return 0

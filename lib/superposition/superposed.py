@@ -1,0 +1,966 @@
+r"""Universal AND with inputs in superposition (the paper's Theorem 2), and the minimal width.
+
+The network no longer reads the boolean vector :math:`x \in \{0,1\}^m` itself but its
+embedding :math:`a_0 = \Phi x \in \mathbb R^{d_0}` (:class:`superposition.embedding.Embedding`,
+:math:`d_0 < m`). The first layer is :math:`W_{\text{in}} = W\Phi^\top` with :math:`W` any
+U-AND wiring of :mod:`superposition.uand`:
+
+.. math::
+    a = \mathrm{ReLU}\bigl(W\,\Phi^\top \Phi x + b\bigr)
+      = \mathrm{ReLU}\bigl(W x + W e + b\bigr), \qquad e = \Phi^\top\Phi x - x,
+
+so each neuron sees its basis-aligned pre-activation plus the noise :math:`W_i\cdot e`, the sum
+of the embedding readout errors of the features it is wired to. :math:`W_{\text{in}}`
+(shape ``(d, d0)``) is never formed: :math:`\Phi^\top a_0` is a block-by-block readout
+(:meth:`Embedding.readout`) and :math:`W` is applied to it (sparse for Bernoulli weights).
+
+* :func:`build_superposed_uand` builds a layer; :class:`SuperposedUAnd` computes its activations.
+* Bernoulli weights use :func:`superposed_p` by default, the connection probability that
+  balances the paper's two constraints (noise :math:`\sqrt{pms/d_0}` small, :math:`dp^2` large).
+* Sign-symmetric weights keep the analytic readout :math:`\mathrm{sgn}(W_{ik}W_{il})/(d\,c)`
+  with :math:`c` recalibrated for the noise (:func:`superposed_sign_constant`).
+* :func:`evaluate_superposed` gives exact statistics of all :math:`\binom mn` outputs (any
+  arity, any readout); :func:`max_errors` gives the per-input worst error per output pattern
+  (arity 2, analytic readouts) with dense float32 products, fast enough for width searches.
+* :func:`output_embedding_errors` writes the outputs back into superposition with a fresh
+  random embedding :math:`\Psi` of the :math:`\binom m2` ANDs and measures the readout there.
+* :func:`minimal_width` is the search for :math:`d^*(m;\varepsilon,s)`; :func:`seed_widths`
+  and :func:`fit_exponent` give per-seed thresholds and a bootstrap interval on the growth
+  exponent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from math import comb
+from typing import Any
+
+import numpy as np
+import scipy.linalg.blas as blas
+import scipy.sparse as sps
+from scipy import special
+
+from . import sweep, theory
+from ._validate import check_choice, check_int, check_real, check_sparsity
+from .embedding import KINDS, Embedding, sample_sparse
+from .uand import (
+    WEIGHTS,
+    MeanReadout,
+    Readout,
+    SignReadout,
+    UAnd,
+    UAndErrors,
+    build_uand,
+    evaluate_uand,
+)
+
+EMBED_TIED = "tied"
+"""``embed_dim="tied"`` in :func:`minimal_width`: the residual width equals the layer width."""
+MAX_DENSE_ELEMENTS = 2**28
+"""Largest ``width * n_features`` (or ``n_features**2``) :func:`max_errors` will hold densely."""
+
+
+# ---------------------------------------------------------------- theory of the noise
+
+
+def embedding_noise_var(n_features: int, sparsity: int, embed_dim: int) -> float:
+    r"""Expected :math:`\|e\|^2` for :math:`e = \Phi^\top\Phi x - x`: :math:`s(m-1)/d_0`.
+
+    Each of the :math:`m-s` inactive features reads :math:`s` overlaps and each active one
+    :math:`s-1`, every overlap of variance :math:`1/d_0` (exactly, for both embedding kinds).
+    A neuron with weights :math:`W_i` sees noise :math:`W_i \cdot e`: variance
+    :math:`\|e\|^2` for :math:`\pm1` weights, about :math:`p\|e\|^2` for Bernoulli(:math:`p`).
+    """
+    m = check_int("n_features", n_features, low=1)
+    s = check_sparsity(sparsity, m)
+    d0 = check_int("embed_dim", embed_dim, low=1)
+    return s * (m - 1) / d0
+
+
+def superposed_p(n_features: int, width: int, sparsity: int, embed_dim: int | None) -> float:
+    r"""Bernoulli connection probability for superposed inputs (arity 2).
+
+    The worst output of a Bernoulli layer is biased by the other active features,
+    :math:`s'p` (:math:`s' = \max(s-1,1)`), and by the rectified superposition noise, whose
+    scale is :math:`\sigma(p) = \sqrt{p\,m\,s/d_0}` (a neuron sums the readout errors of its
+    :math:`\approx pm` features); it fluctuates on the scale :math:`1/\sqrt{dp^2}` of a mean
+    over :math:`|\Gamma| \approx dp^2` neurons. The rule equates the two:
+
+    .. math:: s'p + \sqrt{p\,m\,s/d_0} = \frac{1}{p\sqrt d}.
+
+    The left side increases and the right side decreases with :math:`p`, so the root is
+    unique (found by bisection; capped at 1). With :math:`d_0 = \infty` (``embed_dim=None``)
+    it is :func:`superposition.theory.worst_case_p`, :math:`(s'^2d)^{-1/4}`. With
+    :math:`d_0 = d` and large :math:`m` the noise term wins:
+    :math:`p \approx (ms)^{-1/3}`, :math:`dp^2 \approx d\,(ms)^{-2/3}`: the width must grow
+    like :math:`(ms)^{2/3}`, the paper's argument.
+    """
+    m = check_int("n_features", n_features, low=2)
+    d = check_int("width", width, low=1)
+    s = check_sparsity(sparsity, m)
+    if embed_dim is None:
+        return theory.worst_case_p(d, s)
+    noise = m * s / check_int("embed_dim", embed_dim, low=1)
+    s1 = max(s - 1, 1)
+
+    def gap(p: float) -> float:
+        return s1 * p + np.sqrt(p * noise) - 1.0 / (p * np.sqrt(d))
+
+    if gap(1.0) <= 0:
+        return 1.0
+    lo, hi = 1e-12, 1.0
+    for _ in range(200):  # bisection in log p, far below float resolution
+        mid = np.sqrt(lo * hi)
+        if gap(mid) > 0:
+            hi = mid
+        else:
+            lo = mid
+        if hi / lo < 1 + 1e-13:
+            break
+    return float(hi)
+
+
+def _gauss_relu_mean(mu: np.ndarray, tau: float) -> np.ndarray:
+    r""":math:`\mathbb E\,\mathrm{ReLU}(\mu + \tau Z)`, :math:`Z\sim N(0,1)`."""
+    mu = np.asarray(mu, dtype=np.float64)
+    if tau == 0:
+        return np.maximum(mu, 0.0)
+    z = mu / tau
+    return mu * special.ndtr(z) + tau * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+
+
+def superposed_sign_constant(sparsity: int, weights: str, noise_var: float) -> float:
+    r""":math:`c = \mathbb E[\mathrm{sgn}(w_1w_2)\,\mathrm{ReLU}(w_1 + w_2 + Z + \eta)]` with noise.
+
+    As :func:`superposition.theory.sign_readout_constant` (:math:`Z` the sum of the other
+    :math:`s-2` active weights), plus an independent :math:`\eta \sim N(0, \tau^2)`,
+    :math:`\tau^2` = ``noise_var``: the superposition noise :math:`W_i\cdot e` of a neuron
+    with :math:`\pm1` or :math:`N(0,1)` weights (:func:`embedding_noise_var`). Dividing by this
+    :math:`c` keeps the analytic readout unbiased for inputs in superposition.
+
+    * ``"gaussian"``: :math:`Z + \eta \sim N(0, s-2+\tau^2)`, so :math:`c` is the
+      closed form of the basis-aligned case at the real "sparsity" :math:`s + \tau^2`.
+    * ``"rademacher"``: :math:`c = \frac14(h(2) - 2h(0) + h(-2))`,
+      :math:`h(\mu) = \mathbb E\,\mathrm{ReLU}(\mu + 2K - (s-2) + \eta)`,
+      :math:`K\sim\mathrm{Bin}(s-2,\frac12)`: a finite mixture of Gaussian ReLU means.
+
+    At ``noise_var = 0`` both equal the basis-aligned constant.
+    """
+    s = check_int("sparsity", sparsity, low=2)
+    w = check_choice("weights", weights, theory.SIGN_WEIGHTS)
+    t2 = check_real("noise_var", noise_var, low=0.0)
+    if w == "gaussian":
+        se = s + t2
+        if se == 2:
+            return theory.sign_readout_constant(2, "gaussian")
+        c = 2 * np.arcsin(1 / np.sqrt(se - 1)) - np.sqrt(se) * np.arcsin(1 / (se - 1))
+        return float(2.0 / (np.pi * np.sqrt(2.0 * np.pi)) * c)
+    r = s - 2
+    k = np.arange(r + 1)
+    pk = np.array([comb(r, int(i)) for i in k], dtype=np.float64) / 2.0**r
+    tau = float(np.sqrt(t2))
+
+    def h(mu: float) -> float:
+        return float(pk @ _gauss_relu_mean(mu + 2 * k - r, tau))
+
+    return 0.25 * (h(2.0) - 2.0 * h(0.0) + h(-2.0))
+
+
+# ---------------------------------------------------------------- the layer
+
+
+@dataclass(frozen=True, eq=False)
+class SuperposedUAnd:
+    r"""A U-AND layer reading its inputs from superposition: :math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)`.
+
+    Build with :func:`build_superposed_uand`.
+
+    Attributes
+    ----------
+    net : UAnd
+        The wiring :math:`W` (``(width, n_features)``) and bias; ``net.activations`` is the
+        basis-aligned layer.
+    embedding : Embedding or None
+        :math:`\Phi` (``(embed_dim, n_features)``); ``None`` reads :math:`x` itself
+        (:math:`\Phi = I`, the basis-aligned limit).
+    """
+
+    net: UAnd
+    embedding: Embedding | None = field(repr=False)
+
+    @property
+    def n_features(self) -> int:
+        return self.net.n_features
+
+    @property
+    def width(self) -> int:
+        return self.net.width
+
+    @property
+    def sparsity(self) -> int:
+        return self.net.sparsity
+
+    @property
+    def arity(self) -> int:
+        return self.net.arity
+
+    @property
+    def weights(self) -> str:
+        return self.net.weights
+
+    @property
+    def p(self) -> float:
+        return self.net.p
+
+    @property
+    def embed_dim(self) -> int | None:
+        """:math:`d_0`, or ``None`` for basis-aligned inputs."""
+        return None if self.embedding is None else self.embedding.embed_dim
+
+    @property
+    def noise_var(self) -> float:
+        """:func:`embedding_noise_var` (0 for basis-aligned inputs)."""
+        if self.embedding is None:
+            return 0.0
+        return embedding_noise_var(self.n_features, self.sparsity, self.embedding.embed_dim)
+
+    @cached_property
+    def readout(self) -> Readout:
+        r"""The analytic readout: the Bernoulli mean over :math:`\Gamma`, or the sign readout
+        scaled by :math:`1/(d\,c)` with :math:`c` = :func:`superposed_sign_constant`."""
+        if self.weights == "bernoulli":
+            return MeanReadout(self.net.csc, self.arity)
+        c = superposed_sign_constant(self.sparsity, self.weights, self.noise_var)
+        return SignReadout(np.sign(self.net.W), scale=1.0 / (self.width * c))
+
+    def embedded(self, active: np.ndarray) -> np.ndarray:
+        r"""The network's input :math:`\Phi x`, shape ``(K, embed_dim)`` (``(K, m)``: :math:`x`)."""
+        active = _check_active(active, self.n_features)
+        if self.embedding is None:
+            x = np.zeros((active.shape[0], self.n_features))
+            np.put_along_axis(x, active, 1.0, axis=1)
+            return x
+        return self.embedding.embed(active)
+
+    def feature_readout(self, active: np.ndarray) -> np.ndarray:
+        r""":math:`\Phi^\top\Phi x = x + e`, shape ``(K, n_features)``, block by block."""
+        a0 = self.embedded(active)
+        return a0 if self.embedding is None else self.embedding.readout(a0)
+
+    def preactivations(self, active: np.ndarray) -> np.ndarray:
+        r""":math:`W\,(\Phi^\top\Phi x) + b`, float64 array of shape ``(K, width)``.
+
+        Computed as :math:`W` times the feature readout: memory
+        :math:`O(K(m + d))` beyond :math:`W`, and :math:`W\Phi^\top` is never formed.
+        """
+        z = self.feature_readout(active)
+        h = self.net.W @ z.T
+        return np.asarray(h).T + self.net.bias
+
+    def activations(self, active: np.ndarray) -> np.ndarray:
+        r""":math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)`, shape ``(K, width)``."""
+        return np.maximum(self.preactivations(active), 0.0)
+
+    def input_weights(self) -> np.ndarray:
+        r"""The dense first layer :math:`W_{\text{in}} = W\Phi^\top`, shape ``(width, embed_dim)``.
+
+        Materialised: for checks at small sizes only (the layer itself never forms it).
+        """
+        if self.embedding is None:
+            raise ValueError("input_weights needs an embedding (embed_dim is None)")
+        phi = self.embedding.matrix()
+        return np.asarray(self.net.W @ phi.T)
+
+
+def build_superposed_uand(
+    n_features: int,
+    width: int,
+    sparsity: int,
+    embed_dim: int | None,
+    *,
+    weights: str = "bernoulli",
+    arity: int = 2,
+    p: float | str | None = None,
+    embedding_kind: str = "gaussian",
+    seed: object = 0,
+) -> SuperposedUAnd:
+    r"""A random U-AND layer whose inputs are :math:`\Phi x` with a random :math:`\Phi`.
+
+    Parameters
+    ----------
+    n_features, width, sparsity : int
+        :math:`m, d, s` as in :func:`superposition.uand.build_uand`.
+    embed_dim : int or None
+        :math:`d_0 \ge 1`; ``None`` feeds :math:`x` itself (:math:`\Phi = I`).
+    weights : {"bernoulli", "rademacher", "gaussian"}
+    arity : int
+    p : float, "superposed", "balanced", "worst_case", "paper" or None
+        Bernoulli connection probability. ``None`` or ``"superposed"``: :func:`superposed_p`
+        (arity 2; for other arities ``"balanced"``). Other values as in
+        :func:`superposition.uand.connection_probability`. Must be ``None`` for sign-symmetric
+        weights.
+    embedding_kind : {"gaussian", "sign"}
+        Columns of :math:`\Phi` (:class:`superposition.embedding.Embedding`).
+    seed : int, SeedSequence or Generator
+        Split into independent streams for :math:`W` and :math:`\Phi`.
+
+    Returns
+    -------
+    SuperposedUAnd
+    """
+    m = check_int("n_features", n_features, low=1)
+    d = check_int("width", width, low=1)
+    s = check_sparsity(sparsity, m)
+    w = check_choice("weights", weights, WEIGHTS)
+    n = check_int("arity", arity, low=2)
+    if embed_dim is not None:
+        check_int("embed_dim", embed_dim, low=1)
+    kind = check_choice("embedding_kind", embedding_kind, KINDS)
+    ss = _seed_sequence(seed)
+    w_seed, phi_seed = ss.spawn(2)
+    if w == "bernoulli" and (p is None or p == "superposed"):
+        if n == 2 and m >= 2:
+            p = superposed_p(m, d, s, embed_dim)
+        else:
+            p = "balanced"
+    elif p == "superposed":
+        raise ValueError(f"p='superposed' applies to weights='bernoulli' only, got weights={w!r}")
+    if w == "bernoulli" and not isinstance(p, str):
+        net = _bernoulli_layer(m, d, s, n, float(p), np.random.default_rng(w_seed))
+    else:
+        net = build_uand(m, d, s, weights=w, arity=n, p=p, seed=np.random.default_rng(w_seed))
+    emb = None
+    if embed_dim is not None:
+        emb = Embedding(m, embed_dim, kind=kind, seed=int(phi_seed.generate_state(1)[0]))
+    return SuperposedUAnd(net, emb)
+
+
+def _bernoulli_layer(m: int, d: int, s: int, n: int, p: float, rng: np.random.Generator) -> UAnd:
+    """The Bernoulli U-AND layer of :func:`superposition.uand.build_uand`, drawn in one pass.
+
+    Entries i.i.d. Bernoulli(``p``), generated row block by row block as uniform draws below
+    ``p`` (the same distribution as a binomial count per neuron and a uniform support; other
+    bits, and no Python loop over neurons).
+    """
+    if n > m:
+        raise ValueError(f"arity must be between 2 and n_features={m}, got {n}")
+    p = float(check_real("p", p, low=0.0, high=1.0, low_open=True))
+    rows = max(1, 2**22 // m)
+    indptr = [np.zeros(1, np.int64)]
+    indices = []
+    total = 0
+    for r0 in range(0, d, rows):
+        block = rng.random((min(rows, d - r0), m)) < p
+        r, c = np.nonzero(block)
+        indices.append(c.astype(np.int32 if m < 2**31 else np.int64))
+        counts = np.bincount(r, minlength=block.shape[0])
+        indptr.append(total + np.cumsum(counts))
+        total += int(counts.sum())
+    ind = np.concatenate(indices)
+    W = sps.csr_array((np.ones(ind.size), ind, np.concatenate(indptr)), shape=(d, m))
+    return UAnd(
+        n_features=m, width=d, sparsity=s, arity=n, weights="bernoulli", p=p, W=W, bias=-(n - 1.0)
+    )
+
+
+def _seed_sequence(seed: object) -> np.random.SeedSequence:
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(int(seed.integers(0, 2**63)))
+    check_int("seed", seed, low=0)
+    return np.random.SeedSequence(int(seed))
+
+
+def _check_active(active: np.ndarray, m: int) -> np.ndarray:
+    active = np.asarray(active)
+    if active.ndim != 2 or not (np.issubdtype(active.dtype, np.integer) or active.size == 0):
+        raise ValueError(
+            f"active must be an integer array of shape (n_inputs, s), got {active.dtype} {active.shape}"
+        )
+    active = active.astype(np.int64)
+    if active.size and (active.min() < 0 or active.max() >= m):
+        raise ValueError(f"active feature indices must be in [0, {m - 1}]")
+    if active.shape[1] > 1 and (np.diff(np.sort(active, axis=1), axis=1) == 0).any():
+        raise ValueError("active features must be distinct within each input")
+    return np.sort(active, axis=1)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluate_superposed(
+    snet: SuperposedUAnd,
+    active: np.ndarray,
+    *,
+    readout: Readout | None = None,
+    tile: int | None = None,
+    bins: np.ndarray | None = None,
+    progress: bool | None = False,
+) -> UAndErrors:
+    r"""Exact errors of all :math:`\binom mn` outputs on superposed inputs (any arity, any readout).
+
+    The activations are computed from :math:`\Phi x` and handed to
+    :func:`superposition.uand.evaluate_uand` (dense output tiles). ``readout`` defaults to
+    ``snet.readout``.
+    """
+    readout = snet.readout if readout is None else readout
+    active = _check_active(active, snet.n_features)
+    return evaluate_uand(
+        snet.net,
+        active,
+        readout=readout,
+        method="tiles",
+        tile=tile,
+        bins=bins,
+        progress=progress,
+        activations=snet.activations(active),
+    )
+
+
+@dataclass(frozen=True)
+class PatternMax:
+    r"""Worst error per input and output pattern, and error sums per pattern (arity 2).
+
+    Attributes
+    ----------
+    per_input : float array, shape ``(K, 3)``
+        Column ``j``: :math:`\max |\hat y_{kl} - x_kx_l|` over the outputs with ``j`` of their
+        two features active (0 where an input has no such output).
+    count : int64 array, shape ``(3,)``
+        Outputs of each pattern, summed over the inputs evaluated.
+    sum, sum_abs : float arrays, shape ``(3,)``
+        :math:`\sum \text{err}` and :math:`\sum|\text{err}|` per pattern.
+    """
+
+    per_input: np.ndarray
+    count: np.ndarray
+    sum: np.ndarray
+    sum_abs: np.ndarray
+
+    @property
+    def max_abs_error(self) -> float:
+        """Worst error over every output of every input."""
+        return float(self.per_input.max(initial=0.0))
+
+    @property
+    def mean_abs_error(self) -> float:
+        """Mean :math:`|\text{err}|` over every output of every input."""
+        return float(self.sum_abs.sum() / max(int(self.count.sum()), 1))
+
+    def pattern(self, j: int) -> dict[str, float | int | None]:
+        """``count``, ``mean`` (signed), ``mean_abs`` and ``max_abs`` over outputs of pattern ``j``."""
+        j = check_int("j", j, low=0, high=2)
+        cnt = int(self.count[j])
+        if cnt == 0:
+            return {"count": 0, "mean": None, "mean_abs": None, "max_abs": None}
+        return {
+            "count": cnt,
+            "mean": float(self.sum[j] / cnt),
+            "mean_abs": float(self.sum_abs[j] / cnt),
+            "max_abs": float(self.per_input[:, j].max()),
+        }
+
+    @property
+    def input_max_abs(self) -> np.ndarray:
+        """Worst error of each input, shape ``(K,)``."""
+        return self.per_input.max(axis=1)
+
+
+def max_errors(
+    snet: SuperposedUAnd,
+    active: np.ndarray,
+    *,
+    stop_above: float | None = None,
+    outputs: bool = False,
+) -> PatternMax | tuple[PatternMax, list[np.ndarray]]:
+    r"""Per-input worst error of every AND output, split by pattern (arity 2, analytic readout).
+
+    For one input with activations :math:`a`, every output at once is
+    :math:`\hat Y = Q \circ (B^\top B)` with :math:`B = \mathrm{diag}(\sqrt{a_F})\,W_F`, the rows
+    of the firing neurons :math:`F = \{i : a_i > 0\}` (a symmetric rank-:math:`|F|` update,
+    BLAS ``ssyrk``, float32), and :math:`Q_{kl} = 1/|\Gamma(k,l)|` from the Gram matrix
+    :math:`W^\top W` (Bernoulli; 0 where :math:`\Gamma` is empty) or :math:`Q = 1/(d\,c)`
+    (sign-symmetric). Time :math:`O(m^2(d + K|F|))`, memory :math:`O(m^2 + dm)` float32.
+    float32 sums of at most :math:`d` terms of size :math:`O(1)`: relative error
+    :math:`\lesssim 10^{-6}`.
+
+    Parameters
+    ----------
+    snet : SuperposedUAnd
+        Arity 2 (any embedding, or none).
+    active : int array, shape ``(K, s')``
+    stop_above : float, optional
+        Stop after the first input whose worst error exceeds this (the remaining rows are 0
+        and the sums cover the inputs evaluated): enough to decide "max error ≤ ε".
+    outputs : bool
+        Also return, per input, the :math:`\binom m2` outputs in lexicographic order (float32).
+
+    Returns
+    -------
+    PatternMax, or ``(PatternMax, list of arrays)`` with ``outputs=True``.
+    """
+    if snet.arity != 2:
+        raise ValueError(f"max_errors needs arity 2, got {snet.arity}; use evaluate_superposed")
+    m, d = snet.n_features, snet.width
+    if m * m > MAX_DENSE_ELEMENTS or m * d > MAX_DENSE_ELEMENTS:
+        raise ValueError(
+            f"n_features={m}, width={d} exceed the dense budget of max_errors "
+            f"(m*m and m*d <= {MAX_DENSE_ELEMENTS})"
+        )
+    if stop_above is not None:
+        stop_above = check_real("stop_above", stop_above, low=0.0)
+    active = _check_active(active, m)
+    k_all = active.shape[0]
+    A = snet.activations(active)
+    bern = snet.weights == "bernoulli"
+    Wd = snet.net.W.toarray() if bern else np.asarray(snet.net.W)
+    Wd = np.asfortranarray(Wd, dtype=np.float32)
+    if bern:
+        gram = blas.ssyrk(1.0, Wd, trans=1)  # (m, m) upper triangle: |Γ(k, l)|
+        q = np.divide(1.0, gram, out=np.zeros_like(gram), where=gram > 0)
+        del gram
+        q = np.triu(q, 1)
+    else:
+        scale = snet.readout.scale  # type: ignore[attr-defined]
+        Wd = np.sign(Wd, out=Wd)
+        q = np.triu(np.full((m, m), scale, dtype=np.float32), 1)
+    per = np.zeros((k_all, 3))
+    count = np.zeros(3, dtype=np.int64)
+    tot = np.zeros(3)
+    tot_abs = np.zeros(3)
+    outs: list[np.ndarray] = []
+    iu = np.triu_indices(m, 1) if outputs else None
+    for t in range(k_all):
+        F = np.flatnonzero(A[t] > 0)
+        if F.size:
+            B = Wd[F] * np.sqrt(A[t, F]).astype(np.float32)[:, None]
+            Y = blas.ssyrk(1.0, np.asfortranarray(B), trans=1)
+        else:
+            Y = np.zeros((m, m), dtype=np.float32, order="F")
+        np.multiply(Y, q, out=Y)
+        if outputs:
+            outs.append(Y[iu].copy())
+        act = active[t]
+        # pattern 2: pairs of active features; pattern 1: their rows and columns; pattern 0: the rest
+        s_ = act.size
+        rows = Y[act, :].copy()
+        cols = Y[:, act].copy()
+        sub = Y[np.ix_(act, act)]
+        e2 = sub[np.triu_indices(s_, 1)] - 1.0
+        Y[act, :] = 0.0
+        Y[:, act] = 0.0
+        per[t, 0] = max(float(Y.max(initial=0.0)), -float(Y.min(initial=0.0)))
+        y0 = float(Y.sum(dtype=np.float64))
+        tot[0] += y0
+        tot_abs[0] += y0 if bern else float(np.abs(Y).sum(dtype=np.float64))  # Bernoulli: Y >= 0
+        rows[:, act] = 0.0
+        cols[act, :] = 0.0
+        e1 = np.concatenate([rows.ravel(), cols.ravel()]).astype(np.float64)
+        per[t, 1] = float(np.abs(e1).max(initial=0.0))
+        per[t, 2] = float(np.abs(e2).max(initial=0.0))
+        tot[1] += e1.sum()
+        tot_abs[1] += np.abs(e1).sum()
+        tot[2] += e2.sum(dtype=np.float64)
+        tot_abs[2] += np.abs(e2).sum(dtype=np.float64)
+        count += (comb(m - s_, 2), s_ * (m - s_), comb(s_, 2))
+        if stop_above is not None and per[t].max() > stop_above:
+            break
+    res = PatternMax(per, count, tot, tot_abs)
+    return (res, outs) if outputs else res
+
+
+# ---------------------------------------------------------------- outputs back into superposition
+
+
+def output_embedding_errors(
+    snet: SuperposedUAnd,
+    active: np.ndarray,
+    *,
+    out_dim: int | None = None,
+    kind: str = "gaussian",
+    seed: object = 1,
+) -> dict[str, float]:
+    r"""Write the :math:`\binom m2` AND outputs into superposition and read them back there.
+
+    With a fresh random embedding :math:`\Psi` (``(out_dim, C(m, 2))``, seeded blocks) the
+    next layer receives :math:`o = \Psi\hat y` and reads output :math:`T` as
+    :math:`\psi_T\cdot o = \hat y_T + \sum_{T'\ne T}\hat y_{T'}\,\psi_T\cdot\psi_{T'}`.
+    Every nonzero output, not only the :math:`\binom s2` true ANDs, adds crosstalk.
+
+    Parameters
+    ----------
+    snet : SuperposedUAnd
+        Arity 2.
+    active : int array, shape ``(K, s)``
+    out_dim : int, optional
+        Dimension of the output space; defaults to ``snet.width`` (the layer writes a
+        ``d``-dimensional output).
+    kind : {"gaussian", "sign"}
+    seed : int
+        Seed of :math:`\Psi`.
+
+    Returns
+    -------
+    dict
+        ``out_dim``; ``max_abs_error`` and ``mean_abs_error`` of :math:`\psi_T\cdot o` against
+        :math:`x_kx_l` over all outputs and inputs; ``ideal_max_abs_error``: the same for
+        :math:`o = \Psi y` with the exact ANDs (embedding crosstalk alone).
+    """
+    m = snet.n_features
+    if m < 2:
+        raise ValueError("output_embedding_errors needs n_features >= 2")
+    dout = snet.width if out_dim is None else check_int("out_dim", out_dim, low=1)
+    check_int("seed", seed, low=0)
+    active = _check_active(active, m)
+    n_out = comb(m, 2)
+    psi = Embedding(n_out, dout, kind=kind, seed=int(seed), dtype=np.float32)
+    _, outs = max_errors(snet, active, outputs=True)
+    from .uand import tuple_rank
+
+    worst = ideal = 0.0
+    total = 0.0
+    for t, yhat in enumerate(outs):
+        act = active[t]
+        pairs = np.array([(u, v) for i, u in enumerate(act) for v in act[i + 1 :]], np.int64)
+        target = np.zeros(n_out, dtype=np.float32)
+        if pairs.size:
+            target[tuple_rank(pairs.reshape(-1, 2), m)] = 1.0
+        for y, which in ((yhat, "net"), (target, "ideal")):
+            o = np.zeros(dout, dtype=np.float32)
+            for first, blk in psi.blocks():
+                o += blk @ y[first : first + blk.shape[1]]
+            back = psi.readout(o[None, :])[0]
+            err = np.abs(back - target)
+            if which == "net":
+                worst = max(worst, float(err.max()))
+                total += float(err.sum(dtype=np.float64))
+            else:
+                ideal = max(ideal, float(err.max()))
+    return {
+        "out_dim": dout,
+        "max_abs_error": worst,
+        "mean_abs_error": total / (n_out * active.shape[0]),
+        "ideal_max_abs_error": ideal,
+    }
+
+
+# ---------------------------------------------------------------- minimal width
+
+
+def width_trial(
+    n_features: int,
+    width: int,
+    sparsity: int,
+    *,
+    embed_dim: int | str | None = EMBED_TIED,
+    weights: str = "bernoulli",
+    n_inputs: int = 16,
+    seed: int = 0,
+    stop_above: float | None = None,
+    p: float | str | None = None,
+) -> PatternMax:
+    r"""Worst errors of one random network of width ``width`` (seed ``seed``) on ``n_inputs`` inputs.
+
+    The network is drawn from ``SeedSequence([seed, width, d0])`` and the inputs (exactly
+    ``sparsity`` active, uniform) from ``SeedSequence([seed, 1])``: the same inputs at every
+    width, a fresh network at each.
+
+    ``embed_dim``: an int :math:`d_0`, ``"tied"`` (:math:`d_0 = d`) or ``None`` (basis-aligned).
+    """
+    m = check_int("n_features", n_features, low=2)
+    d = check_int("width", width, low=1)
+    s = check_sparsity(sparsity, m)
+    d0 = _resolve_embed_dim(embed_dim, d)
+    k = check_int("n_inputs", n_inputs, low=1)
+    check_int("seed", seed, low=0)
+    net_seed = np.random.SeedSequence([seed, d, 0 if d0 is None else d0])
+    snet = build_superposed_uand(m, d, s, d0, weights=weights, p=p, seed=net_seed)
+    active = sample_sparse(m, s, k, seed=np.random.default_rng(np.random.SeedSequence([seed, 1])))
+    return max_errors(snet, active, stop_above=stop_above)  # type: ignore[return-value]
+
+
+def _resolve_embed_dim(embed_dim: int | str | None, width: int) -> int | None:
+    if embed_dim is None:
+        return None
+    if isinstance(embed_dim, str):
+        check_choice("embed_dim", embed_dim, (EMBED_TIED,))
+        return width
+    return check_int("embed_dim", embed_dim, low=1)
+
+
+@dataclass(frozen=True)
+class WidthSearch:
+    r"""Result of :func:`minimal_width`.
+
+    Attributes
+    ----------
+    width : int
+        :math:`d^*`, the smallest width found to pass (``high + 1`` if none did).
+    bracket : tuple of (int or None, int or None)
+        ``(largest width tested that failed, d*)``; ``None`` where there was none.
+    trials : list of dict
+        Every network evaluated: ``width``, ``seed``, ``max_abs_error``, ``passed``.
+    """
+
+    width: int
+    bracket: tuple[int | None, int | None]
+    trials: list[dict[str, Any]]
+
+
+def minimal_width(
+    n_features: int,
+    sparsity: int,
+    target_error: float,
+    *,
+    weights: str = "bernoulli",
+    embed_dim: int | str | None = EMBED_TIED,
+    seeds: Sequence[int] = range(5),
+    n_inputs: int = 16,
+    fraction: float = 0.9,
+    low: int = 16,
+    high: int = 2**15,
+    resolution: float = 0.05,
+    p: float | str | None = None,
+) -> WidthSearch:
+    r"""The minimal width :math:`d^*(m;\varepsilon,s)` of a U-AND layer on superposed inputs.
+
+    The smallest :math:`d` at which at least ``fraction`` of ``seeds`` give a network whose
+    worst error over all :math:`\binom m2` outputs of ``n_inputs`` random inputs is
+    :math:`\le \varepsilon` (:func:`width_trial`), found by geometric bracketing and
+    bisection on a log grid (:func:`superposition.sweep.smallest_passing` over
+    :func:`superposition.sweep.fraction_passing`), to relative resolution ``resolution``.
+    It assumes passing is monotone in :math:`d`, which holds for the ensemble but not for
+    every draw: near :math:`d^*` the answer carries the noise of finitely many seeds.
+
+    Parameters
+    ----------
+    n_features, sparsity : int
+    target_error : float
+        :math:`\varepsilon > 0`.
+    weights : {"bernoulli", "rademacher", "gaussian"}
+    embed_dim : int, "tied" or None
+        :math:`d_0` fixed, :math:`d_0 = d` (the paper's count), or basis-aligned.
+    seeds : sequence of int
+    n_inputs, fraction, low, high, resolution
+        See above; ``1 <= low <= high``.
+    p : optional
+        Bernoulli connection probability (default :func:`superposed_p`).
+
+    Returns
+    -------
+    WidthSearch
+    """
+    m = check_int("n_features", n_features, low=2)
+    s = check_sparsity(sparsity, m)
+    eps = check_real("target_error", target_error, low=0.0, low_open=True)
+    check_choice("weights", weights, WEIGHTS)
+    if weights != "bernoulli" and s < 2:
+        raise ValueError(f"sparsity must be >= 2 for weights={weights!r}, got {s}")
+    if not isinstance(embed_dim, str) and embed_dim is not None:
+        check_int("embed_dim", embed_dim, low=1)
+    elif isinstance(embed_dim, str):
+        check_choice("embed_dim", embed_dim, (EMBED_TIED,))
+    seeds = [check_int("seed", x, low=0) for x in seeds]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    check_int("n_inputs", n_inputs, low=1)
+    low = check_int("low", low, low=1)
+    high = check_int("high", high, low=low)
+    trials: list[dict[str, Any]] = []
+
+    def one(d: int, seed: int) -> bool:
+        r = width_trial(
+            m, d, s, embed_dim=embed_dim, weights=weights, n_inputs=n_inputs, seed=seed,
+            stop_above=eps, p=p,
+        )  # fmt: skip
+        err = r.max_abs_error
+        trials.append({"width": d, "seed": seed, "max_abs_error": err, "passed": err <= eps})
+        return err <= eps
+
+    def passes(d: int) -> bool:
+        return sweep.fraction_passing(one, d, seeds, fraction)
+
+    best = sweep.smallest_passing(passes, low, high, resolution)
+    # a width failed if fewer than `fraction` of its seeds passed (fraction_passing may stop early)
+    need = int(np.ceil(fraction * len(seeds) - 1e-12))
+    tested = {tr["width"] for tr in trials}
+    failed = [
+        w_
+        for w_ in tested
+        if w_ < best and sum(tr["passed"] for tr in trials if tr["width"] == w_) < need
+    ]
+    lo = max(failed) if failed else None
+    return WidthSearch(best, (lo, best if best <= high else None), trials)
+
+
+def seed_widths(
+    n_features: int,
+    sparsity: int,
+    target_error: float,
+    *,
+    weights: str = "bernoulli",
+    embed_dim: int | str | None = EMBED_TIED,
+    seeds: Sequence[int] = range(5),
+    n_inputs: int = 16,
+    low: int = 16,
+    high: int = 2**15,
+    resolution: float = 0.05,
+    p: float | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    r"""Each seed's own threshold: the smallest width at which that seed's network passes.
+
+    One :func:`superposition.sweep.smallest_passing` search per seed (``high + 1`` where none
+    passed); when ``low`` already passes, the search restarts from ``low // 2``, so ``low``
+    may be a guess from a neighbouring size. If each seed passes from its threshold on, :math:`d^*` of :func:`minimal_width`
+    is the :math:`\lceil 0.9K\rceil`-th smallest of these (:func:`quantile_width`); keeping
+    them all lets :func:`fit_exponent` resample seeds.
+
+    ``progress``, if given, is called as ``progress(seed, width)`` after each search.
+    """
+    m = check_int("n_features", n_features, low=2)
+    s = check_sparsity(sparsity, m)
+    eps = check_real("target_error", target_error, low=0.0, low_open=True)
+    out = []
+    for seed in seeds:
+
+        def passes(d: int, seed: int = seed) -> bool:
+            r = width_trial(
+                m, d, s, embed_dim=embed_dim, weights=weights, n_inputs=n_inputs, seed=seed,
+                stop_above=eps, p=p,
+            )  # fmt: skip
+            return r.max_abs_error <= eps
+
+        lo = low
+        w_ = sweep.smallest_passing(passes, lo, high, resolution)
+        while w_ == lo and lo > 1:  # the lowest width tried passed: look lower
+            lo = max(1, lo // 2)
+            w_ = sweep.smallest_passing(passes, lo, high, resolution)
+        out.append(w_)
+        if progress is not None:
+            progress(seed, w_)
+    return np.array(out, dtype=np.int64)
+
+
+def quantile_width(widths: np.ndarray, fraction: float = 0.9) -> int:
+    r"""The smallest width that at least ``fraction`` of the per-seed thresholds do not exceed."""
+    w = np.sort(np.asarray(widths).ravel())
+    if w.size == 0:
+        raise ValueError("widths must not be empty")
+    fraction = check_real("fraction", fraction, low=0.0, high=1.0, low_open=True)
+    need = int(np.ceil(fraction * w.size - 1e-12))
+    return int(w[need - 1])
+
+
+@dataclass(frozen=True)
+class ExponentFit:
+    r"""A power law :math:`d^* = C m^\alpha` fitted in log-log, with a bootstrap interval.
+
+    Attributes
+    ----------
+    exponent : float
+        :math:`\alpha` from least squares of :math:`\log d^*` on :math:`\log m`.
+    prefactor : float
+        :math:`C`.
+    interval : tuple of float
+        Percentile bootstrap interval of :math:`\alpha` at level ``level``.
+    level : float
+    samples : float array
+        Bootstrap exponents.
+    """
+
+    exponent: float
+    prefactor: float
+    interval: tuple[float, float]
+    level: float
+    samples: np.ndarray = field(repr=False)
+
+
+def fit_exponent(
+    n_features: Sequence[int],
+    widths: Sequence[Sequence[int]],
+    *,
+    statistic: str = "geomean",
+    fraction: float = 0.9,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: object = 0,
+) -> ExponentFit:
+    r"""Fit a power law :math:`Cm^\alpha` to minimal widths and bootstrap :math:`\alpha` over seeds.
+
+    Parameters
+    ----------
+    n_features : sequence of int
+        The :math:`m` values (at least 2 distinct).
+    widths : sequence of int sequences
+        Per-seed thresholds at each :math:`m` (:func:`seed_widths`).
+    statistic : {"geomean", "quantile"}
+        What is fitted at each :math:`m`: ``"geomean"`` (default), the geometric mean of the
+        per-seed thresholds; ``"quantile"``, their ``fraction`` quantile :math:`d^*`
+        (:func:`quantile_width`). Both grow with the same exponent when the spread of
+        :math:`\log` thresholds does not change with :math:`m`. The geometric mean is the
+        one to bootstrap: a resampled maximum can never exceed the observed one, so the
+        bootstrap of a high quantile of few seeds is biased downwards.
+    fraction : float
+        For ``statistic="quantile"``.
+    n_boot : int
+        Bootstrap replicates: at each :math:`m` the seeds are resampled with replacement,
+        the statistic recomputed and the line refitted.
+    level : float
+        Coverage of the percentile interval.
+    seed : int or Generator
+
+    Returns
+    -------
+    ExponentFit
+    """
+    from ._validate import as_generator
+
+    ms = np.asarray([check_int("n_features", x, low=1) for x in n_features], dtype=np.float64)
+    if len(widths) != ms.size:
+        raise ValueError(f"widths must have one row per n_features ({ms.size}), got {len(widths)}")
+    if np.unique(ms).size < 2:
+        raise ValueError("n_features must hold at least 2 distinct values")
+    rows = [np.asarray(w, dtype=np.float64) for w in widths]
+    if any(r.size == 0 or (r <= 0).any() for r in rows):
+        raise ValueError("widths must be non-empty rows of positive widths")
+    check_int("n_boot", n_boot, low=1)
+    level = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+    stat = check_choice("statistic", statistic, ("geomean", "quantile"))
+    rng = as_generator(seed)
+    x = np.log(ms)
+
+    def value(r: np.ndarray) -> float:
+        if stat == "geomean":
+            return float(np.exp(np.log(r).mean()))
+        return float(quantile_width(r, fraction))
+
+    def line(ds: np.ndarray) -> tuple[float, float]:
+        slope, icpt = np.polyfit(x, np.log(ds), 1)
+        return float(slope), float(np.exp(icpt))
+
+    alpha, c = line(np.array([value(r) for r in rows]))
+    boots = np.empty(n_boot)
+    for b in range(n_boot):
+        ds = np.array([value(rng.choice(r, size=r.size, replace=True)) for r in rows])
+        boots[b] = line(ds)[0]
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return ExponentFit(alpha, c, (float(lo), float(hi)), level, boots)
+
+
+# ---------------------------------------------------------------- reference curves
+
+
+def adler_shavit_neurons(n_outputs: np.ndarray | float) -> np.ndarray:
+    r"""The shape of the Adler–Shavit lower bound, :math:`\sqrt{m'\ln m'}` neurons for :math:`m'` outputs.
+
+    The bound is :math:`\Omega(\sqrt{m'\log m'})` with an unstated constant; this returns
+    the expression with constant 1.
+    """
+    mm = np.asarray(n_outputs, dtype=np.float64)
+    if (mm < 2).any():
+        raise ValueError("n_outputs must be >= 2")
+    return np.sqrt(mm * np.log(mm))

@@ -1,0 +1,443 @@
+"""U-AND on superposed inputs (paper §2): dense brute-force oracles, the basis-aligned limit,
+noise theory, the width search, CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from math import comb
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from superposition import superposed as S
+from superposition import theory
+from superposition import uand as U
+from superposition.cli import main
+from superposition.embedding import Embedding, coherence, sample_sparse
+
+FLOAT_TOL = 1e-10  # float64 rounding of sums of at most a few thousand terms of size <= 10
+F32_TOL = 2e-5  # float32 products (max_errors): sums of <= 1000 terms of size <= 5, rel 6e-8 each
+
+
+# ---------------------------------------------------------------- the oracle
+
+
+def brute(snet: S.SuperposedUAnd, active: np.ndarray) -> dict[str, np.ndarray]:
+    """Materialise Φ and W_in = W Φᵀ densely; loop over inputs, outputs and neurons in Python."""
+    W = snet.net.W.toarray() if snet.weights == "bernoulli" else np.asarray(snet.net.W)
+    d, m = W.shape
+    if snet.embedding is None:
+        phi = np.eye(m)
+    else:
+        phi = np.stack([snet.embedding.columns(np.array([k]))[:, 0] for k in range(m)], axis=1)
+    w_in = W @ phi.T  # (d, d0): the first layer as a network would store it
+    c = None
+    if snet.weights != "bernoulli":
+        c = S.superposed_sign_constant(snet.sparsity, snet.weights, snet.noise_var)
+    per_input, errs = [], {0: [], 1: [], 2: []}
+    for act in active:
+        x = np.zeros(m)
+        x[list(act)] = 1.0
+        a = np.maximum(w_in @ (phi @ x) + snet.net.bias, 0.0)
+        worst = np.zeros(3)
+        for k, k2 in itertools.combinations(range(m), 2):
+            if c is None:
+                gamma = [i for i in range(d) if W[i, k] == 1 and W[i, k2] == 1]
+                y = sum(a[i] for i in gamma) / len(gamma) if gamma else 0.0
+            else:
+                y = sum(np.sign(W[i, k] * W[i, k2]) * a[i] for i in range(d)) / (d * c)
+            j = int(x[k] + x[k2])
+            e = y - (1.0 if j == 2 else 0.0)
+            errs[j].append(e)
+            worst[j] = max(worst[j], abs(e))
+        per_input.append(worst)
+    return {"per_input": np.array(per_input), **{f"e{j}": np.array(v) for j, v in errs.items()}}
+
+
+CASES = [
+    ("bernoulli", 9, 40, 3, 6),
+    ("bernoulli", 10, 60, 2, 30),
+    ("rademacher", 9, 30, 3, 5),
+    ("gaussian", 8, 25, 2, 7),
+]
+
+
+@pytest.mark.parametrize(("weights", "m", "d", "s", "d0"), CASES)
+def test_against_dense_oracle(weights: str, m: int, d: int, s: int, d0: int) -> None:
+    snet = S.build_superposed_uand(m, d, s, d0, weights=weights, seed=3)
+    active = sample_sparse(m, s, 6, seed=4)
+    ref = brute(snet, active)
+    res = S.evaluate_superposed(snet, active)
+    for j in range(3):
+        e = ref[f"e{j}"]
+        st = res.pattern(j)
+        assert st["count"] == e.size
+        assert_allclose(st["mean"], e.mean(), atol=FLOAT_TOL)
+        assert_allclose(st["max_abs"], np.abs(e).max(), atol=FLOAT_TOL)
+    assert_allclose(res.input_max_abs, ref["per_input"].max(axis=1), atol=FLOAT_TOL)
+    fast = S.max_errors(snet, active)
+    assert_allclose(fast.per_input, ref["per_input"], atol=F32_TOL)
+    for j in range(3):
+        e = ref[f"e{j}"]
+        st = fast.pattern(j)
+        assert st["count"] == e.size
+        assert_allclose(st["mean"], e.mean(), atol=F32_TOL)
+        assert_allclose(st["mean_abs"], np.abs(e).mean(), atol=F32_TOL)
+    assert_allclose(fast.mean_abs_error, res.mean_abs_error, atol=F32_TOL)
+
+
+def test_input_weights_is_W_phi_transpose() -> None:
+    snet = S.build_superposed_uand(30, 50, 3, 12, seed=1)
+    phi = snet.embedding.matrix()
+    w_in = snet.input_weights()
+    assert w_in.shape == (50, 12)
+    assert_allclose(w_in, snet.net.W.toarray() @ phi.T, atol=FLOAT_TOL)
+    active = sample_sparse(30, 3, 5, seed=2)
+    assert_allclose(
+        snet.preactivations(active), snet.embedded(active) @ w_in.T + snet.net.bias, atol=1e-12
+    )
+
+
+def test_outputs_in_lexicographic_order() -> None:
+    snet = S.build_superposed_uand(12, 80, 3, 8, weights="rademacher", seed=0)
+    active = sample_sparse(12, 3, 3, seed=1)
+    _, outs = S.max_errors(snet, active, outputs=True)
+    tuples = U.tuple_unrank(np.arange(comb(12, 2)), 12, 2)
+    ref = snet.readout.outputs(snet.activations(active), tuples)
+    assert_allclose(np.stack(outs), ref, atol=F32_TOL)
+
+
+# ---------------------------------------------------------------- the basis-aligned limit
+
+
+@pytest.mark.parametrize("weights", ["bernoulli", "rademacher", "gaussian"])
+def test_identity_embedding_is_basis_aligned(weights: str) -> None:
+    m, d, s = 14, 120, 3
+    snet = S.build_superposed_uand(m, d, s, None, weights=weights, seed=5)
+    net = snet.net
+    active = sample_sparse(m, s, 20, seed=6)
+    assert_array_equal(snet.activations(active), net.activations(active))
+    a = S.evaluate_superposed(snet, active)
+    b = U.evaluate_uand(net, active, method="tiles")
+    for field in ("count", "nonzero", "max_abs", "input_max_abs"):
+        assert_array_equal(getattr(a, field), getattr(b, field))
+    assert_allclose(a.sum, b.sum, atol=FLOAT_TOL)
+    assert_allclose(S.max_errors(snet, active).per_input.max(axis=1), b.input_max_abs, atol=F32_TOL)
+    if weights == "bernoulli":  # d0 = ∞: the rule is the basis-aligned worst-case rule exactly
+        assert net.p == theory.worst_case_p(d, s)
+    else:
+        assert snet.readout.scale == 1 / (d * theory.sign_readout_constant(s, weights))
+
+
+def test_large_embedding_approaches_basis_aligned() -> None:
+    """|W_i·e| <= ||W_i||_1 · max_k |e_k| <= ||W_i||_1 · (s-1+[k inactive]) · μ(Φ), exactly."""
+    m, d, s = 40, 200, 3
+    active = sample_sparse(m, s, 10, seed=1)
+    gaps = []
+    for d0 in (64, 1024, 16384):
+        snet = S.build_superposed_uand(m, d, s, d0, weights="rademacher", seed=2)
+        base = snet.net.activations(active)
+        diff = np.abs(snet.preactivations(active) - snet.net.preactivations(active))
+        bound = np.abs(snet.net.W).sum(axis=1) * s * coherence(snet.embedding)
+        assert (diff <= bound[None, :] + 1e-12).all()
+        gaps.append(np.abs(snet.activations(active) - base).max())
+    # the bound shrinks like 1/sqrt(d0) (a factor 16 from 64 to 16384); the gap must fall with it
+    assert gaps[0] > gaps[1] > gaps[2]
+    assert gaps[2] < gaps[0] / 4
+
+
+# ---------------------------------------------------------------- noise theory
+
+
+def test_noise_var_matches_embedding() -> None:
+    """E||Φᵀ Φ x - x||² = s(m-1)/d0; 400 inputs × 5 embeddings, relative SE ≈ 2%, bound 4 SE."""
+    m, s, d0 = 300, 3, 50
+    vals = []
+    for seed in range(5):
+        emb = Embedding(m, d0, seed=seed)
+        active = sample_sparse(m, s, 400, seed=seed + 10)
+        x = np.zeros((400, m))
+        np.put_along_axis(x, active, 1.0, axis=1)
+        vals.append(((emb.readout(emb.embed(active)) - x) ** 2).sum(axis=1))
+    v = np.concatenate(vals)
+    pred = S.embedding_noise_var(m, s, d0)
+    assert abs(v.mean() - pred) < 4 * v.std() / np.sqrt(v.size) + 0.02 * pred
+
+
+@pytest.mark.parametrize("s", [2, 3, 4, 6])
+@pytest.mark.parametrize("weights", ["rademacher", "gaussian"])
+def test_sign_constant_reduces_to_basis_aligned(s: int, weights: str) -> None:
+    assert_allclose(
+        S.superposed_sign_constant(s, weights, 0.0),
+        theory.sign_readout_constant(s, weights),
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("weights", ["rademacher", "gaussian"])
+def test_sign_constant_monte_carlo(weights: str, rng: np.random.Generator) -> None:
+    """E[sgn(w1 w2) ReLU(w1 + w2 + Z + η)] from 2·10⁶ draws; |term| has std <= 3, so SE <= 2.1e-3."""
+    s, tau2, n = 4, 2.5, 2_000_000
+    if weights == "rademacher":
+        w = rng.integers(0, 2, size=(n, s)) * 2.0 - 1.0
+    else:
+        w = rng.standard_normal((n, s))
+    eta = rng.standard_normal(n) * np.sqrt(tau2)
+    terms = np.sign(w[:, 0] * w[:, 1]) * np.maximum(w.sum(axis=1) + eta, 0.0)
+    se = terms.std() / np.sqrt(n)
+    assert abs(terms.mean() - S.superposed_sign_constant(s, weights, tau2)) < 5 * se
+
+
+def test_calibrated_sign_readout_is_unbiased() -> None:
+    """Outputs whose AND is 1 average to 1 with the recalibrated c, not with the basis-aligned c.
+
+    m = 400, d0 = 100, s = 3: noise_var = 11.97, c = 0.1197 against 0.25 basis-aligned, so the
+    uncalibrated readout reads about 0.48. 300 inputs × 3 ANDs of a d = 3000 layer: each output
+    has std ~ 0.3, the mean over 900 of them ~0.01 (plus a shared network term of the same order).
+    """
+    m, d, s, d0 = 400, 3000, 3, 100
+    snet = S.build_superposed_uand(m, d, s, d0, weights="rademacher", seed=0)
+    active = sample_sparse(m, s, 300, seed=1)
+    pairs = active[:, [[0, 1], [0, 2], [1, 2]]].reshape(-1, 2)
+    acts = np.repeat(snet.activations(active), 3, axis=0)
+    y = np.einsum(
+        "ki,ik,ik->k", acts, snet.readout.signs[:, pairs[:, 0]], snet.readout.signs[:, pairs[:, 1]]
+    )
+    y *= snet.readout.scale
+    assert abs(y.mean() - 1.0) < 0.05
+    uncal = y.mean() * S.superposed_sign_constant(s, "rademacher", snet.noise_var) / 0.25
+    assert uncal < 0.6
+
+
+def test_superposed_p_limits() -> None:
+    d, s = 2000, 3
+    assert S.superposed_p(500, d, s, None) == pytest.approx(theory.worst_case_p(d, s), rel=1e-12)
+    # the defining equation holds at the root
+    m, d0 = 3000, 2000
+    p = S.superposed_p(m, d, s, d0)
+    assert_allclose((s - 1) * p + np.sqrt(p * m * s / d0), 1 / (p * np.sqrt(d)), rtol=1e-9)
+    # more noise (smaller d0) asks for sparser wiring; tied and large m: p -> (ms)^(-1/3)
+    assert S.superposed_p(m, d, s, 500) < p < S.superposed_p(m, d, s, 10**6)
+    big = 10**8
+    assert S.superposed_p(big, 10**7, s, 10**7) == pytest.approx((big * s) ** (-1 / 3), rel=0.05)
+    assert S.superposed_p(10, 1, 1, None) == 1.0
+
+
+# ---------------------------------------------------------------- outputs back into superposition
+
+
+def test_output_embedding_against_dense() -> None:
+    m, d, s = 15, 60, 3
+    snet = S.build_superposed_uand(m, d, s, 10, seed=2)
+    active = sample_sparse(m, s, 4, seed=3)
+    got = S.output_embedding_errors(snet, active, out_dim=40, seed=7)
+    psi = Embedding(comb(m, 2), 40, seed=7, dtype=np.float32).matrix().astype(np.float64)
+    tuples = U.tuple_unrank(np.arange(comb(m, 2)), m, 2)
+    yhat = snet.readout.outputs(snet.activations(active), tuples)
+    target = np.array([[float(k in a and k2 in a) for k, k2 in tuples] for a in active])
+    back = (yhat @ psi.T) @ psi
+    ideal = (target @ psi.T) @ psi
+    assert got["out_dim"] == 40
+    assert_allclose(got["max_abs_error"], np.abs(back - target).max(), atol=1e-4)
+    assert_allclose(got["mean_abs_error"], np.abs(back - target).mean(), atol=1e-5)
+    assert_allclose(got["ideal_max_abs_error"], np.abs(ideal - target).max(), atol=1e-4)
+    assert got["ideal_max_abs_error"] > 0  # crosstalk of the C(s,2) true ANDs in 40 dimensions
+
+
+# ---------------------------------------------------------------- width search
+
+
+def test_minimal_width_bracket_is_honest() -> None:
+    kw = dict(weights="rademacher", embed_dim="tied", n_inputs=4, seed=0)
+    res = S.minimal_width(30, 2, 0.5, seeds=range(3), n_inputs=4, weights="rademacher", low=16)
+    lo, hi = res.bracket
+    assert hi == res.width and lo is not None and lo < hi
+    assert hi - lo <= max(1, 0.05 * lo) or hi <= 2 * lo
+    ok_hi = sum(
+        S.width_trial(30, hi, 2, **{**kw, "seed": k}).max_abs_error <= 0.5 for k in range(3)
+    )
+    ok_lo = sum(
+        S.width_trial(30, lo, 2, **{**kw, "seed": k}).max_abs_error <= 0.5 for k in range(3)
+    )
+    assert ok_hi == 3 and ok_lo < 3  # 90% of 3 seeds = all 3
+    widths = S.seed_widths(30, 2, 0.5, weights="rademacher", seeds=range(3), n_inputs=4, low=16)
+    assert S.quantile_width(widths) <= 2 * res.width  # per-seed thresholds: the same scale
+
+
+def test_seed_widths_restart_below_a_passing_low() -> None:
+    kw = dict(weights="rademacher", seeds=[0], n_inputs=4)
+    a = S.seed_widths(30, 2, 0.5, low=16, **kw)
+    b = S.seed_widths(30, 2, 0.5, low=4 * int(a[0]), **kw)
+    assert b[0] <= 4 * a[0] // 2 + 1 and b[0] < 4 * a[0]
+
+
+def test_width_trial_is_deterministic() -> None:
+    a = S.width_trial(50, 300, 3, embed_dim=40, seed=4).per_input
+    b = S.width_trial(50, 300, 3, embed_dim=40, seed=4).per_input
+    assert_array_equal(a, b)
+    c = S.width_trial(50, 300, 3, embed_dim=40, seed=5).per_input
+    assert not np.array_equal(a, c)
+
+
+def test_fit_exponent_recovers_a_power_law(rng: np.random.Generator) -> None:
+    ms = np.array([100, 200, 400, 800, 1600])
+    exact = S.fit_exponent(ms, [[round(7 * m ** (2 / 3))] * 4 for m in ms], n_boot=50)
+    assert exact.exponent == pytest.approx(2 / 3, abs=2e-3)
+    assert exact.interval[0] == pytest.approx(exact.interval[1], abs=1e-12)
+    # coverage of the bootstrap interval over 40 synthetic studies (true exponent 1/2, 8 seeds
+    # per m, log-normal spread 0.05): nominal 95%; a percentile bootstrap of 8 samples covers
+    # somewhat less, and below 80% (32 of 40) it would be badly miscalibrated
+    hits = 0
+    for _ in range(40):
+        noisy = [np.round(5 * m**0.5 * np.exp(rng.normal(0, 0.05, 8))) for m in ms]
+        fit = S.fit_exponent(ms, noisy, n_boot=200, seed=rng)
+        hits += fit.interval[0] <= 0.5 <= fit.interval[1]
+        assert fit.interval[1] - fit.interval[0] < 0.15
+    assert hits >= 32
+    # the 90% quantile of 8 seeds (their maximum) grows with the same exponent, from higher up
+    q = S.fit_exponent(ms, noisy, statistic="quantile", n_boot=200, seed=1)
+    assert q.prefactor > fit.prefactor
+    assert abs(q.exponent - 0.5) < 0.08
+
+
+def test_quantile_width() -> None:
+    assert S.quantile_width([5, 1, 3, 2, 4]) == 5  # 90% of 5 = all 5
+    assert S.quantile_width(list(range(1, 11))) == 9
+    assert S.quantile_width([3, 1], fraction=0.5) == 1
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: S.build_superposed_uand(10, 20, 2, 0), "embed_dim"),
+        (lambda: S.build_superposed_uand(10, 20, 2, 5, weights="x"), "weights"),
+        (lambda: S.build_superposed_uand(10, 20, 2, 5, embedding_kind="x"), "embedding_kind"),
+        (lambda: S.build_superposed_uand(10, 20, 2, 5, weights="gaussian", p="superposed"), "p="),
+        (lambda: S.build_superposed_uand(10, 20, 11, 5), "sparsity"),
+        (
+            lambda: S.max_errors(S.build_superposed_uand(10, 20, 3, 5, arity=3), [[0, 1, 2]]),
+            "arity",
+        ),
+        (lambda: S.superposed_sign_constant(1, "gaussian", 0.0), "sparsity"),
+        (lambda: S.superposed_sign_constant(3, "bernoulli", 0.0), "weights"),
+        (lambda: S.superposed_sign_constant(3, "gaussian", -1.0), "noise_var"),
+        (lambda: S.superposed_p(1, 10, 1, 5), "n_features"),
+        (lambda: S.minimal_width(20, 2, 0.0), "target_error"),
+        (lambda: S.minimal_width(20, 2, 0.5, embed_dim="wide"), "embed_dim"),
+        (lambda: S.minimal_width(20, 2, 0.5, seeds=[]), "seeds"),
+        (lambda: S.minimal_width(20, 1, 0.5, weights="rademacher"), "sparsity"),
+        (lambda: S.minimal_width(20, 2, 0.5, low=10, high=5), "high"),
+        (lambda: S.width_trial(20, 30, 2, embed_dim=0), "embed_dim"),
+        (lambda: S.fit_exponent([10, 10], [[1], [2]]), "distinct"),
+        (lambda: S.fit_exponent([10, 20], [[1]]), "one row"),
+        (lambda: S.fit_exponent([10, 20], [[1], [0]]), "positive"),
+        (lambda: S.fit_exponent([10, 20], [[1], [2]], statistic="max"), "statistic"),
+        (lambda: S.quantile_width([]), "empty"),
+        (lambda: S.adler_shavit_neurons(1), "n_outputs"),
+        (
+            lambda: S.evaluate_superposed(S.build_superposed_uand(10, 20, 2, 5), [[0, 0]]),
+            "distinct",
+        ),
+    ],
+)
+def test_value_errors(call, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_width_json(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["width", "--features", "30", "--sparsity", "2", "--target-error", "0.5"]
+    argv += ["--weights", "rademacher", "--seeds", "2", "--inputs", "4", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    res = S.minimal_width(30, 2, 0.5, weights="rademacher", seeds=range(2), n_inputs=4)
+    assert out["width"] == res.width and out["bracket"] == list(res.bracket)
+    assert out["embed_dim"] == "tied"
+
+
+def test_cli_width_text_fixed_embedding(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["width", "--features", "30", "--sparsity", "2", "--target-error", "0.5"]
+    assert main([*argv, "--embed-dim", "64", "--seeds", "1", "--inputs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("d* = ") and "d0 = 64" in out
+
+
+def test_cli_uand_embed_dim(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["uand", "--features", "20", "--width", "200", "--sparsity", "3", "--embed-dim", "30"]
+    assert main([*argv, "--inputs", "10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["embed_dim"] == 30
+    assert set(out["output_embedding"]) == {
+        "out_dim",
+        "max_abs_error",
+        "mean_abs_error",
+        "ideal_max_abs_error",
+    }
+    net_seed, input_seed = np.random.SeedSequence(0).spawn(2)
+    snet = S.build_superposed_uand(20, 200, 3, 30, seed=net_seed)
+    active = sample_sparse(20, 3, 10, seed=input_seed)
+    assert out["max_abs_error"] == S.evaluate_superposed(snet, active).max_abs_error
+    assert main([*argv, "--inputs", "10"]) == 0
+    assert "output embedding" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["width", "--features", "30", "--sparsity", "2", "--target-error", "-1"],
+        ["width", "--features", "30", "--sparsity", "2", "--target-error", "nan"],
+        [
+            "width",
+            "--features",
+            "30",
+            "--sparsity",
+            "2",
+            "--target-error",
+            "0.5",
+            "--embed-dim",
+            "x",
+        ],
+        [
+            "width",
+            "--features",
+            "30",
+            "--sparsity",
+            "2",
+            "--target-error",
+            "0.5",
+            "--embed-dim",
+            "0",
+        ],
+        ["width", "--features", "30", "--sparsity", "40", "--target-error", "0.5"],
+        [
+            "width",
+            "--features",
+            "30",
+            "--sparsity",
+            "2",
+            "--target-error",
+            "0.5",
+            "--low",
+            "9",
+            "--high",
+            "3",
+        ],
+        ["uand", "--features", "20", "--width", "50", "--sparsity", "2", "--embed-dim", "0"],
+        ["uand", "--features", "20", "--width", "50", "--sparsity", "2", "--p", "superposed"],
+    ],
+)
+def test_cli_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -441,3 +441,12 @@ def test_cli_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) 
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_max_errors_refuses_beyond_its_dense_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    snet = S.build_superposed_uand(30, 40, 2, 10, seed=0)
+    monkeypatch.setattr(S, "MAX_DENSE_ELEMENTS", 30 * 40 - 1)
+    with pytest.raises(ValueError, match="dense budget"):
+        S.max_errors(snet, sample_sparse(30, 2, 2, seed=0))
+    with pytest.raises(ValueError, match="embed_dim is None"):
+        S.build_superposed_uand(10, 20, 2, None).input_weights()

@@ -58,8 +58,9 @@ from .uand import (
 
 EMBED_TIED = "tied"
 """``embed_dim="tied"`` in :func:`minimal_width`: the residual width equals the layer width."""
-MAX_DENSE_ELEMENTS = 2**28
-"""Largest ``width * n_features`` (or ``n_features**2``) :func:`max_errors` will hold densely."""
+MAX_DENSE_ELEMENTS = 2**27
+"""Largest ``width * n_features`` (or ``n_features**2``) :func:`max_errors` holds densely
+(float32: 512 MiB)."""
 
 
 # ---------------------------------------------------------------- theory of the noise
@@ -516,15 +517,16 @@ def max_errors(
     k_all = active.shape[0]
     A = snet.activations(active)
     bern = snet.weights == "bernoulli"
-    Wd = snet.net.W.toarray() if bern else np.asarray(snet.net.W)
-    Wd = np.asfortranarray(Wd, dtype=np.float32)
+    W = snet.net.W
+    Wd = W.astype(np.float32).toarray(order="F") if bern else np.asfortranarray(W, np.float32)
     if bern:
         gram = blas.ssyrk(1.0, Wd, trans=1)  # (m, m) upper triangle: |Γ(k, l)|
         q = np.divide(1.0, gram, out=np.zeros_like(gram), where=gram > 0)
         del gram
         q = np.triu(q, 1)
     else:
-        scale = snet.readout.scale  # type: ignore[attr-defined]
+        # the analytic readout's scale, without building its dense sign matrix
+        scale = 1.0 / (d * superposed_sign_constant(snet.sparsity, snet.weights, snet.noise_var))
         Wd = np.sign(Wd, out=Wd)
         q = np.triu(np.full((m, m), scale, dtype=np.float32), 1)
     per = np.zeros((k_all, 3))

@@ -44,7 +44,28 @@ from .embedding import (
     sample_sparse,
     to_dense,
 )
-from .sweep import fraction_passing, largest_passing, run_grid, smallest_passing
+from .export import export_network, load_network, network_arrays, register_kind, to_torch
+from .superposed import (
+    SuperposedUAnd,
+    adler_shavit_neurons,
+    build_superposed_uand,
+    evaluate_superposed,
+    fit_exponent,
+    minimal_width,
+    superposed_p,
+    superposed_sign_constant,
+)
+from .sweep import (
+    EXPERIMENTS,
+    Store,
+    Table,
+    fraction_passing,
+    largest_passing,
+    open_executor,
+    run_grid,
+    smallest_passing,
+    threshold_sweep,
+)
 from .theory import (
     balanced_p,
     bernoulli_error_moments,
@@ -63,6 +84,7 @@ from .theory import (
     sign_readout_constant,
     worst_case_p,
 )
+from .training import TrainedUAnd, train_uand
 from .uand import (
     FittedReadout,
     MeanReadout,
@@ -156,4 +178,24 @@ __all__ = [
     "tuple_unrank",
     "uand_outputs",
     "worst_case_uand",
+    "export_network",
+    "load_network",
+    "network_arrays",
+    "register_kind",
+    "to_torch",
+    "SuperposedUAnd",
+    "adler_shavit_neurons",
+    "build_superposed_uand",
+    "evaluate_superposed",
+    "fit_exponent",
+    "minimal_width",
+    "superposed_p",
+    "superposed_sign_constant",
+    "EXPERIMENTS",
+    "Store",
+    "Table",
+    "open_executor",
+    "threshold_sweep",
+    "TrainedUAnd",
+    "train_uand",
 ]

@@ -1007,6 +1007,8 @@ def _evaluate_pairs_sparse(
     cptr, cidx = Wc.indptr, Wc.indices
     gram_bytes = np.dtype(_count_dtype(net.csc)).itemsize  # per Gram entry
     rows_per_tile = max(1, min(m, (tile or TILE_BYTES // gram_bytes) // max(m, 1)))
+    if tile is None:  # a tile of r rows also computes r²/2 lower-triangle entries: keep r <= m/8
+        rows_per_tile = min(rows_per_tile, -(-m // 8))
     done = 0
     bar = tqdm(total=k_all, disable=_disable(progress), unit="input")
     while done < k_all:  # groups of inputs whose firing neurons' rows fit the budget

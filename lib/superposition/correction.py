@@ -32,11 +32,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from math import ceil, isqrt
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import scipy.sparse as sparse
 
 from ._validate import as_generator, check_int, check_real, check_sparsity
 from .embedding import BLOCK, Embedding, _check_active, sample_sparse
@@ -443,19 +444,27 @@ class CodeCorrection:
         """``(n_features, blocks)`` unit indices (see :func:`reed_solomon_codes`)."""
         return reed_solomon_codes(self.field, self.blocks, self.degree, self.n_features)
 
-    @cached_property
+    @property
     def units(self) -> np.ndarray:
-        """Unit directions :math:`e_i` as columns, shape ``(width, n_units)``."""
-        rng = np.random.default_rng(self.seed)
-        g = rng.standard_normal((self.width, self.n_units))
-        if self.n_units <= self.width:
-            qmat, rmat = np.linalg.qr(g)
-            return qmat * np.sign(np.diag(rmat))[None, :]
-        return g / np.linalg.norm(g, axis=0, keepdims=True)
+        """Unit directions :math:`e_i` as columns, shape ``(width, n_units)`` (read-only).
+
+        They depend only on ``(width, n_units, seed)`` and are shared between layers with the
+        same three (a QR factorisation costs seconds at ``width`` in the thousands).
+        """
+        return _unit_directions(self.width, self.n_units, self.seed)
 
     def embedding_matrix(self) -> np.ndarray:
-        r""":math:`\Psi`, shape ``(width, n_features)`` (materialised; mind the memory)."""
-        return self.units[:, self.codes].sum(axis=2) / np.sqrt(self.blocks)
+        r""":math:`\Psi`, shape ``(width, n_features)`` (materialised: ``width * n_features`` floats).
+
+        Computed as :math:`E S^\top / \sqrt c` with the sparse 0/1 incidence
+        :math:`S` ``(n_features, n_units)`` of the codes, so no ``(width, m, c)`` array is built.
+        """
+        m, c = self.n_features, self.blocks
+        rows = np.repeat(np.arange(m), c)
+        incidence = sparse.csr_array(
+            (np.ones(m * c), (rows, self.codes.reshape(-1))), shape=(m, self.n_units)
+        )
+        return np.asarray(incidence @ self.units.T).T / np.sqrt(c)
 
     def encode(self, active: np.ndarray) -> np.ndarray:
         r"""Clean linear input :math:`\Psi x = \sum_{k\ \text{active}} \psi_k`, shape ``(n_inputs, width)``."""
@@ -486,6 +495,20 @@ class CodeCorrection:
         """Plain arrays ``W_in (2 n_u, d)``, ``b (2 n_u,)``, ``W_out (d, 2 n_u)``."""
         root_c = np.sqrt(self.blocks)
         return _pair_weights(self.units.T * root_c, self.units / root_c, self.lo, self.hi)
+
+
+@lru_cache(maxsize=4)
+def _unit_directions(width: int, n_units: int, seed: int) -> np.ndarray:
+    """Orthonormal (``n_units <= width``) or random unit columns ``(width, n_units)``, read-only."""
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((width, n_units))
+    if n_units <= width:
+        qmat, rmat = np.linalg.qr(g)
+        out = qmat * np.sign(np.diag(rmat))[None, :]
+    else:
+        out = g / np.linalg.norm(g, axis=0, keepdims=True)
+    out.setflags(write=False)
+    return out
 
 
 def code_design(

@@ -1,0 +1,734 @@
+r"""Circuits of any depth: gate layers alternating with error-correction layers (Theorem 8).
+
+A depth-:math:`L` sparse boolean circuit (:mod:`superposition.circuits`) is emulated by
+:math:`2L` MLP layers on a residual stream of width :math:`d`: gate layer :math:`\ell` maps
+:math:`a \approx \Phi_{\ell-1} x^{(\ell-1)}` to :math:`\approx \Phi_\ell x^{(\ell)}`
+(:func:`~superposition.compile_layer`), and correction layer :math:`\ell`
+(:mod:`superposition.correction`) re-encodes that boolean vector with a bounded error before the
+next gate layer reads it. Without the correction layers the readout noise of every feature is
+copied forward by the gates' linear terms and grows geometrically with depth
+(:func:`~superposition.predicted_noise`); with them it is reset at every layer.
+
+Two correction designs:
+
+``"denoiser"`` (the baseline)
+    Random embeddings (:class:`~superposition.Embedding`): one :math:`\Phi` for the whole
+    residual stream (``embeddings="fixed"``, the default) or a fresh :math:`\Phi_\ell` for every
+    value layer (``"fresh"``, seed derived from ``seed`` and :math:`\ell`; drawing it costs about
+    as much as one gate layer). Correction layer :math:`\ell` is
+    :class:`~superposition.FeatureDenoiser` (:math:`2m` neurons) reading and writing
+    :math:`\Phi_\ell`.
+``"code"``
+    Every layer reads and writes the features through the code's own embedding :math:`\Psi`
+    (:class:`~superposition.CodeCorrection`, :math:`2cq` neurons); the same correction layer
+    follows every gate layer.
+
+How the layers are applied
+--------------------------
+A gate layer's weights are :math:`W_{\mathrm{in}} = W\Phi_{\mathrm{in}}^\top`,
+:math:`W_{\mathrm{out}} = \Phi_{\mathrm{out}} M` and
+:math:`W_{\mathrm{skip}} = \Phi_{\mathrm{out}} C_{\mathrm{lin}} \Phi_{\mathrm{in}}^\top` with sparse
+:math:`W` (wiring), :math:`M` (product readout) and :math:`C_{\mathrm{lin}}` (linear terms)
+(see :class:`~superposition.CompiledLayer`). :func:`run_deep` applies the layer in this factored
+form, reading :math:`r = \Phi_{\mathrm{in}}^\top a` once:
+
+.. math::
+    a' = \Phi_{\mathrm{out}}\Big(C_{\mathrm{lin}}\, r + \tfrac{1}{2-\theta}\,
+          M\,\mathrm{ReLU}(W r - \theta)\Big),
+
+which is the same function as the materialised :class:`~superposition.CompiledLayer` (for the
+default :math:`\theta = 1`; the test suite checks it to rounding), without building the
+:math:`d \times d` matrix :math:`W_{\mathrm{skip}}` at every depth step. That matters: compiling a
+fresh layer costs seconds at large :math:`m, d`, while the factored step costs two products of
+shape :math:`(K, d) \times (d, m)`. :meth:`DeepNetwork.gate_layer` still returns the materialised
+layer for inspection. Memory is that of two embeddings and a few ``(K, m)`` arrays, independent of
+the depth, so :math:`L = 1000` is practical.
+
+Bits are decoded at every layer as :math:`\hat x^{(\ell)} = \Phi_\ell^\top a > \tfrac12` and
+compared with the exact circuit on the same inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._validate import check_choice, check_int, check_real, check_sparsity
+from .circuits import (
+    DEFAULT_GATES,
+    Circuit,
+    CircuitLayer,
+    CompiledLayer,
+    _check_bits,
+    compile_layer,
+    random_circuit,
+)
+from .correction import (
+    CapacityResult,
+    CodeCorrection,
+    FeatureDenoiser,
+    _check_lo_hi,
+    _clip_unit,
+    _next_prime,
+)
+from .embedding import KINDS, Embedding, sample_sparse, to_dense
+from .sweep import largest_passing
+
+__all__ = [
+    "DESIGNS",
+    "EMBEDDINGS",
+    "DeepNetwork",
+    "DeepResult",
+    "DeepTrace",
+    "deep_capacity",
+    "deep_network",
+    "run_deep",
+]
+
+DESIGNS = ("denoiser", "code")
+"""Correction designs: per-feature denoiser with random embeddings, or the code design."""
+EMBEDDINGS = ("fixed", "fresh")
+"""Random embeddings of the denoiser design: one for every layer, or a new one per layer."""
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _layer_seed(seed: int, stream: int, ell: int) -> int:
+    """A non-negative int seed for stream ``stream`` of layer ``ell`` (independent of depth)."""
+    ss = np.random.SeedSequence(seed, spawn_key=(stream, ell))
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+@dataclass(frozen=True)
+class _GateFactors:
+    """Sparse factors of one gate layer, transposed for right-multiplication of row batches."""
+
+    wiring_t: sp.csr_array  # (m_in, n): W^T
+    product_t: sp.csr_array  # (n, m_out): M^T
+    linear_t: sp.csr_array  # (m_in, m_out): C_lin^T
+
+
+def _gate_factors(layer: CircuitLayer, neurons: int, seed: int, dtype: np.dtype) -> _GateFactors:
+    r"""Wiring :math:`W`, product readout :math:`M = C_3 R` and linear terms of one layer.
+
+    The wiring is drawn by :func:`~superposition.compile_layer` itself (on a one-row probe
+    embedding, so nothing of size :math:`d` is built): the same ``seed`` gives the same wiring as
+    compiling with the real embeddings.
+    """
+    m_in, m_out = layer.n_inputs, layer.n_gates
+    probe = compile_layer(
+        layer, np.ones((1, m_in)), np.ones((1, m_out)), neurons=neurons, seed=seed
+    )
+    w = sp.csc_array(probe.wiring)
+    coef = layer.coefficients
+    pairs, sizes = probe.pairs, probe.readout_sizes
+    n_pairs = pairs.shape[0]
+    prod = np.flatnonzero(coef[:, 3])
+    if n_pairs:
+        gamma = sp.csc_array(w[:, pairs[:, 0]] * w[:, pairs[:, 1]])  # (n, P)
+        scale = np.divide(1.0, sizes, out=np.zeros(n_pairs), where=sizes > 0)
+        readout = sp.csr_array(gamma @ sp.diags_array(scale)).T  # (P, n)
+        uv = np.sort(np.stack([layer.left[prod], layer.right[prod]], axis=1), axis=1)
+        key = pairs[:, 0] * m_in + pairs[:, 1]
+        which = np.searchsorted(key, uv[:, 0] * m_in + uv[:, 1])
+        c3 = sp.csr_array((coef[prod, 3].astype(np.float64), (prod, which)), shape=(m_out, n_pairs))
+        product = sp.csr_array(c3 @ readout)  # (m_out, n)
+    else:
+        product = sp.csr_array((m_out, neurons))
+    g = np.arange(m_out)
+    lin = sp.csr_array(
+        (
+            np.concatenate([coef[:, 1], coef[:, 2]]).astype(np.float64),
+            (np.concatenate([g, g]), np.concatenate([layer.left, layer.right])),
+        ),
+        shape=(m_out, m_in),
+    )
+    lin.sum_duplicates()
+    lin.eliminate_zeros()
+    return _GateFactors(
+        wiring_t=sp.csr_array(w.T, dtype=dtype),
+        product_t=sp.csr_array(product.T, dtype=dtype),
+        linear_t=sp.csr_array(lin.T, dtype=dtype),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class DeepNetwork:
+    r"""A depth-:math:`L` circuit, its gate layers and its correction layers (depth :math:`2L`).
+
+    Build it with :func:`deep_network`; run it with :func:`run_deep`. Layers are generated on
+    demand from seeds, so nothing of size proportional to :math:`L \cdot d` is stored.
+
+    Attributes
+    ----------
+    circuit : Circuit
+        Width :math:`m` at every layer (``circuit.widths`` constant).
+    width : int
+        Residual dimension :math:`d`.
+    neurons : int
+        U-AND neurons of every gate layer :math:`n` (targeted wiring).
+    design : {"denoiser", "code"}
+    code : CodeCorrection or None
+        The correction layer of the ``"code"`` design (its :math:`\Psi` is every layer's embedding).
+    kind : {"gaussian", "sign"}
+        Kind of the random embeddings of the ``"denoiser"`` design.
+    embeddings : {"fixed", "fresh"}
+        ``"fixed"``: :math:`\Phi_\ell = \Phi_0` for every :math:`\ell` (one embedding for the
+        residual stream); ``"fresh"``: an independent :math:`\Phi_\ell` per value layer.
+    dtype : float32 or float64
+        Of the embeddings and the residual stream.
+    seed : int
+        Layer :math:`\ell`'s embedding and wiring depend only on ``seed`` and :math:`\ell`.
+    and_bias : float
+        :math:`\theta` of the U-AND neurons, :math:`\mathrm{ReLU}(\hat x_u + \hat x_v - \theta)`,
+        products read as the mean over :math:`\Gamma(u,v)` divided by :math:`2 - \theta`
+        (default 1, the compiler's; a larger :math:`\theta` ignores "active + junk").
+    lo, hi : float
+        Clip thresholds of the denoiser (the code design carries its own). Defaults 0.45 and
+        0.55, narrower than the correction layers' own 0.35 and 0.65: a readout that lands
+        between the thresholds leaves a partial value, which the next gate layer copies and
+        adds noise to; a steep unit resolves it within a layer. Measured (s = 3, 50 layers, 50
+        inputs): the baseline's capacity at d = 1000 and 1400 went from 291 and 1069 features to
+        583 and 2332.
+    """
+
+    circuit: Circuit
+    width: int
+    neurons: int
+    design: str = "denoiser"
+    code: CodeCorrection | None = None
+    kind: str = "gaussian"
+    embeddings: str = "fixed"
+    dtype: type = np.float32
+    seed: int = 0
+    and_bias: float = 1.0
+    lo: float = 0.45
+    hi: float = 0.55
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.circuit, Circuit):
+            raise ValueError(f"circuit must be a Circuit, got {type(self.circuit).__name__}")
+        widths = set(self.circuit.widths)
+        if len(widths) != 1:
+            raise ValueError(f"circuit must have the same width at every layer, got {widths}")
+        check_int("width", self.width, low=1)
+        check_int("neurons", self.neurons, low=1)
+        check_choice("design", self.design, DESIGNS)
+        check_choice("kind", self.kind, KINDS)
+        check_choice("embeddings", self.embeddings, EMBEDDINGS)
+        check_int("seed", self.seed, low=0)
+        check_real("and_bias", self.and_bias, low=0.0, high=2.0, high_open=True)
+        if np.dtype(self.dtype) not in _DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {np.dtype(self.dtype)}")
+        if self.design == "code":
+            if not isinstance(self.code, CodeCorrection):
+                raise ValueError("design 'code' needs code=CodeCorrection(...)")
+            if (self.code.n_features, self.code.width) != (self.n_features, self.width):
+                raise ValueError(
+                    f"code must have n_features, width = {self.n_features}, {self.width}; "
+                    f"got {self.code.n_features}, {self.code.width}"
+                )
+        elif self.code is not None:
+            raise ValueError("code applies to design='code' only")
+        _check_lo_hi(self.lo, self.hi)
+
+    @property
+    def n_features(self) -> int:
+        """Circuit width :math:`m`."""
+        return self.circuit.n_inputs
+
+    @property
+    def depth(self) -> int:
+        """Circuit depth :math:`L` (the network has :math:`2L` layers)."""
+        return self.circuit.depth
+
+    @property
+    def correction_neurons(self) -> int:
+        """Neurons of one correction layer: :math:`2m` (denoiser) or :math:`2cq` (code)."""
+        return self.code.n_neurons if self.code is not None else 2 * self.n_features
+
+    @cached_property
+    def _code_rows(self) -> np.ndarray:
+        assert self.code is not None
+        return np.ascontiguousarray(self.code.embedding_matrix().T, dtype=self.dtype)
+
+    def embedding(self, ell: int) -> Embedding | np.ndarray:
+        r"""Embedding of value layer :math:`\ell` (0 = circuit input): :math:`\Phi_\ell` or :math:`\Psi`, ``(d, m)``."""
+        ell = check_int("ell", ell, low=0, high=self.depth)
+        if self.design == "code":
+            return self._code_rows.T
+        return Embedding(
+            self.n_features,
+            self.width,
+            kind=self.kind,
+            seed=_layer_seed(self.seed, 1, ell if self.embeddings == "fresh" else 0),
+            dtype=self.dtype,
+        )
+
+    def _rows(self, ell: int) -> np.ndarray:
+        """Embedding of value layer ``ell`` as C-contiguous rows ``(m, d)``, cached for two layers."""
+        if self.design == "code":
+            return self._code_rows
+        if self.embeddings == "fixed":
+            ell = 0
+        cache = self.__dict__.setdefault("_rows_cache", {})
+        rows = cache.get(ell)
+        if rows is None:
+            emb = self.embedding(ell)
+            assert isinstance(emb, Embedding)
+            rows = np.ascontiguousarray(emb.matrix().T)
+            for old in [k for k in cache if k < ell - 1]:
+                del cache[old]
+            cache[ell] = rows
+        return rows
+
+    def correction(self, ell: int) -> FeatureDenoiser | CodeCorrection:
+        r"""Correction layer :math:`\ell \ge 1` (after gate layer :math:`\ell`)."""
+        ell = check_int("ell", ell, low=1, high=self.depth)
+        if self.code is not None:
+            return self.code
+        emb = self.embedding(ell)
+        assert isinstance(emb, Embedding)
+        return FeatureDenoiser(emb, lo=self.lo, hi=self.hi)
+
+    def _wiring_seed(self, ell: int) -> int:
+        return _layer_seed(self.seed, 2, ell)
+
+    def gate_layer(self, ell: int) -> CompiledLayer:
+        r"""Gate layer :math:`\ell \ge 1` materialised (reads :math:`\Phi_{\ell-1}`, writes :math:`\Phi_\ell`).
+
+        Only for the default ``and_bias`` = 1 (the compiler's bias); :func:`run_deep` applies
+        the same function in factored form.
+        """
+        ell = check_int("ell", ell, low=1, high=self.depth)
+        if self.and_bias != 1.0:
+            raise ValueError(f"gate_layer needs and_bias = 1 (the compiler's), got {self.and_bias}")
+        return compile_layer(
+            self.circuit.layers[ell - 1],
+            self.embedding(ell - 1),
+            self.embedding(ell),
+            neurons=self.neurons,
+            seed=self._wiring_seed(ell),
+        )
+
+    def _factors(self, ell: int) -> _GateFactors:
+        return _gate_factors(
+            self.circuit.layers[ell - 1],
+            self.neurons,
+            self._wiring_seed(ell),
+            np.dtype(self.dtype),
+        )
+
+    def encode(self, x: np.ndarray, ell: int = 0) -> np.ndarray:
+        r"""Clean state :math:`\Phi_\ell x` of value layer :math:`\ell` for a 0/1 batch ``x`` ``(K, m)`` → ``(K, d)``."""
+        x = _check_bits(x, self.n_features, "x")
+        ell = check_int("ell", ell, low=0, high=self.depth)
+        return x.astype(self.dtype) @ self._rows(ell)
+
+    def gate_step(self, ell: int, readout: np.ndarray) -> np.ndarray:
+        r"""Gate layer :math:`\ell` on a batch, given :math:`r = \Phi_{\ell-1}^\top a` ``(K, m)`` → ``(K, d)``."""
+        f = self._factors(ell)
+        return self._apply(f, readout, ell)
+
+    def _apply(self, f: _GateFactors, readout: np.ndarray, ell: int) -> np.ndarray:
+        theta = self.and_bias
+        hidden = np.maximum(np.asarray(readout @ f.wiring_t) - theta, 0.0)
+        values = np.asarray(readout @ f.linear_t) + np.asarray(hidden @ f.product_t) * (
+            1.0 / (2.0 - theta)
+        )
+        return (values @ self._rows(ell)).astype(self.dtype, copy=False)
+
+    def readout(self, a: np.ndarray, ell: int) -> np.ndarray:
+        r""":math:`\hat x^{(\ell)} = \Phi_\ell^\top a`, ``(K, m)``."""
+        return a @ self._rows(ell).T
+
+    def correct(self, a: np.ndarray, readout: np.ndarray, ell: int) -> np.ndarray:
+        r"""Correction layer :math:`\ell` on ``a`` whose readout :math:`\Phi_\ell^\top a` is ``readout``.
+
+        The denoiser's output :math:`\sum_k g(\varphi_k\cdot a)\,\varphi_k` is computed from the
+        readout it shares with the measurement (same function as
+        :meth:`~superposition.FeatureDenoiser.step`); the code layer is stepped as is.
+        """
+        if self.code is not None:
+            return self.code.step(a).astype(self.dtype, copy=False)
+        g = _clip_unit(readout, self.lo, self.hi).astype(self.dtype, copy=False)
+        rows, cols = np.nonzero(g)
+        if rows.size * 4 < g.size:  # inside the margins g is exactly the sparse bit vector
+            gs = sp.csr_array((g[rows, cols], (rows, cols)), shape=g.shape)
+            return np.asarray(gs @ self._rows(ell)).astype(self.dtype, copy=False)
+        return g @ self._rows(ell)
+
+
+def deep_network(
+    n_features: int,
+    width: int,
+    sparsity: int,
+    depth: int,
+    *,
+    neurons: int | None = None,
+    design: str = "denoiser",
+    gates: tuple[str, ...] = DEFAULT_GATES,
+    blocks: int = 16,
+    field: int | None = None,
+    kind: str = "gaussian",
+    embeddings: str = "fixed",
+    dtype: type = np.float32,
+    and_bias: float = 1.0,
+    lo: float = 0.45,
+    hi: float = 0.55,
+    seed: int = 0,
+) -> DeepNetwork:
+    r"""A random depth-:math:`L` sparse circuit of width :math:`m` and its corrected emulation.
+
+    Parameters
+    ----------
+    n_features : int
+        Circuit width :math:`m \ge 2` (every layer).
+    width : int
+        Residual dimension :math:`d`.
+    sparsity : int
+        :math:`s`: the inputs the network is built for (the code design needs :math:`s < c/2`).
+    depth : int
+        Circuit depth :math:`L \ge 1`.
+    neurons : int, optional
+        U-AND neurons per gate layer (default :math:`d`).
+    design : {"denoiser", "code"}
+        See the module docstring.
+    gates : tuple of str
+        Gate set of :func:`~superposition.random_circuit` (``"paired"`` wiring: every layer stays
+        :math:`s`-sparse on every :math:`s`-sparse input).
+    blocks : int
+        Code length :math:`c` of the code design (default 16: junk :math:`s/c = 3/16` at
+        :math:`s = 3`), degree :math:`r = 1`.
+    field : int, optional
+        Prime :math:`q` of the code design, :math:`cq \le d` (default: the smallest prime
+        :math:`q \ge c` with :math:`q^2 \ge m`).
+    kind : {"gaussian", "sign"}
+        Random embeddings of the denoiser design.
+    embeddings : {"fixed", "fresh"}
+        One random embedding for every layer, or a new one per layer (denoiser design).
+    dtype : float32 or float64
+        Of the embeddings and residual stream (float32: twice as fast; the corrected outputs
+        are then exact to about :math:`10^{-6}`, far inside the margins).
+    and_bias : float
+        :math:`\theta` of the U-AND neurons (see :class:`DeepNetwork`).
+    lo, hi : float
+        Clip thresholds of both correction designs (see :class:`DeepNetwork`).
+    seed : int
+        Seeds the circuit, the embeddings (or the code's unit directions) and the wirings.
+
+    Returns
+    -------
+    DeepNetwork
+    """
+    m = check_int("n_features", n_features, low=2)
+    d = check_int("width", width, low=1)
+    s = check_sparsity(sparsity, m)
+    check_int("depth", depth, low=1)
+    check_choice("design", design, DESIGNS)
+    s0 = check_int("seed", seed, low=0)
+    n = d if neurons is None else check_int("neurons", neurons, low=1)
+    circuit = random_circuit(m, depth, gates, seed=np.random.SeedSequence(s0, spawn_key=(0,)))
+    code = None
+    if design == "code":
+        c = check_int("blocks", blocks, low=1)
+        if not 2 * s < c:
+            raise ValueError(f"blocks must be > 2 * sparsity = {2 * s} (junk s/c < 1/2), got {c}")
+        if field is None:
+            root = int(np.ceil(np.sqrt(m)))
+            while root * root < m:
+                root += 1
+            q = _next_prime(max(c, root))
+        else:
+            q = check_int("field", field, low=c)
+        if c * q > d:
+            raise ValueError(
+                f"width must be >= blocks * field = {c * q} (orthonormal code units), got {d}"
+            )
+        code = CodeCorrection(m, d, q, c, 1, _layer_seed(s0, 3, 0), lo=lo, hi=hi)
+    return DeepNetwork(
+        circuit,
+        d,
+        n,
+        design=design,
+        code=code,
+        kind=kind,
+        embeddings=embeddings,
+        dtype=dtype,
+        seed=s0,
+        and_bias=and_bias,
+        lo=lo,
+        hi=hi,
+    )
+
+
+@dataclass(frozen=True)
+class DeepTrace:
+    r"""Per-layer record of one run (with or without correction); arrays of length ``len(layers)``.
+
+    Attributes
+    ----------
+    layers : int array
+        Recorded circuit layers: 0 (the encoded input), every ``record_every``-th, and :math:`L`.
+    max_error : array
+        :math:`\max |\hat x^{(\ell)} - x^{(\ell)}|` over inputs and features of the state that
+        layer :math:`\ell` passes on (after its correction layer, if any); ``nan`` once diverged.
+    mean_error : array
+        Mean of :math:`|\hat x - x|` over the ``K × m`` readouts.
+    bit_accuracy : array
+        Fraction of the ``K × m`` bits decoded right (:math:`\hat x > \tfrac12`).
+    input_accuracy : array
+        Fraction of inputs with every bit right.
+    gate_error : array
+        ``max_error`` of the gate layer's output before correction (the correction layer's
+        :math:`\varepsilon_{\mathrm{in}}`); equal to ``max_error`` without correction.
+    depth_survived : int
+        Leading layers :math:`1, 2, \dots` with every bit of every input right (checked at every
+        layer; 0 if the encoded input itself already had a wrong bit).
+    diverged_at : int or None
+        First layer whose readouts exceeded ``blowup``; the run stopped there (records ``nan``).
+    """
+
+    layers: np.ndarray
+    max_error: np.ndarray
+    mean_error: np.ndarray
+    bit_accuracy: np.ndarray
+    input_accuracy: np.ndarray
+    gate_error: np.ndarray
+    depth_survived: int
+    diverged_at: int | None
+
+    def to_dict(self) -> dict:
+        """Plain lists and numbers (``nan`` → ``None``), for JSON."""
+
+        def clean(v: np.ndarray) -> list:
+            return [None if not np.isfinite(x) else float(x) for x in v]
+
+        return {
+            "layers": [int(v) for v in self.layers],
+            "max_error": clean(self.max_error),
+            "mean_error": clean(self.mean_error),
+            "bit_accuracy": clean(self.bit_accuracy),
+            "input_accuracy": clean(self.input_accuracy),
+            "gate_error": clean(self.gate_error),
+            "depth_survived": self.depth_survived,
+            "diverged_at": self.diverged_at,
+        }
+
+
+@dataclass(frozen=True)
+class DeepResult:
+    """:func:`run_deep`'s output: the same circuit and inputs with and without correction.
+
+    Attributes
+    ----------
+    corrected, uncorrected : DeepTrace or None
+        ``None`` for a run not asked for.
+    depth : int
+    seconds : float
+        Wall time of the run (both traces).
+    """
+
+    corrected: DeepTrace | None
+    uncorrected: DeepTrace | None
+    depth: int
+    seconds: float
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, ...]] = []
+        self.layers: list[int] = []
+        self.survived = 0
+        self.alive = True
+        self.diverged_at: int | None = None
+
+    def check(self, readout: np.ndarray, x: np.ndarray) -> tuple[float, float, float, float]:
+        err = np.abs(readout - x)
+        right = (readout > 0.5) == x
+        return (
+            float(err.max()),
+            float(err.mean()),
+            float(right.mean()),
+            float(right.all(axis=1).mean()),
+        )
+
+    def update(self, ell: int, stats: tuple[float, ...], gate: float, keep: bool) -> None:
+        if self.alive and stats[3] == 1.0:
+            self.survived += 1 if ell else 0
+        else:  # a wrong bit (or nan), the encoded input's included, ends the leading run
+            self.alive = False
+        if keep:
+            self.layers.append(ell)
+            self.rows.append((*stats, gate))
+
+    def drop_last(self) -> None:
+        self.layers.pop()
+        self.rows.pop()
+
+    def trace(self) -> DeepTrace:
+        arr = np.asarray(self.rows, dtype=np.float64).reshape(-1, 5)
+        return DeepTrace(
+            layers=np.asarray(self.layers, dtype=np.int64),
+            max_error=arr[:, 0],
+            mean_error=arr[:, 1],
+            bit_accuracy=arr[:, 2],
+            input_accuracy=arr[:, 3],
+            gate_error=arr[:, 4],
+            depth_survived=self.survived,
+            diverged_at=self.diverged_at,
+        )
+
+
+def run_deep(
+    network: DeepNetwork,
+    x: np.ndarray,
+    *,
+    corrected: bool = True,
+    uncorrected: bool = True,
+    record_every: int = 1,
+    blowup: float = 1e6,
+    stop_early: bool = False,
+    progress: bool | None = False,
+) -> DeepResult:
+    r"""Emulate the network's circuit on a batch, layer by layer, with and without correction.
+
+    Both runs use the same gate layers and the same inputs; the corrected one applies correction
+    layer :math:`\ell` after gate layer :math:`\ell`. After every layer the state is decoded
+    (:math:`\hat x^{(\ell)} = \Phi_\ell^\top a`) and compared with the exact circuit.
+
+    Parameters
+    ----------
+    network : DeepNetwork
+    x : bool or 0/1 array ``(K, m)``
+        Circuit inputs, e.g. ``to_dense(sample_sparse(m, s, K, seed), m)``.
+    corrected, uncorrected : bool
+        Which runs to make (at least one).
+    record_every : int
+        Record layers ``0, k, 2k, ...`` and :math:`L` (every layer still counts for
+        ``depth_survived``).
+    blowup : float
+        An uncorrected run whose readouts exceed this in magnitude has diverged (every bit is
+        noise); it stops there and records ``nan`` for later layers, which saves the work and
+        avoids overflow.
+    stop_early : bool
+        Stop after the first layer at which every run has had a wrong bit (or diverged); that
+        layer is the last record.
+    progress : bool or None
+        Show a ``tqdm`` bar on stderr (``None``: only on a terminal).
+
+    Returns
+    -------
+    DeepResult
+    """
+    from tqdm import tqdm
+
+    if not isinstance(network, DeepNetwork):
+        raise ValueError(f"network must be a DeepNetwork, got {type(network).__name__}")
+    if not (corrected or uncorrected):
+        raise ValueError("at least one of corrected, uncorrected must be True")
+    every = check_int("record_every", record_every, low=1)
+    limit = check_real("blowup", blowup, low=0.0, low_open=True)
+    xl = _check_bits(x, network.n_features, "x")
+    L = network.depth
+    t0 = time.perf_counter()
+    r0 = network.readout(network.encode(xl), 0)
+    runs: dict[str, dict] = {}
+    for name, on in (("corrected", corrected), ("uncorrected", uncorrected)):
+        if on:
+            rec = _Recorder()
+            stats = rec.check(r0, xl)
+            rec.update(0, stats, stats[0], True)
+            runs[name] = {"rec": rec, "readout": r0, "live": True}
+    bar = tqdm(
+        range(1, L + 1),
+        desc=f"deep {network.design}",
+        unit="layer",
+        disable=None if progress is None else not progress,
+        leave=False,
+    )
+    for ell in bar:
+        xl = network.circuit.layers[ell - 1].evaluate(xl)
+        f = network._factors(ell)
+        keep = ell % every == 0 or ell == L
+        for name, run in runs.items():
+            rec = run["rec"]
+            if not run["live"]:
+                rec.update(ell, (np.nan,) * 4, np.nan, keep or stop_early)
+                continue
+            a = network._apply(f, run["readout"], ell)
+            r = network.readout(a, ell)
+            gate_stats = rec.check(r, xl)
+            stats = gate_stats
+            if name == "corrected":
+                a = network.correct(a, r, ell)
+                r = network.readout(a, ell)
+                stats = rec.check(r, xl)
+            elif not np.all(np.isfinite(r)) or np.abs(r).max() > limit:
+                run["live"] = False
+                rec.diverged_at = ell
+                stats, gate_stats = (np.nan,) * 4, (np.nan,)
+            rec.update(ell, stats, gate_stats[0], keep or stop_early)
+            run["readout"] = r
+        if stop_early and not any(run["rec"].alive for run in runs.values()):
+            break
+        if stop_early and not keep:  # keep only the regular records (and the last one)
+            for run in runs.values():
+                run["rec"].drop_last()
+    bar.close()
+    traces = {k: v["rec"].trace() for k, v in runs.items()}
+    return DeepResult(
+        corrected=traces.get("corrected"),
+        uncorrected=traces.get("uncorrected"),
+        depth=L,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def deep_capacity(
+    make_network: Callable[[int], DeepNetwork | None],
+    *,
+    sparsity: int,
+    n_inputs: int,
+    low: int,
+    high: int,
+    seed: int = 0,
+    resolution: float = 0.05,
+) -> CapacityResult:
+    r"""Largest circuit width :math:`m` whose corrected emulation keeps every bit over its depth.
+
+    A trial at :math:`m` builds ``make_network(m)`` (``None``: the design does not fit its
+    budget, a failure), draws ``n_inputs`` s-sparse inputs (seed ``seed``) and runs
+    :func:`run_deep` with correction only, stopping at the first wrong bit; it passes when every
+    bit of every input is right at every layer. The search (:func:`~superposition.largest_passing`)
+    doubles :math:`m` from ``low`` and bisects geometrically to a relative ``resolution``; it
+    assumes failures are monotone in :math:`m`.
+
+    Returns
+    -------
+    CapacityResult
+        ``m_max`` (``low - 1`` if even ``low`` failed) and every ``(m, passed)`` trial.
+    """
+    s = check_int("sparsity", sparsity, low=1)
+    k = check_int("n_inputs", n_inputs, low=1)
+    s0 = check_int("seed", seed, low=0)
+    trials: list[tuple[int, bool]] = []
+
+    def passes(m: int) -> bool:
+        net = make_network(m)
+        ok = False
+        if net is not None:
+            x = to_dense(sample_sparse(m, s, k, seed=s0), m).astype(bool)
+            res = run_deep(net, x, uncorrected=False, stop_early=True, record_every=net.depth)
+            assert res.corrected is not None
+            ok = res.corrected.depth_survived == net.depth
+        trials.append((m, ok))
+        return ok
+
+    m_max = largest_passing(passes, low, high, resolution=resolution)
+    return CapacityResult(m_max, tuple(trials))

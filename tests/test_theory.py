@@ -190,3 +190,47 @@ def test_gamma_formulas() -> None:
 def test_theory_rejects_bad_arguments(call, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         call()
+
+
+def _enumerate_exceed(d: int, p: float, s: int, j: int, n: int, eps: float) -> float:
+    """P(|err| > eps) by enumerating every neuron's (in Γ?, N) state: the model itself."""
+    k = np.arange(s - j + 1)
+    states = [(False, 0, 1 - p**n)] + [
+        (True, int(x), p**n * stats.binom.pmf(x, s - j, p)) for x in k
+    ]
+    y = 1.0 if j == n else 0.0
+    total = 0.0
+    for combo in itertools.product(states, repeat=d):
+        acts = [_relu(j - n + 1 + c[1]) for c in combo if c[0]]
+        err = (sum(acts) / len(acts) if acts else 0.0) - y
+        if abs(err) > eps + 1e-12:
+            total += float(np.prod([c[2] for c in combo]))
+    return total
+
+
+@pytest.mark.parametrize(
+    ("d", "p", "s", "j", "n", "eps"),
+    [
+        (4, 0.5, 3, 1, 2, 0.25),  # one active: fails when over a quarter of Γ fires
+        (4, 0.6, 3, 2, 2, 0.25),  # both active: an empty Γ (error 1) or a neuron reading 2
+        (3, 0.7, 4, 0, 2, 0.3),
+        (3, 0.6, 4, 2, 3, 0.2),
+        (4, 0.5, 3, 1, 2, 0.5),  # a boundary: exactly half firing is not above 1/2
+    ],
+)
+def test_exceed_probability_equals_enumeration_of_the_model(d, p, s, j, n, eps) -> None:
+    got = T.bernoulli_exceed_probability(d, p, s, j, eps, arity=n)
+    assert got == pytest.approx(_enumerate_exceed(d, p, s, j, n, eps), abs=EXACT)
+
+
+def test_exceed_probability_limits_and_rejects() -> None:
+    assert T.bernoulli_exceed_probability(500, 0.1, 3, 1, 2.0) == 0.0  # errors are at most s - 1
+    # both active, error bound 0: fails unless every neuron of Γ reads exactly 1 (and Γ ≠ ∅)
+    d, p, s = 50, 0.2, 3
+    q = p**2
+    ok = sum(stats.binom.pmf(g, d, q) * (1 - p) ** g for g in range(1, d + 1))
+    assert T.bernoulli_exceed_probability(d, p, s, 2, 0.0) == pytest.approx(1 - ok, rel=1e-10)
+    with pytest.raises(ValueError, match="error"):
+        T.bernoulli_exceed_probability(10, 0.1, 3, 1, -0.1)
+    with pytest.raises(ValueError, match="n_active"):
+        T.bernoulli_exceed_probability(10, 0.1, 3, 3, 0.1)

@@ -536,3 +536,65 @@ def test_cli_bad_arguments_one_line_exit_2(extra, needle, capsys) -> None:
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and needle in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- the part one input touches
+
+
+@pytest.mark.parametrize(
+    ("m", "d", "s", "p"), [(40, 300, 3, 0.15), (25, 120, 4, 0.3), (60, 500, 2, 0.1)]
+)
+def test_touched_errors_equal_the_exact_evaluation(m, d, s, p) -> None:
+    """From a real network, the type counts reproduce every output with an active member."""
+    net = U.build_uand(m, d, s, p=p, seed=21)
+    act = sp.sample_sparse(m, s, 5, seed=22)
+    for A in act:
+        res = U.evaluate_uand(net, A[None, :])
+        got = U.touched_errors(U.touched_counts(net, A))
+        both, one = res.pattern(2), res.pattern(1)
+        assert_allclose(got["max_all_active"], both["max_abs"], atol=FLOAT_TOL)
+        assert_allclose(got["mean_all_active"], both["mean_abs"], atol=FLOAT_TOL)
+        assert_allclose(got["max_one_active"], one["max_abs"], atol=FLOAT_TOL)
+        assert_allclose(got["mean_one_active"], one["mean_abs"], atol=FLOAT_TOL)
+        assert got["max_abs_error"] == max(both["max_abs"], one["max_abs"])
+
+
+def test_sampled_touched_counts_have_the_networks_distribution() -> None:
+    """Draws without a network against draws from real networks (and the exact theory).
+
+    Each draw is one (network, input) pair, independent across draws. The mean |error| over an
+    input's outputs with one active member has expectation E|err| of one such output
+    (``bernoulli_error_moments``, exact): both sources within 4 standard errors of it. The
+    fraction of draws whose worst output exceeds 0.6 is a proportion: the two sources agree
+    within 4 standard errors of the difference (fails with probability ~1e-4 if equal)."""
+    m, d, s, p, n = 30, 800, 3, 0.1, 400
+    sampled, real = [], []
+    for r in range(n):
+        sampled.append(
+            U.touched_errors(
+                U.sample_touched_counts(m, d, s, p, seed=np.random.SeedSequence([31, r]))
+            )
+        )
+        net = U.build_uand(m, d, s, p=p, seed=np.random.SeedSequence([32, r]))
+        A = sp.sample_sparse(m, s, 1, seed=np.random.SeedSequence([33, r]))[0]
+        real.append(U.touched_errors(U.touched_counts(net, A)))
+    for key, j in (("mean_one_active", 1), ("mean_all_active", 2)):
+        exact = theory.bernoulli_error_moments(d, p, s, j)["mean_abs"]
+        _within(np.array([e[key] for e in sampled]), exact)
+        _within(np.array([e[key] for e in real]), exact)
+    f_s = np.mean([e["max_abs_error"] > 0.6 for e in sampled])
+    f_r = np.mean([e["max_abs_error"] > 0.6 for e in real])
+    pooled = (f_s + f_r) / 2
+    assert 0.05 < pooled < 0.95  # the comparison is informative at these sizes
+    assert abs(f_s - f_r) <= 4 * np.sqrt(2 * pooled * (1 - pooled) / n)
+
+
+def test_sampled_counts_same_seed_same_bits_and_reject() -> None:
+    a = U.sample_touched_counts(100, 1000, 3, "worst_case", seed=5)
+    b = U.sample_touched_counts(100, 1000, 3, "worst_case", seed=5)
+    assert_array_equal(a.wired, b.wired) and a.n_type.sum() == 1000
+    assert_array_equal(a.n_type, b.n_type)
+    with pytest.raises(ValueError, match="sparsity"):
+        U.sample_touched_counts(100, 1000, 1)
+    with pytest.raises(ValueError, match="bernoulli"):
+        U.touched_counts(U.build_uand(10, 20, 3, weights="rademacher", seed=0), np.array([0, 1, 2]))

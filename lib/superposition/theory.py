@@ -299,3 +299,52 @@ def sign_error_moments(width: int, sparsity: int, weights: str, n_active: int) -
     var = (relu_second_moment(s, weights) - (c**2 if j == 2 else 0.0)) / (d * c**2)
     std = float(np.sqrt(var))
     return {"mean": 0.0, "std": std, "mean_abs": float(np.sqrt(2.0 / np.pi) * std)}
+
+
+def bernoulli_exceed_probability(
+    width: int, p: float, sparsity: int, n_active: int, error: float, arity: int = 2
+) -> float:
+    r"""Exact probability that one Bernoulli U-AND output's error exceeds ``error``.
+
+    Same model as :func:`bernoulli_error_moments`: the output's tuple has ``n_active`` =
+    :math:`j` active members, :math:`|\Gamma| = g \sim \mathrm{Bin}(d, p^n)`, and each neuron
+    of :math:`\Gamma` has activation :math:`a = \mathrm{ReLU}(j-n+1+N)`,
+    :math:`N \sim \mathrm{Bin}(s-j, p)`, independently. With :math:`S_g` the sum of :math:`g`
+    such activations and :math:`y = [j = n]`,
+
+    .. math::
+        P(|\text{err}| > \varepsilon) = q\,[y > \varepsilon]
+            + \sum_{g \ge 1} P(g)\, P\bigl(|S_g/g - y| > \varepsilon\bigr),
+
+    the distribution of the integer :math:`S_g` computed by repeated convolution (exact up to
+    float rounding; the sum over :math:`g` stops where the binomial tail is below
+    :math:`10^{-300}`). Multiplied by the number of outputs with this pattern it is the
+    expected number of outputs above ``error`` — a union bound on the chance that any is.
+    """
+    from scipy import stats
+
+    d = check_int("width", width, low=1)
+    p = check_probability("p", p)
+    n = check_int("arity", arity, low=1)
+    s = check_int("sparsity", sparsity, low=0)
+    j = check_int("n_active", n_active, low=0, high=min(n, s))
+    eps = float(error)
+    if not eps >= 0:
+        raise ValueError(f"error must be >= 0, got {error}")
+    y = 1 if j == n else 0
+    k = np.arange(s - j + 1)
+    a = np.maximum(j - n + 1 + k, 0)
+    pa = np.bincount(a, weights=stats.binom.pmf(k, s - j, p))
+    q = float(p**n)
+    lam = d * q
+    g_max = int(min(d, np.ceil(lam + 40.0 * np.sqrt(lam + 1.0) + 40.0)))
+    pg = stats.binom.pmf(np.arange(g_max + 1), d, q)
+    total = float(pg[0]) if y > eps else 0.0
+    dist = np.array([1.0])
+    tol = 1e-12
+    for g in range(1, g_max + 1):
+        dist = np.convolve(dist, pa)
+        sums = np.arange(dist.size)
+        bad = np.abs(sums - y * g) > (eps + tol) * g
+        total += float(pg[g]) * float(dist[bad].sum())
+    return float(min(total, 1.0))

@@ -492,6 +492,136 @@ def uand_outputs(
     return readout.outputs(readout.prepare(net.activations(active)), tuples.astype(np.int64))
 
 
+# ---------------------------------------------------------------- the part of a network one input touches
+
+
+@dataclass(frozen=True, eq=False)
+class TouchedCounts:
+    r"""What one input's outputs with an active member read from a Bernoulli U-AND layer (arity 2).
+
+    Label the input's :math:`s` active features :math:`u = 0, \dots, s-1` (sorted). A neuron's
+    *type* is the bit mask :math:`T` of the active features it is wired to; it fires with
+    :math:`a_T = \mathrm{ReLU}(|T| - 1)`. Every output with an active member depends on the
+    network only through
+
+    * ``n_type[T]`` = :math:`n_T`, the number of neurons of type :math:`T`, and
+    * ``wired[T, l]`` = :math:`c_T(l)`, how many of them are wired to inactive feature :math:`l`:
+
+    .. math::
+        \hat y_{uv} = \frac{\sum_{T \ni u,v} n_T a_T}{\sum_{T \ni u,v} n_T}, \qquad
+        \hat y_{ul} = \frac{\sum_{T \ni u} c_T(l)\, a_T}{\sum_{T \ni u} c_T(l)}
+
+    (0 when the denominator is 0). Get them from a network (:func:`touched_counts`) or draw them
+    from their exact distribution without building the network (:func:`sample_touched_counts`).
+
+    Attributes
+    ----------
+    sparsity : int
+        :math:`s`.
+    n_type : int64 array, shape ``(2**s,)``
+    wired : int64 array, shape ``(2**s, m - s)``
+        Column :math:`l` is the :math:`l`-th inactive feature (row 0, type :math:`\emptyset`,
+        is not needed and left 0).
+    """
+
+    sparsity: int
+    n_type: np.ndarray
+    wired: np.ndarray = field(repr=False)
+
+
+def touched_counts(net: UAnd, active: np.ndarray) -> TouchedCounts:
+    """The :class:`TouchedCounts` of one input ``active`` (``(s,)`` distinct indices) on ``net``."""
+    if net.weights != "bernoulli" or net.arity != 2:
+        raise ValueError("touched_counts needs weights='bernoulli' and arity=2")
+    act = _check_active(np.asarray(active).reshape(1, -1), net.n_features)[0]
+    s, m = act.size, net.n_features
+    if s > 16:
+        raise ValueError(f"active must have at most 16 features, got {s}")
+    sub = net.csc[:, act].toarray().astype(np.int64)  # (d, s)
+    types = sub @ (1 << np.arange(s))  # (d,)
+    n_type = np.bincount(types, minlength=2**s)
+    inactive = np.setdiff1d(np.arange(m), act)
+    onehot = sps.csr_array(
+        (np.ones(net.width), types, np.arange(net.width + 1)), shape=(net.width, 2**s)
+    )
+    wired = np.asarray((onehot.T @ net.W[:, inactive]).toarray()).round().astype(np.int64)
+    wired[0] = 0
+    return TouchedCounts(s, n_type, wired)
+
+
+def sample_touched_counts(
+    n_features: int, width: int, sparsity: int, p: float | str | None = None, *, seed: object = 0
+) -> TouchedCounts:
+    r"""Draw :class:`TouchedCounts` of one input on a random Bernoulli layer, exactly, in :math:`O(2^s m)`.
+
+    Every entry :math:`W_{ik}` is an independent Bernoulli(:math:`p`), so the types of the
+    :math:`d` neurons are i.i.d. with :math:`P(T) = p^{|T|}(1-p)^{s-|T|}` (the counts
+    :math:`n_T` are multinomial), and given the types the column of an inactive feature
+    :math:`l` is independent of them: :math:`c_T(l) \sim \mathrm{Bin}(n_T, p)`, independently
+    over :math:`T` and :math:`l`. This is the joint distribution of everything an input's
+    outputs with an active member read, over the random network — without the :math:`dpm`
+    nonzeros of :math:`W`, so widths and feature counts far beyond memory are reachable.
+    Outputs with no active member are not covered (they depend on the rest of the network).
+
+    Parameters
+    ----------
+    n_features, width, sparsity : int
+        :math:`m, d, s` (:math:`2 \le s \le 16`).
+    p : float, "balanced", "worst_case", "paper" or None
+        As in :func:`build_uand` (arity 2).
+    seed : int, SeedSequence or Generator
+    """
+    m = check_int("n_features", n_features, low=2)
+    d = check_int("width", width, low=1)
+    s = check_sparsity(sparsity, m)
+    if not 2 <= s <= 16:
+        raise ValueError(f"sparsity must be between 2 and 16 here, got {s}")
+    prob = connection_probability(p, m, d, s, 2)
+    rng = as_generator(seed)
+    sizes = np.array([bin(t).count("1") for t in range(2**s)])
+    n_type = rng.multinomial(d, prob**sizes * (1.0 - prob) ** (s - sizes))
+    wired = np.zeros((2**s, m - s), dtype=np.int64)
+    wired[1:] = rng.binomial(n_type[1:, None], prob, size=(2**s - 1, m - s))
+    return TouchedCounts(s, n_type.astype(np.int64), wired)
+
+
+def touched_errors(counts: TouchedCounts) -> dict[str, float]:
+    r"""Exact errors of one input's outputs with an active member, from :class:`TouchedCounts`.
+
+    Returns
+    -------
+    dict
+        ``max_all_active`` / ``mean_all_active``: the :math:`\binom s2` outputs with both
+        members active (target 1); ``max_one_active`` / ``mean_one_active``: the
+        :math:`s(m-s)` outputs with one (target 0); ``max_abs_error``: the larger maximum.
+    """
+    s = counts.sparsity
+    t = np.arange(2**s)
+    size = np.array([bin(int(v)).count("1") for v in t])
+    act = np.maximum(size - 1, 0).astype(np.float64)
+    both, one = [], []
+    for u in range(s):
+        has_u = (t >> u) & 1 == 1
+        for v in range(u + 1, s):
+            sel = has_u & ((t >> v) & 1 == 1)
+            g = counts.n_type[sel].sum()
+            both.append((counts.n_type[sel] @ act[sel]) / g - 1.0 if g else -1.0)
+        c = counts.wired[has_u]
+        g = c.sum(axis=0)
+        num = act[has_u] @ c
+        one.append(np.divide(num, g, out=np.zeros(g.shape), where=g > 0))
+    both_abs = np.abs(np.array(both))
+    one_abs = np.concatenate(one)
+    out = {
+        "max_all_active": float(both_abs.max()),
+        "mean_all_active": float(both_abs.mean()),
+        "max_one_active": float(one_abs.max(initial=0.0)),
+        "mean_one_active": float(one_abs.mean()) if one_abs.size else 0.0,
+    }
+    out["max_abs_error"] = max(out["max_all_active"], out["max_one_active"])
+    return out
+
+
 # ---------------------------------------------------------------- tuples (combinatorial number system)
 
 

@@ -11,9 +11,11 @@ import pytest
 
 import superposition as sp
 from superposition.cli import main
+from superposition.deep import deep_network, run_deep
 from superposition.export import (
     KINDS,
     LoadedNetwork,
+    WithOutputEmbedding,
     as_loaded,
     export_network,
     load_network,
@@ -21,8 +23,13 @@ from superposition.export import (
     sidecar_path,
     to_torch,
 )
+from superposition.superposed import (
+    build_superposed_uand,
+    output_embedding_errors,
+    superposed_sign_constant,
+)
 from superposition.training import train_uand
-from superposition.uand import tuple_unrank
+from superposition.uand import tuple_rank, tuple_unrank
 
 # A readout row summed over d neurons in another order differs by at most ~d ulps of the
 # largest term; outputs here are O(1) with d <= 64, so 1e-12 is far above rounding.
@@ -263,6 +270,22 @@ def test_loaded_network_checks_inputs(written) -> None:
         ["uand", "--features", "15", "--width", "12", "--sparsity", "3", "--weights", "gaussian"],
         ["trained", "--features", "10", "--width", "6", "--sparsity", "3", "--steps", "5"],
         ["circuit", "--features", "60", "--width", "40", "--depth", "2"],
+        ["deep", "--features", "40", "--width", "120", "--sparsity", "2", "--depth", "2"],
+        [
+            "deep",
+            "--features",
+            "40",
+            "--width",
+            "160",
+            "--sparsity",
+            "2",
+            "--depth",
+            "2",
+            "--design",
+            "code",
+            "--blocks",
+            "7",
+        ],
     ],
 )
 def test_cli_export_writes_loadable_files(tmp_path, capsys, argv) -> None:
@@ -281,6 +304,42 @@ def test_cli_export_same_seed_same_bytes(tmp_path) -> None:
         argv = ["export", "uand", "--features", "15", "--width", "12", "--sparsity", "3"]
         assert main([*argv, "--seed", "3", "--out", str(tmp_path / f"{name}.safetensors")]) == 0
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+
+
+def test_cli_superposed_is_the_library_network(tmp_path) -> None:
+    out = tmp_path / "s.safetensors"
+    argv = ["export", "superposed", "--features", "30", "--width", "40", "--embed-dim", "12"]
+    argv += ["--sparsity", "3", "--embedding-kind", "sign", "--seed", "4", "--out", str(out)]
+    assert main(argv) == 0
+    loaded = load_network(out)
+    snet = build_superposed_uand(30, 40, 3, 12, embedding_kind="sign", seed=4)
+    active = sp.sample_sparse(30, 3, 10, seed=2)
+    assert np.array_equal(loaded.hidden(sp.to_dense(active, 30)), snet.activations(active))
+    assert loaded.meta["seed"] == 4 and loaded.meta["embedding"]["rule"]["kind"] == "sign"
+    assert loaded.meta["output_embedding"] is None
+
+
+def test_cli_deep_is_the_library_network(tmp_path) -> None:
+    out = tmp_path / "d.safetensors"
+    argv = ["export", "deep", "--features", "40", "--width", "120", "--sparsity", "2"]
+    argv += ["--depth", "3", "--embeddings", "fresh", "--neurons", "90", "--seed", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    loaded = load_network(out)
+    net = deep_network(40, 120, 2, 3, neurons=90, embeddings="fresh", seed=2)
+    x = sp.to_dense(sp.sample_sparse(40, 2, 10, seed=3), 40).astype(bool)
+    assert np.array_equal(loaded.forward(x), _library_states(net, x)[-1])
+    assert loaded.meta["extra"] == {"sparsity": 2} and loaded.meta["seed"] == 2
+    assert loaded.sizes["neurons"] == 90 and loaded.meta["embedding"]["scheme"] == "fresh"
+
+
+def _deep_argv(*extra: str) -> list[str]:
+    base = ["export", "deep", "--features", "40", "--width", "120", "--sparsity", "2"]
+    return [*base, *extra]
+
+
+def _sup(*extra: str) -> list[str]:
+    base = ["export", "superposed", "--features", "30", "--width", "40", "--sparsity", "3"]
+    return [*base, *extra]
 
 
 @pytest.mark.parametrize(
@@ -338,6 +397,39 @@ def test_cli_export_same_seed_same_bytes(tmp_path) -> None:
             ],
             "--features",
         ),
+        (_sup("--out", "x.safetensors"), "--embed-dim"),
+        (_sup("--embed-dim", "0", "--out", "x.safetensors"), "--embed-dim"),
+        (_sup("--embed-dim", "wide", "--out", "x.safetensors"), "'tied'"),
+        (_sup("--embed-dim", "10", "--out-dim", "0", "--out", "x.safetensors"), "--out-dim"),
+        (
+            _sup(
+                "--embed-dim",
+                "10",
+                "--weights",
+                "gaussian",
+                "--arity",
+                "3",
+                "--out",
+                "x.safetensors",
+            ),
+            "arity must be 2",
+        ),
+        (_sup("--embed-dim", "10", "--out", "x.npz"), ".safetensors"),
+        (_deep_argv("--out", "x.safetensors"), "--depth"),
+        (_deep_argv("--depth", "0", "--out", "x.safetensors"), "--depth"),
+        (_deep_argv("--depth", "2", "--design", "rs", "--out", "x.safetensors"), "--design"),
+        (
+            _deep_argv(
+                "--depth", "2", "--design", "code", "--blocks", "4", "--out", "x.safetensors"
+            ),
+            "blocks must be > 2 * sparsity",
+        ),
+        (
+            ["export", "deep", "--features", "1", "--width", "9", "--sparsity", "1", "--depth", "1"]
+            + ["--out", "x.safetensors"],
+            "features must be >= 2",
+        ),
+        (_deep_argv("--depth", "2", "--sparsity", "50", "--out", "x.safetensors"), "sparsity"),
     ],
 )
 def test_cli_bad_arguments_one_line_exit_2(tmp_path, monkeypatch, capsys, argv, needle) -> None:
@@ -359,6 +451,10 @@ def test_torch_module_matches_numpy(trained, compiled) -> None:
         (sp.build_uand(20, 40, 3, weights="rademacher", seed=2), _x(20, 3)),
         (trained, _x(20, 3)),
         (compiled, _x(200, 2)),
+        (dict(_superposed_cases())["bernoulli"], _x(40, 3)),
+        (dict(_superposed_cases())["gaussian"], _x(40, 3)),
+        (dict(_deep_cases())["float64"], _deep_x()),
+        (dict(_deep_cases())["code"], _deep_x()),
     ):
         loaded = as_loaded(net, readout="explicit")
         module = to_torch(loaded)
@@ -379,3 +475,336 @@ def test_to_torch_without_torch_is_a_clear_error() -> None:
             to_torch(sp.build_uand(12, 10, 3, seed=0))
     else:
         pytest.skip("torch is installed: the builder itself is tested above")
+
+
+# ------------------------------------------------------------------ superposed U-AND
+
+
+def _superposed_cases():
+    yield "bernoulli", build_superposed_uand(40, 60, 3, 24, weights="bernoulli", seed=11)
+    yield "rademacher", build_superposed_uand(40, 60, 3, 24, weights="rademacher", seed=12)
+    yield (
+        "gaussian",
+        build_superposed_uand(40, 60, 3, 24, weights="gaussian", embedding_kind="sign", seed=13),
+    )
+
+
+def _library_outputs(snet, active):
+    tup = tuple_unrank(np.arange(comb(snet.n_features, snet.arity)), snet.n_features, snet.arity)
+    return snet.readout.outputs(snet.readout.prepare(snet.activations(active)), tup)
+
+
+@pytest.mark.parametrize("readout", ["explicit", "rule"])
+@pytest.mark.parametrize(("name", "snet"), list(_superposed_cases()))
+def test_superposed_round_trip_exact(tmp_path, name, snet, readout) -> None:
+    path = tmp_path / f"{name}.safetensors"
+    export_network(snet, path, readout=readout, seed=11)
+    loaded = load_network(path)
+    mem = as_loaded(snet, readout=readout)
+    active = sp.sample_sparse(40, 3, 25, seed=7)
+    x = sp.to_dense(active, 40)
+    assert loaded.kind == "superposed" and loaded.meta["construction"]["weights"] == name
+    assert np.array_equal(loaded.forward(x), mem.forward(x))  # bit for bit
+    for k, v in mem.tensors.items():
+        assert loaded.tensors[k].dtype == v.dtype and np.array_equal(loaded.tensors[k], v)
+    # the loaded layer is the library's layer, bit for bit: same sums in the same order
+    assert np.array_equal(loaded.embed(x), snet.embedded(active))
+    assert np.array_equal(loaded.hidden(x), snet.activations(active))
+    assert np.array_equal(loaded.embedding_matrix(), snet.embedding.matrix())
+    np.testing.assert_allclose(
+        loaded.forward(x), _library_outputs(snet, active), atol=ROUNDING, rtol=0
+    )
+    # the stored W is the construction's, in its own format (CSR for Bernoulli)
+    W = loaded.first_layer()
+    dense = W.toarray() if name == "bernoulli" else W
+    ref = snet.net.W.toarray() if name == "bernoulli" else snet.net.W
+    assert np.array_equal(dense, ref)
+    assert ("layer.weight.indptr" in loaded.tensors) == (name == "bernoulli")
+    sizes = loaded.sizes
+    assert (sizes["n_features"], sizes["width"], sizes["embed_dim"]) == (40, 60, 24)
+
+
+def test_superposed_readout_rules_agree_with_tensor() -> None:
+    tup = tuple_unrank(np.arange(comb(40, 2)), 40, 2)
+    for _, snet in _superposed_cases():
+        a, b = as_loaded(snet, readout="explicit"), as_loaded(snet, readout="rule")
+        np.testing.assert_allclose(a.readout_rows(tup), b.readout_rows(tup), atol=ROUNDING)
+    # the sign rule carries the noise-recalibrated scale, not the basis-aligned one
+    snet = dict(_superposed_cases())["rademacher"]
+    rule = as_loaded(snet, readout="rule").meta["readout"]
+    c = superposed_sign_constant(3, "rademacher", snet.noise_var)
+    assert rule["scale"] == 1.0 / (60 * c) and snet.noise_var > 0
+    assert rule["scale"] != 1.0 / (60 * sp.sign_readout_constant(3, "rademacher"))
+
+
+def test_superposed_phi_by_rule_regenerates_the_same_bits(tmp_path, monkeypatch) -> None:
+    """A Phi too large to store is regenerated from its rule: the same network, bit for bit."""
+    import superposition.export as ex
+
+    snet = dict(_superposed_cases())["bernoulli"]
+    full = tmp_path / "full.safetensors"
+    export_network(snet, full)
+    monkeypatch.setattr(ex, "EXPLICIT_EMBEDDING_ENTRIES", 100)
+    small = tmp_path / "small.safetensors"
+    export_network(snet, small)
+    a, b = load_network(full), load_network(small)
+    assert "embedding.phi" in a.tensors and "embedding.phi" not in b.tensors
+    assert "tensor" not in b.meta["embedding"] and b.meta["embedding"]["rule"]["kind"] == "gaussian"
+    x = _x(40, 3)
+    assert np.array_equal(a.forward(x), b.forward(x))
+    assert np.array_equal(b.embedding_matrix(), a.tensors["embedding.phi"])
+    # the recorded rule reproduces the stored tensor (its parameters are the right ones)
+    rule, shape = a.meta["embedding"]["rule"], a.meta["embedding"]["shape"]
+    regen = sp.Embedding(shape[1], shape[0], kind=rule["kind"], seed=rule["seed"]).matrix()
+    assert np.array_equal(regen, a.tensors["embedding.phi"])
+
+
+def test_superposed_wide_embedding_is_exact_across_readout_chunks() -> None:
+    """More features than one readout chunk (32 x 256): still the library's bits."""
+    m = 9000
+    snet = build_superposed_uand(m, 24, 3, 16, seed=5)
+    loaded = as_loaded(snet)
+    assert loaded.tensors["embedding.phi"].shape == (16, m)
+    active = sp.sample_sparse(m, 3, 6, seed=1)
+    x = sp.to_dense(active, m)
+    assert np.array_equal(loaded.hidden(x), snet.activations(active))
+
+
+def test_superposed_rule_with_other_bits_is_refused(tmp_path, monkeypatch) -> None:
+    import superposition.export as ex
+
+    monkeypatch.setattr(ex, "EXPLICIT_EMBEDDING_ENTRIES", 100)
+    path = tmp_path / "s.safetensors"
+    export_network(dict(_superposed_cases())["rademacher"], path)
+    side = sidecar_path(path)
+    meta = json.loads(side.read_text())
+    meta["embedding"]["rule"]["seed"] += 1  # a sidecar describing another Phi
+    side.write_text(json.dumps(meta))
+    net = load_network(path)
+    with pytest.raises(ValueError, match="embedding: regenerated by its rule, it has other bits"):
+        net.forward(_x(40, 3))
+    meta["embedding"]["rule"]["seed"] -= 1
+    meta["embedding"]["rule"]["block"] = 128
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="blocks of 128 columns"):
+        load_network(path).hidden(_x(40, 3))
+
+
+def test_superposed_basis_aligned_is_the_uand_network() -> None:
+    """embed_dim=None (Phi = I): the superposed export computes what the U-AND export computes."""
+    snet = build_superposed_uand(30, 50, 3, None, seed=2)
+    a, b = as_loaded(snet), as_loaded(snet.net)
+    assert a.meta["embedding"]["kind"] == "identity" and "embedding.phi" not in a.tensors
+    x = _x(30, 3)
+    assert np.array_equal(a.embed(x), x)
+    assert np.array_equal(a.hidden(x), b.hidden(x))
+    assert np.array_equal(a.forward(x), b.forward(x))
+
+
+def test_superposed_output_embedding(tmp_path, monkeypatch) -> None:
+    import superposition.export as ex
+
+    snet = dict(_superposed_cases())["bernoulli"]
+    with_psi = WithOutputEmbedding(snet, out_dim=48)
+    path = tmp_path / "o.safetensors"
+    export_network(with_psi, path)
+    loaded = load_network(path)
+    assert loaded.sizes["out_dim"] == 48
+    psi = sp.Embedding(comb(40, 2), 48, seed=1, dtype=np.float32)
+    assert np.array_equal(loaded.tensors["output_embedding.psi"], psi.matrix())
+    # the outputs, written into Psi and read back there, as output_embedding_errors measures
+    active = sp.sample_sparse(40, 3, 12, seed=3)
+    x = sp.to_dense(active, 40)
+    back = loaded.read_outputs(loaded.embed_outputs(loaded.forward(x)))
+    target = np.zeros_like(back)
+    for t, act in enumerate(active):
+        pairs = np.array([(u, v) for i, u in enumerate(act) for v in act[i + 1 :]])
+        target[t, tuple_rank(pairs, 40)] = 1.0
+    ref = output_embedding_errors(snet, active, out_dim=48, seed=1)
+    # the library sums in float32 in another order (ssyrk): agreement to float32 rounding
+    assert abs(np.abs(back - target).max() - ref["max_abs_error"]) < 1e-4
+    assert abs(np.abs(back - target).mean() - ref["mean_abs_error"]) < 1e-5
+    # Psi by its rule: the same bits
+    monkeypatch.setattr(ex, "EXPLICIT_EMBEDDING_ENTRIES", 100)
+    small = as_loaded(with_psi)
+    assert "output_embedding.psi" not in small.tensors
+    y = loaded.forward(x)
+    assert np.array_equal(small.embed_outputs(y), loaded.embed_outputs(y))
+    with pytest.raises(ValueError, match="no output embedding"):
+        as_loaded(snet).embed_outputs(y)
+
+
+def test_with_output_embedding_checks_arguments() -> None:
+    snet = dict(_superposed_cases())["bernoulli"]
+    with pytest.raises(ValueError, match="network must be a SuperposedUAnd"):
+        WithOutputEmbedding(sp.build_uand(10, 5, 2))
+    with pytest.raises(ValueError, match="out_dim"):
+        WithOutputEmbedding(snet, out_dim=0)
+    with pytest.raises(ValueError, match="kind"):
+        WithOutputEmbedding(snet, kind="cauchy")
+    net = as_loaded(snet)
+    with pytest.raises(ValueError, match="a0 must have shape"):
+        net.hidden_from(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="applies to kinds"):
+        as_loaded(sp.build_uand(10, 5, 2)).hidden_from(np.zeros((2, 10)))
+
+
+# ------------------------------------------------------------------ deep corrected circuits
+
+
+def _deep_cases():
+    yield "denoiser", deep_network(60, 200, 2, 4, seed=3)
+    yield "fresh", deep_network(60, 200, 2, 3, embeddings="fresh", kind="sign", seed=4)
+    yield "code", deep_network(60, 200, 2, 3, design="code", blocks=7, seed=5)
+    yield "float64", deep_network(60, 200, 2, 3, dtype=np.float64, and_bias=1.2, seed=6)
+
+
+def _library_states(net, x, corrected=True):
+    """The states run_deep passes through, from the network's own public steps."""
+    a = net.encode(x)
+    r = net.readout(a, 0)
+    out = [a]
+    for ell in range(1, net.depth + 1):
+        a = net.gate_step(ell, r)
+        r = net.readout(a, ell)
+        out.append(a)
+        if corrected:
+            a = net.correct(a, r, ell)
+            r = net.readout(a, ell)
+            out.append(a)
+    return out
+
+
+def _deep_x(k=20, seed=1):
+    return sp.to_dense(sp.sample_sparse(60, 2, k, seed=seed), 60).astype(bool)
+
+
+@pytest.mark.parametrize(("name", "net"), list(_deep_cases()))
+def test_deep_round_trip_exact(tmp_path, name, net) -> None:
+    path = tmp_path / f"{name}.safetensors"
+    export_network(net, path)
+    loaded = load_network(path)
+    x = _deep_x()
+    got = list(loaded.residuals(x))
+    mem = list(as_loaded(net).residuals(x))
+    lib = _library_states(net, x)
+    assert len(got) == 2 * net.depth + 1
+    for g, m_, ref in zip(got, mem, lib, strict=True):
+        assert np.array_equal(g, m_) and np.array_equal(g, ref)  # bit for bit
+        assert g.dtype == np.dtype(net.dtype)
+    assert np.array_equal(loaded.forward(x), lib[-1])
+    truth = loaded.ground_truth(x)
+    for t, ref in zip(truth, net.circuit.evaluate(x), strict=True):
+        assert np.array_equal(t.astype(bool), ref)
+    # run_deep's per-layer errors are those of the loaded network's decoded states
+    trace = run_deep(net, x, uncorrected=False).corrected
+    for ell in range(net.depth + 1):
+        err = np.abs(loaded.decode(got[2 * ell], ell) - truth[ell]).max()
+        assert err == trace.max_error[ell]
+    assert loaded.meta["seed"] == net.seed and loaded.kind == "deep"
+    assert loaded.meta["construction"]["design"] == net.design
+    assert loaded.sizes["network_layers"] == 2 * net.depth
+
+
+@pytest.mark.parametrize(("name", "net"), list(_deep_cases())[:3])
+def test_deep_uncorrected_path(name, net) -> None:
+    loaded = as_loaded(net)
+    x = _deep_x()
+    got = list(loaded.residuals(x, corrected=False))
+    lib = _library_states(net, x, corrected=False)
+    assert len(got) == net.depth + 1
+    assert all(np.array_equal(g, r) for g, r in zip(got, lib, strict=True))
+    trace = run_deep(net, x, corrected=False, blowup=1e30).uncorrected
+    truth = loaded.ground_truth(x)
+    for ell in range(net.depth + 1):
+        assert np.abs(loaded.decode(got[ell], ell) - truth[ell]).max() == trace.max_error[ell]
+
+
+@pytest.mark.parametrize(("name", "net"), list(_deep_cases()))
+def test_deep_plain_layers_are_the_network(name, net, monkeypatch) -> None:
+    """Every layer as plain W_in, b, W_out (W_skip): the library's layers, and the same forward."""
+    import superposition.export as ex
+
+    loaded = as_loaded(net)
+    assert loaded.meta["plain"]["stored"] and "layer.0.W_skip" in loaded.tensors
+    x = _deep_x()
+    a = x.astype(np.float64) @ loaded.decode(np.eye(200), 0).T  # Phi_0 x
+    for k in range(2 * net.depth):
+        t = {n: v.astype(np.float64) for n, v in loaded.layer_arrays(k).items()}
+        out = np.maximum(a @ t["W_in"].T + t["b"], 0.0) @ t["W_out"].T
+        a = out + a @ t["W_skip"].T if k % 2 == 0 else out
+        assert ("W_skip" in t) == (k % 2 == 0)
+    # float32 networks: the factored and the plain products round differently
+    tol = 1e-9 if net.dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(a, loaded.forward(x), atol=tol, rtol=0)
+    # the library's own materialised layers (compiler's bias, and_bias = 1)
+    if net.and_bias == 1.0:
+        for ell in (1, net.depth):
+            lib = net.gate_layer(ell)
+            mine = loaded.layer_arrays(2 * ell - 2)
+            for key in ("W_in", "b", "W_out", "W_skip"):
+                np.testing.assert_allclose(mine[key], getattr(lib, key), atol=1e-5, rtol=0)
+    w_in, b, w_out = net.correction(1).weights()
+    mine = loaded.layer_arrays(1)
+    np.testing.assert_allclose(mine["W_in"], w_in, atol=1e-5, rtol=1e-6)
+    np.testing.assert_allclose(mine["b"], b, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(mine["W_out"], w_out, atol=1e-6, rtol=0)
+    # without the stored plain arrays: computed from the factors, the same bits
+    monkeypatch.setattr(ex, "PLAIN_LAYER_ENTRIES", 0)
+    bare = as_loaded(net)
+    assert not bare.meta["plain"]["stored"] and "layer.0.W_in" not in bare.tensors
+    for k in (0, 1, 2 * net.depth - 1):
+        for key, v in loaded.layer_arrays(k).items():
+            assert np.array_equal(bare.layer_arrays(k)[key], v)
+
+
+@pytest.mark.parametrize("name", ["denoiser", "fresh", "code"])
+def test_deep_embeddings_by_rule(name, monkeypatch) -> None:
+    import superposition.export as ex
+
+    net = dict(_deep_cases())[name]
+    full = as_loaded(net)
+    monkeypatch.setattr(ex, "EXPLICIT_EMBEDDING_ENTRIES", 100)
+    small = as_loaded(net)
+    assert not any(k.startswith("embedding.") for k in small.tensors)
+    assert sum(k.startswith("embedding.") for k in full.tensors) == (4 if name == "fresh" else 1)
+    x = _deep_x()
+    assert np.array_equal(small.forward(x), full.forward(x))
+    for ell in range(net.depth + 1):
+        assert np.array_equal(small._deep_phi(ell), full._deep_phi(ell))
+
+
+def test_deep_rejects_bad_and_mismatched_files(tmp_path, monkeypatch) -> None:
+    import superposition.export as ex
+
+    net = dict(_deep_cases())["fresh"]
+    path = tmp_path / "d.safetensors"
+    export_network(net, path)
+    side = sidecar_path(path)
+    good = side.read_text()
+    meta = json.loads(good)
+    meta["tensors"]["gate.1.wiring_t.data"]["shape"] = [1]
+    side.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="tensor 'gate.1.wiring_t.data'"):
+        load_network(path)
+    side.write_text(good)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="SHA-256 .* does not match"):
+        load_network(path)
+    # an embedding stored as its rule, with a sidecar that describes another one
+    monkeypatch.setattr(ex, "EXPLICIT_EMBEDDING_ENTRIES", 100)
+    export_network(net, path)
+    meta = json.loads(side.read_text())
+    meta["embedding"]["phi"][2]["rule"]["seed"] += 1
+    side.write_text(json.dumps(meta))
+    loaded = load_network(path)
+    states = loaded.residuals(_deep_x())
+    next(states), next(states), next(states)  # layers 0 and 1 use Phi_0, Phi_1: fine
+    with pytest.raises(ValueError, match=r"embedding.phi\[2\]: regenerated by its rule"):
+        next(states)
+    with pytest.raises(ValueError, match="applies to kinds"):
+        loaded.hidden(_deep_x())
+    with pytest.raises(ValueError, match="layer"):
+        loaded.layer_arrays(6)

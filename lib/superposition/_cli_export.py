@@ -7,8 +7,11 @@ import json
 
 import numpy as np
 
+from ._cli_width import embed_dim_value
 from .cli import nonneg_int, positive_int
+from .deep import DESIGNS, EMBEDDINGS
 from .export import export_network, sidecar_path
+from .superposed import EMBED_TIED
 
 READOUTS = ("auto", "explicit", "rule")
 
@@ -38,11 +41,73 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch", type=positive_int, default=64)
     t.set_defaults(run=_run_trained)
 
+    sp_ = kinds.add_parser(
+        "superposed",
+        help="a random U-AND layer reading its inputs from superposition (a0 = Phi x)",
+    )
+    _common(sp_, sparsity=True)
+    sp_.add_argument(
+        "--embed-dim",
+        type=embed_dim_value,
+        required=True,
+        help="dimension d0 of the input embedding Phi, or 'tied' (d0 = width)",
+    )
+    sp_.add_argument(
+        "--weights", choices=("bernoulli", "rademacher", "gaussian"), default="bernoulli"
+    )
+    sp_.add_argument("--arity", type=positive_int, default=2)
+    sp_.add_argument("--embedding-kind", choices=("gaussian", "sign"), default="gaussian")
+    sp_.add_argument("--readout", choices=READOUTS, default="auto")
+    sp_.add_argument(
+        "--out-dim",
+        type=positive_int,
+        default=None,
+        help="also write the outputs into superposition: dimension of Psi (default: none)",
+    )
+    sp_.add_argument("--out-seed", type=nonneg_int, default=1, help="seed of Psi")
+    sp_.set_defaults(run=_run_superposed)
+
     c = kinds.add_parser("circuit", help="a random sparse circuit compiled to MLP layers")
     _common(c, sparsity=False)
     c.add_argument("--depth", type=positive_int, required=True, help="circuit layers L")
     c.add_argument("--neurons", type=positive_int, default=None, help="MLP neurons per layer")
     c.set_defaults(run=_run_circuit)
+
+    dp = kinds.add_parser(
+        "deep",
+        help="a deep random circuit: gate layers alternating with error-correction layers",
+    )
+    _common(dp, sparsity=True)
+    dp.add_argument("--depth", type=positive_int, required=True, help="circuit depth L")
+    dp.add_argument(
+        "--neurons",
+        type=positive_int,
+        default=None,
+        help="U-AND neurons per gate layer (default: d)",
+    )
+    dp.add_argument(
+        "--design",
+        choices=DESIGNS,
+        default="denoiser",
+        help="correction design: per-feature denoiser (2m neurons, random embeddings) or "
+        "Reed-Solomon code (2cq neurons, its own embedding)",
+    )
+    dp.add_argument(
+        "--blocks", type=positive_int, default=16, help="code length c of the code design"
+    )
+    dp.add_argument(
+        "--field",
+        type=positive_int,
+        default=None,
+        help="prime q of the code design (default: smallest prime >= c with q^2 >= m)",
+    )
+    dp.add_argument(
+        "--embeddings",
+        choices=EMBEDDINGS,
+        default="fixed",
+        help="denoiser design: one random embedding for every layer, or a fresh one per layer",
+    )
+    dp.set_defaults(run=_run_deep)
 
 
 def _common(p: argparse.ArgumentParser, *, sparsity: bool) -> None:
@@ -86,6 +151,27 @@ def _run_trained(args: argparse.Namespace) -> int:
     return _write(args, net, readout="explicit")
 
 
+def _run_superposed(args: argparse.Namespace) -> int:
+    sidecar_path(args.out)  # a bad --out fails before any work
+    from .export import WithOutputEmbedding
+    from .superposed import build_superposed_uand
+
+    d0 = args.width if args.embed_dim == EMBED_TIED else args.embed_dim
+    net = build_superposed_uand(
+        args.features,
+        args.width,
+        args.sparsity,
+        d0,
+        weights=args.weights,
+        arity=args.arity,
+        embedding_kind=args.embedding_kind,
+        seed=args.seed,
+    )
+    if args.out_dim is not None:
+        net = WithOutputEmbedding(net, out_dim=args.out_dim, seed=args.out_seed)
+    return _write(args, net, readout=args.readout)
+
+
 def _run_circuit(args: argparse.Namespace) -> int:
     sidecar_path(args.out)  # a bad --out fails before any work
     from .circuits import compile_circuit, random_circuit
@@ -98,8 +184,41 @@ def _run_circuit(args: argparse.Namespace) -> int:
     return _write(args, net, readout="auto")
 
 
-def _write(args: argparse.Namespace, net: object, *, readout: str) -> int:
-    wpath, spath = export_network(net, args.out, readout=readout, seed=args.seed)
+def _run_deep(args: argparse.Namespace) -> int:
+    sidecar_path(args.out)  # a bad --out fails before any work
+    from .deep import deep_network
+
+    m = args.features
+    if m < 2:
+        raise ValueError(f"features must be >= 2, got {m}")
+    if args.sparsity > m:
+        raise ValueError(f"sparsity must be between 1 and features={m}, got {args.sparsity}")
+    net = deep_network(
+        m,
+        args.width,
+        args.sparsity,
+        args.depth,
+        neurons=args.neurons,
+        design=args.design,
+        blocks=args.blocks,
+        field=args.field,
+        embeddings=args.embeddings,
+        seed=args.seed,
+    )
+    return _write(args, net, readout="auto", extra={"sparsity": args.sparsity})
+
+
+def _write(
+    args: argparse.Namespace, net: object, *, readout: str, extra: dict | None = None
+) -> int:
+    wpath, spath = export_network(
+        net,
+        args.out,
+        readout=readout,
+        seed=args.seed,
+        extra=extra,
+        progress=None if not args.json else False,
+    )
     meta = json.loads(spath.read_text())
     out = {
         "kind": meta["kind"],

@@ -145,6 +145,9 @@ def test_sidecar_holds_the_ground_truth(tmp_path) -> None:
     assert len(meta["outputs"]["names"]) == 66 and meta["outputs"]["names"][0] == "and(0,1)"
     assert meta["tensors"]["layer.weight"] == {"shape": [10, 12], "dtype": "float64"}
     assert meta["tensors_file"] == "u.safetensors" and len(meta["sha256"]) == 64
+    # both files get the permissions of any new file (safetensors alone makes it owner-only)
+    weights = tmp_path / "u.safetensors"
+    assert weights.stat().st_mode == side.stat().st_mode
 
 
 def test_auto_readout_switches_to_rule_for_large_outputs(monkeypatch) -> None:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -558,6 +559,8 @@ def export_network(
     spath = sidecar_path(wpath)
     stmp = spath.with_name(spath.name + ".tmp")
     stmp.write_text(json.dumps(side, indent=1, sort_keys=True) + "\n")
+    # safetensors creates its file owner-only; give it the permissions of any new file (umask)
+    shutil.copymode(stmp, tmp)
     os.replace(tmp, wpath)
     os.replace(stmp, spath)
     return wpath, spath

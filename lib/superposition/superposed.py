@@ -52,6 +52,7 @@ from .uand import (
     SignReadout,
     UAnd,
     UAndErrors,
+    _check_active,
     build_uand,
     evaluate_uand,
 )
@@ -373,20 +374,6 @@ def _seed_sequence(seed: object) -> np.random.SeedSequence:
         return np.random.SeedSequence(int(seed.integers(0, 2**63)))
     check_int("seed", seed, low=0)
     return np.random.SeedSequence(int(seed))
-
-
-def _check_active(active: np.ndarray, m: int) -> np.ndarray:
-    active = np.asarray(active)
-    if active.ndim != 2 or not (np.issubdtype(active.dtype, np.integer) or active.size == 0):
-        raise ValueError(
-            f"active must be an integer array of shape (n_inputs, s), got {active.dtype} {active.shape}"
-        )
-    active = active.astype(np.int64)
-    if active.size and (active.min() < 0 or active.max() >= m):
-        raise ValueError(f"active feature indices must be in [0, {m - 1}]")
-    if active.shape[1] > 1 and (np.diff(np.sort(active, axis=1), axis=1) == 0).any():
-        raise ValueError("active features must be distinct within each input")
-    return np.sort(active, axis=1)
 
 
 # ---------------------------------------------------------------- evaluation

@@ -91,7 +91,7 @@ test: lint unit book-ci site-test
 	@echo "make test: all checks passed"
 
 bench: $(STAMP)
-	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

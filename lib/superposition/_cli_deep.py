@@ -11,6 +11,26 @@ from .deep import DESIGNS, deep_network, run_deep
 from .embedding import sample_sparse, to_dense
 
 
+def add_design_arguments(p: argparse.ArgumentParser) -> None:
+    """``--design``, ``--blocks`` and ``--field``: the correction layers' design and its code."""
+    p.add_argument(
+        "--design",
+        choices=DESIGNS,
+        default="denoiser",
+        help="correction design: per-feature denoiser (2m neurons, random embeddings) or "
+        "Reed-Solomon code (2cq neurons, its own embedding)",
+    )
+    p.add_argument(
+        "--blocks", type=positive_int, default=16, help="code length c of the code design"
+    )
+    p.add_argument(
+        "--field",
+        type=positive_int,
+        default=None,
+        help="prime q of the code design (default: smallest prime >= c with q^2 >= m)",
+    )
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "deep",
@@ -34,22 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="run the same circuit, weights and inputs without the correction layers",
     )
-    p.add_argument(
-        "--design",
-        choices=DESIGNS,
-        default="denoiser",
-        help="correction design: per-feature denoiser (2m neurons, random embeddings) or "
-        "Reed-Solomon code (2cq neurons, its own embedding)",
-    )
-    p.add_argument(
-        "--blocks", type=positive_int, default=16, help="code length c of the code design"
-    )
-    p.add_argument(
-        "--field",
-        type=positive_int,
-        default=None,
-        help="prime q of the code design (default: smallest prime >= c with q^2 >= m)",
-    )
+    add_design_arguments(p)
     p.add_argument("--inputs", type=positive_int, default=200, help="random s-sparse inputs K")
     p.add_argument(
         "--every",

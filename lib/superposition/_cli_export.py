@@ -7,9 +7,10 @@ import json
 
 import numpy as np
 
+from ._cli_deep import add_design_arguments
 from ._cli_width import embed_dim_value
 from .cli import nonneg_int, positive_int
-from .deep import DESIGNS, EMBEDDINGS
+from .deep import EMBEDDINGS
 from .export import export_network, sidecar_path
 from .superposed import EMBED_TIED
 
@@ -85,22 +86,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="U-AND neurons per gate layer (default: d)",
     )
-    dp.add_argument(
-        "--design",
-        choices=DESIGNS,
-        default="denoiser",
-        help="correction design: per-feature denoiser (2m neurons, random embeddings) or "
-        "Reed-Solomon code (2cq neurons, its own embedding)",
-    )
-    dp.add_argument(
-        "--blocks", type=positive_int, default=16, help="code length c of the code design"
-    )
-    dp.add_argument(
-        "--field",
-        type=positive_int,
-        default=None,
-        help="prime q of the code design (default: smallest prime >= c with q^2 >= m)",
-    )
+    add_design_arguments(dp)
     dp.add_argument(
         "--embeddings",
         choices=EMBEDDINGS,

@@ -506,3 +506,13 @@ def test_bad_arguments_one_line_exit_2(argv, needle, tmp_path, capsys) -> None:
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and needle in err and "Traceback" not in err, err
+
+
+def test_library_version_names_the_source() -> None:
+    """Result keys change with the code, not only with a release."""
+    from superposition import __version__
+
+    version = S.library_version()
+    assert version.startswith(__version__ + "+src.")
+    assert len(version.split("+src.")[1]) == 12
+    assert version == S.library_version()  # stable within a process

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import inspect
 import itertools
@@ -241,10 +242,23 @@ def function_name(fn: Callable[..., Any]) -> str:
 
 
 def library_version() -> str:
-    """The installed ``superposition`` version (part of every result key)."""
+    """The library's version and a digest of its source, ``"0.1.0+src.<12 hex>"``.
+
+    Part of every result key, so a change to any module of the package (not only a release)
+    starts fresh results instead of reusing ones an older code computed; workers whose code
+    differs are refused.
+    """
     from . import __version__
 
-    return __version__
+    return f"{__version__}+src.{_source_digest()}"
+
+
+@functools.cache
+def _source_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
 
 
 def result_key(function: str, params: Mapping[str, Any], seed: int | None, version: str) -> str:
@@ -1251,9 +1265,40 @@ def circuit_emulation(
     return {"neurons": compiled.neurons, **report["final"], "layers": report["layers"]}
 
 
+def superposed_width(
+    n_features: int,
+    sparsity: int,
+    target_error: float,
+    *,
+    weights: str = "bernoulli",
+    embed_dim: int | str | None = "tied",
+    n_inputs: int = 16,
+    high: int = 2**15,
+    resolution: float = 0.05,
+    p: float | str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One seed's minimal width for U-AND on superposed inputs (one point of a width sweep).
+
+    The smallest width at which the network of seed ``seed`` keeps every output of its
+    ``n_inputs`` sampled inputs within ``target_error``, searched from width 16 up to ``high``
+    (:func:`superposition.superposed.seed_widths` with one seed). Metric ``width``:
+    ``high + 1`` when no width up to ``high`` passed.
+    """
+    from .superposed import seed_widths
+
+    w = seed_widths(
+        n_features, sparsity, target_error, weights=weights, embed_dim=embed_dim,
+        seeds=[check_int("seed", seed, low=0)], n_inputs=n_inputs, low=16, high=high,
+        resolution=resolution, p=p,
+    )  # fmt: skip
+    return {"width": int(w[0])}
+
+
 EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {
     "uand": uand_error,
     "embed": embedding_readout_error,
     "circuit": circuit_emulation,
+    "width": superposed_width,
 }
 """Experiments ``superposition sweep`` knows by name."""

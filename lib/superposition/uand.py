@@ -1143,7 +1143,7 @@ def _evaluate_pairs_sparse(
     bar = tqdm(total=k_all, disable=_disable(progress), unit="input")
     while done < k_all:  # groups of inputs whose firing neurons' rows fit the budget
         insts: list[tuple[int, float, np.ndarray]] = []  # (input, a_i, support minus A)
-        multi: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        multi: list[tuple[int, list[np.ndarray], tuple[str, Any], np.ndarray]] = []
         budget = TILE_BYTES
         k0 = done
         while done < k_all and budget > 0:
@@ -1173,48 +1173,79 @@ def _evaluate_pairs_sparse(
                 if supports[-1].size >= 2:
                     insts.append((t, float(a[i]), supports[-1]))
                 budget -= supports[-1].nbytes
-            member = np.zeros((F.size, m), dtype=bool)
-            for u, sup in enumerate(supports):
-                member[u, sup] = True
-            mk, ml = _shared_pairs(supports, member, m)  # pairs reached by >= 2 firing neurons
-            if mk.size:
-                cover = member[:, mk] & member[:, ml]  # (firing neurons, pairs)
-                multi.append((t, mk, ml, cover, a[F]))
-                budget -= cover.nbytes + 16 * mk.size
+            plan = _overlap_plan(supports, m)  # where pairs reached by >= 2 firing neurons lie
+            if plan is not None:
+                multi.append((t, supports, plan, a[F]))
+                budget -= _plan_nbytes(plan)
             done += 1
         _pattern0(net, insts, multi, acc, rows_per_tile)
         bar.update(done - k0)
     bar.close()
 
 
-def _shared_pairs(
-    supports: list[np.ndarray], member: np.ndarray, m: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs ``k < l`` inside at least two of the ``supports`` (rows of ``member``), sorted."""
+def _overlap_plan(supports: list[np.ndarray], m: int) -> tuple[str, Any] | None:
+    """What :func:`_shared_pairs` needs to list the pairs inside >= 2 ``supports``, tile by tile.
+
+    Few firing neurons: their pairwise support intersections (``("few", [both, ...])``); many:
+    the features in at least two supports and their membership (``("many", (shared, mq))``).
+    Small next to the pairs themselves, which are listed again for each row tile and never
+    held for a whole input. ``None`` when no pair is shared.
+    """
     f = len(supports)
     if f * (f - 1) // 2 <= 512:  # few firing neurons: intersect their supports pairwise
-        keys = []
+        inter = []
         for u in range(f):
             for v in range(u + 1, f):
                 both = np.intersect1d(supports[u], supports[v], assume_unique=True)
                 if both.size >= 2:
-                    r, c = _triu(both.size)
-                    keys.append(both[r] * m + both[c])
+                    inter.append(both)
+        return ("few", inter) if inter else None
+    member = np.zeros((f, m), dtype=bool)
+    for u, sup in enumerate(supports):
+        member[u, sup] = True
+    shared = np.flatnonzero(member.sum(axis=0) >= 2)
+    if shared.size < 2:
+        return None
+    return "many", (shared, member[:, shared].astype(np.float32))
+
+
+def _plan_nbytes(plan: tuple[str, Any]) -> int:
+    kind, data = plan
+    if kind == "few":
+        return sum(b.nbytes for b in data)
+    return data[0].nbytes + data[1].nbytes
+
+
+def _shared_pairs(plan: tuple[str, Any], m: int, k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``k < l`` with ``k0 <= k < k1`` inside at least two supports (see :func:`_overlap_plan`), sorted."""
+    kind, data = plan
+    if kind == "few":
+        keys = []
+        for both in data:
+            i0, i1 = np.searchsorted(both, [k0, k1])
+            if i0 >= i1:
+                continue
+            n = both.size
+            r, c = _triu(n)  # row-major: the pairs of rows [i0, i1) are one slice
+            lo, hi = i0 * n - i0 * (i0 + 1) // 2, i1 * n - i1 * (i1 + 1) // 2
+            if hi > lo:
+                keys.append(both[r[lo:hi]] * m + both[c[lo:hi]])
         if not keys:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         key = np.sort(np.concatenate(keys))
         key = key[np.concatenate(([True], key[1:] != key[:-1]))]
         return key // m, key % m
     # many: co-membership counts among the features that are in >= 2 supports
-    shared = np.flatnonzero(member.sum(axis=0) >= 2)
-    mq = member[:, shared].astype(np.float32)
+    shared, mq = data
+    q0, q1 = np.searchsorted(shared, [k0, k1])
     mk, ml = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    step = max(1, 2**22 // max(shared.size, 1))
-    for q0 in range(0, shared.size, step):
-        r, c = np.nonzero(mq[:, q0 : q0 + step].T @ mq[:, q0:] >= 2)
+    step = max(1, 2**22 // max(shared.size - q0, 1))
+    for a0 in range(q0, q1, step):
+        a1 = min(a0 + step, q1)
+        r, c = np.nonzero(mq[:, a0:a1].T @ mq[:, a0:] >= 2)
         up = c > r
-        mk.append(shared[q0 + r[up]])
-        ml.append(shared[q0 + c[up]])
+        mk.append(shared[a0 + r[up]])
+        ml.append(shared[a0 + c[up]])
     return np.concatenate(mk), np.concatenate(ml)
 
 
@@ -1231,7 +1262,7 @@ def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
 def _pattern0(
     net: UAnd,
     insts: list[tuple[int, float, np.ndarray]],
-    multi: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    multi: list[tuple[int, list[np.ndarray], tuple[str, Any], np.ndarray]],
     acc: _Acc,
     rows_per_tile: int,
 ) -> None:
@@ -1272,17 +1303,25 @@ def _pattern0(
             g = np.flatnonzero(hist[1:]) + 1
             w = hist[g].astype(np.float64)
             acc.add(0, a_i / g, weight=w, nonzero=float(w.sum()), inputs=t)
-        for t, mk, ml, cover, aF in multi:
-            sel = (mk >= k0) & (mk < k1)
-            if not sel.any():
+        for t, supports, plan, aF in multi:
+            mk, ml = _shared_pairs(plan, m, k0, k1)
+            if mk.size == 0:
                 continue
-            gam = gram[mk[sel] - k0, ml[sel] - k0].astype(np.float64)
-            cov = cover[:, sel]
+            gam = gram[mk - k0, ml - k0].astype(np.float64)
+            cov = np.empty((len(supports), mk.size), dtype=bool)  # (firing neurons, pairs)
+            for u, sup in enumerate(supports):
+                cov[u] = _contains(sup, mk) & _contains(sup, ml) if sup.size else False
             true = (aF @ cov) / gam  # the pair's output, counted once
             single = (aF[:, None] / gam)[cov]  # what the single-neuron pass counted
             vals = np.concatenate([true, single])
             w = np.concatenate([np.ones(true.size), -np.ones(single.size)])
             acc.add(0, vals, weight=w, nonzero=float(w.sum()), inputs=t)
+
+
+def _contains(sorted_set: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.isin(x, sorted_set)`` for a sorted ``sorted_set``, by binary search."""
+    pos = np.searchsorted(sorted_set, x)
+    return sorted_set[np.minimum(pos, sorted_set.size - 1)] == x
 
 
 def _count_dtype(Wc: sps.csc_array) -> type:

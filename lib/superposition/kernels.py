@@ -374,7 +374,11 @@ def sign_pair_errors(
     Returns
     -------
     superposition.uand.UAndErrors
-        Without histogram; sums are accumulated in float64.
+        Without histogram. Each tile row is reduced in the computation dtype (matrix-vector
+        products, one pass over the tile per statistic) and the row sums are added in float64.
+        In float32 this adds at most :math:`\gamma_{m+1} = (m+1)u/(1-(m+1)u)` times the sum of
+        the absolute errors to the sums, and that fraction of itself to the sum of squares
+        (Higham §3.1), on top of the per-output bound of :func:`sign_readout_tolerance`.
     """
     from .uand import UAndErrors
 
@@ -398,39 +402,41 @@ def sign_pair_errors(
     tot, tot_abs, tot_sq, top = (np.zeros(n + 1) for _ in range(4))
     input_max = np.zeros(k_all)
     upper = xp.arange(rows)[None, :] > xp.arange(rows)[:, None]  # strict upper triangle
+    ones = xp.ones(m, dtype=dtype)
     for t in range(k_all):
         a = xp.astype(activations[t, :], xp.float64)
         fire = xp.nonzero(a > 0)[0]
         aF = xp.astype(xp.take(a, fire), dtype)
         S = xp.take(sig, fire, axis=0)  # (|F|, m)
-        BT = (
-            xp.take(xp.matrix_transpose(sig), fire, axis=1) * aF[None, :]
-        )  # (m, |F|), rows contiguous
         act = xp.astype(active[t, :], xp.int64)
         keep = xp.ones(m, dtype=dtype)
         if s:
             mask = xp.sum(xp.astype(xp.arange(m)[:, None] == act[None, :], dtype), axis=1)
             keep = keep - mask
-        B0T = BT * keep[:, None]
         S0 = S * keep[None, :]
+        # a transposed view: matmul reads it as it is (no copy)
+        B0T = xp.matrix_transpose(S0 * aF[:, None])  # (m, |F|)
         worst = 0.0
+        sums = np.zeros(3)  # unscaled sum, sum of |.|, sum of squares of this input's pattern 0
         for k0 in range(0, m - 1, rows):
             k1 = min(k0 + rows, m)
             r = k1 - k0
             Y = B0T[k0:k1, :] @ S0[:, k0:]  # (r, m - k0), unscaled
-            diag = xp.where(upper[:r, :r], Y[:, :r], xp.zeros_like(Y[:, :r]))
-            for part in (diag, Y[:, r:]):
-                if part.shape[1] == 0:
-                    continue
-                ab = xp.abs(part)
-                tot[0] += scale * float(xp.sum(part, dtype=xp.float64))
-                tot_abs[0] += scale * float(xp.sum(ab, dtype=xp.float64))
-                tot_sq[0] += scale**2 * float(xp.sum(part * part, dtype=xp.float64))
-                worst = max(worst, scale * float(xp.max(ab)))
-                nonzero[0] += int(xp.count_nonzero(part))
+            # pairs k >= l of the diagonal block are set to 0, which no statistic below counts
+            Y[:, :r] = xp.where(upper[:r, :r], Y[:, :r], xp.zeros_like(Y[:, :r]))
+            ab = xp.abs(Y)
+            # one pass each: row sums as matrix-vector products, rows added in float64
+            for j, row_sums in enumerate((Y @ ones[k0:], ab @ ones[k0:], xp.vecdot(ab, ab))):
+                sums[j] += float(xp.sum(xp.astype(row_sums, xp.float64)))
+            worst = max(worst, scale * float(xp.max(ab)))
+            nonzero[0] += int(xp.count_nonzero(ab > 0))
+        tot[0] += scale * sums[0]
+        tot_abs[0] += scale * sums[1]
+        tot_sq[0] += scale**2 * sums[2]
         top[0] = max(top[0], worst)
         if s:
-            YA = xp.take(BT, act, axis=0) @ S  # (s, m), unscaled
+            BA = xp.take(S, act, axis=1) * aF[:, None]  # (|F|, s)
+            YA = xp.matrix_transpose(BA) @ S  # (s, m), unscaled
             YA = xp.astype(YA, xp.float64) * scale
             inactive = xp.nonzero(keep > 0)[0]
             y1 = xp.take(YA, inactive, axis=1)  # pattern 1: one active feature, target 0

@@ -1310,7 +1310,7 @@ def _pattern0(
             gam = gram[mk - k0, ml - k0].astype(np.float64)
             cov = np.empty((len(supports), mk.size), dtype=bool)  # (firing neurons, pairs)
             for u, sup in enumerate(supports):
-                cov[u] = _contains(sup, mk) & _contains(sup, ml) if sup.size else False
+                cov[u] = _contains(sup, mk) & _contains(sup, ml)
             true = (aF @ cov) / gam  # the pair's output, counted once
             single = (aF[:, None] / gam)[cov]  # what the single-neuron pass counted
             vals = np.concatenate([true, single])
@@ -1320,6 +1320,8 @@ def _pattern0(
 
 def _contains(sorted_set: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``np.isin(x, sorted_set)`` for a sorted ``sorted_set``, by binary search."""
+    if sorted_set.size == 0:
+        return np.zeros(x.shape, dtype=bool)
     pos = np.searchsorted(sorted_set, x)
     return sorted_set[np.minimum(pos, sorted_set.size - 1)] == x
 

@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 
 # Chapters are MyST notebooks, executed in this order ("about" last: it reports on the others).
 CHAPTERS := background uand uand_superposed circuits correction interpretability about
-PAGES    := intro references
+PAGES    := intro references glossary
 LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
 BOOKCFG  := _config.yml _toc.yml references.bib
 

@@ -100,8 +100,8 @@ def _bernoulli_loop(net, active, n_pairs: int = 20_000) -> tuple[float, str]:
     """Per-output readout loop (Julia ``readoff``): Γ = W[:,k] .& W[:,l]; y = a·Γ/|Γ|, per pair."""
     m = net.n_features
     csr = net.W  # (d, m): build Wᵀ as bool directly (a float64 toarray would be 8 bytes per entry)
-    WT = np.zeros((m, net.width), dtype=bool)  # column k of W contiguous, as in Julia
-    WT[csr.indices, np.repeat(np.arange(net.width), np.diff(csr.indptr))] = True
+    WT = np.zeros((m, net.neurons), dtype=bool)  # column k of W contiguous, as in Julia
+    WT[csr.indices, np.repeat(np.arange(net.neurons), np.diff(csr.indptr))] = True
     a = net.activations(active[:1])[0]
     rng = np.random.default_rng(0)
     pairs = np.sort(rng.choice(m, size=(n_pairs, 2)), axis=1)

@@ -303,7 +303,7 @@ def test_random_circuit_is_deterministic() -> None:
 def test_weights_match_their_definition(wiring: str) -> None:
     m, d, n = 30, 20, 25
     layer = random_circuit(m, 1, seed=1).layers[0]
-    phi_in, phi_out = Embedding(m, d, seed=2), Embedding(m, d, kind="sign", seed=3)
+    phi_in, phi_out = Embedding(m, d, seed=2), Embedding(m, d, embedding_kind="sign", seed=3)
     kw = {"pairs_per_neuron": 2} if wiring == "targeted" else {"p": 0.3}
     cl = compile_layer(layer, phi_in, phi_out, neurons=n, neuron_wiring=wiring, seed=4, **kw)
     W = cl.wiring.toarray()
@@ -324,7 +324,7 @@ def test_weights_match_their_definition(wiring: str) -> None:
         if gamma.sum():
             M[g] = c[g, 3] * gamma / gamma.sum()
     assert_allclose(cl.W_out, G @ M, atol=ROUNDING)
-    assert cl.width == d and cl.neurons == n
+    assert cl.embed_dim == d and cl.neurons == n
     if wiring == "bernoulli":
         assert (cl.readout_sizes == 0).any()  # p^2 n = 2.25: some products have no neuron
     else:
@@ -429,7 +429,7 @@ def test_compile_is_deterministic_and_seeded() -> None:
         for k, v in la.arrays().items():
             assert_array_equal(v, lb.arrays()[k])
     assert not np.array_equal(a.layers[0].W_in, c.layers[0].W_in)
-    assert isinstance(a, CompiledCircuit) and a.width == 16 and a.neurons == 16
+    assert isinstance(a, CompiledCircuit) and a.embed_dim == 16 and a.neurons == 16
 
 
 def test_deeper_network_extends_the_shallower_one() -> None:
@@ -446,7 +446,7 @@ def test_compile_rejects_bad_arguments() -> None:
     circuit = random_circuit(10, 2, seed=0)
     layer = circuit.layers[0]
     e10 = Embedding(10, 8)
-    with pytest.raises(ValueError, match="width must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="embed_dim must be >= 1, got 0"):
         compile_circuit(circuit, 0)
     with pytest.raises(ValueError, match="neurons must be >= 1, got 0"):
         compile_circuit(circuit, 8, neurons=0)
@@ -465,7 +465,7 @@ def test_compile_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match=r"embeddings\[1\] must have shape \(8, 10\)"):
         compile_circuit(circuit, 8, embeddings=[e10, Embedding(10, 9), e10])
     cc = compile_circuit(circuit, 8)
-    with pytest.raises(ValueError, match=r"a must have shape \(n_inputs, 8\)"):
+    with pytest.raises(ValueError, match=r"a must have shape \(n_samples, 8\)"):
         cc.layers[0](np.zeros((2, 9)))
     with pytest.raises(ValueError, match="layer must be between 0 and 2, got 3"):
         cc.decode(np.zeros((1, 8)), 3)
@@ -491,8 +491,18 @@ def test_emulation_is_bit_exact_at_depth_1_and_degrades_with_depth(
 ) -> None:
     """A size the chapter names (m = 1500 > d = 1000, s = 2; measured, fixed seed): depth 1
     decodes every bit of every sampled input; without correction the error grows with depth."""
-    argv = ["circuit", "--features", "1500", "--width", "1000", "--sparsity", "2", "--depth", "3"]
-    assert main([*argv, "--inputs", "300", "--seed", "0", "--json"]) == 0
+    argv = [
+        "circuit",
+        "--features",
+        "1500",
+        "--embed-dim",
+        "1000",
+        "--sparsity",
+        "2",
+        "--depth",
+        "3",
+    ]
+    assert main([*argv, "--samples", "300", "--seed", "0", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["layers"]
     assert rows[1]["bit_accuracy"] == 1.0 and rows[1]["input_accuracy"] == 1.0
     assert rows[1]["max_abs_error"] < 0.5
@@ -561,20 +571,21 @@ def test_stepping_one_layer_at_a_time_matches_residuals() -> None:
 
 
 def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["circuit", "--features", "200", "--width", "120", "--sparsity", "2", "--depth", "3"]
-    assert main([*argv, "--inputs", "50", "--seed", "1", "--json"]) == 0
+    argv = ["circuit", "--features", "200", "--embed-dim", "120", "--sparsity", "2", "--depth", "3"]
+    assert main([*argv, "--samples", "50", "--seed", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["features"] == 200 and out["width"] == 120 and out["neurons"] == 120
+    assert out["n_features"] == 200 and out["embed_dim"] == 120 and out["neurons"] == 120
     assert out["gates"] == list(DEFAULT_GATES)
     assert [row["layer"] for row in out["layers"]] == [0, 1, 2, 3]
     for row in out["layers"]:
         assert {"max_abs_error", "mean_abs_error", "bit_accuracy", "input_accuracy"} <= set(row)
         assert 0.0 <= row["bit_accuracy"] <= 1.0
     assert out["final"] == out["layers"][-1]
-    assert main([*argv, "--inputs", "50", "--seed", "1", "--json"]) == 0
+    assert main([*argv, "--samples", "50", "--seed", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == out  # same seed, same numbers
     assert (
-        main([*argv, "--neurons", "64", "--gates", "xor,and,copy", "--json", "--inputs", "20"]) == 0
+        main([*argv, "--neurons", "64", "--gates", "xor,and,copy", "--json", "--samples", "20"])
+        == 0
     )
     out = json.loads(capsys.readouterr().out)
     assert out["neurons"] == 64 and out["gates"] == ["xor", "and", "copy"]
@@ -585,13 +596,13 @@ def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
         "circuit",
         "--features",
         "100",
-        "--width",
+        "--embed-dim",
         "80",
         "--sparsity",
         "2",
         "--depth",
         "2",
-        "--inputs",
+        "--samples",
         "30",
     ]
     assert main(argv) == 0
@@ -613,7 +624,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_bad_arguments_exit_2(
     extra: list[str], match: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["circuit", "--features", "10", "--width", "8", "--depth", "2", *extra]
+    argv = ["circuit", "--features", "10", "--embed-dim", "8", "--depth", "2", *extra]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err and err.startswith("superposition circuit: error:")
@@ -621,7 +632,7 @@ def test_cli_bad_arguments_exit_2(
 
 def test_cli_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["circuit", "--features", "10", "--width", "0", "--sparsity", "2", "--depth", "1"])
+        main(["circuit", "--features", "10", "--embed-dim", "0", "--sparsity", "2", "--depth", "1"])
     assert exc.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
 

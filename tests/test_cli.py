@@ -14,7 +14,7 @@ from superposition.cli import main
 
 def test_embed_json(capsys) -> None:
     assert (
-        main(["embed", "--features", "500", "--embed-dim", "64", "--inputs", "20", "--json"]) == 0
+        main(["embed", "--features", "500", "--embed-dim", "64", "--samples", "20", "--json"]) == 0
     )
     out = json.loads(capsys.readouterr().out)
     emb = sp.Embedding(500, 64, seed=0)

@@ -9,6 +9,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from superposition.correction import (
+    CLIP,
     CodeCorrection,
     FeatureDenoiser,
     capacity,
@@ -26,7 +27,7 @@ from superposition.embedding import Embedding, sample_sparse, to_dense
 # Outputs of a saturated layer are sums of at most a few hundred unit-norm vectors with
 # coefficients exactly 0 or ±1; float64 rounding of such sums is far below 1e-12.
 EXACT = 1e-12
-MARGIN = 0.35  # min(lo, 1 - hi) for the default lo = 0.35, hi = 0.65
+MARGIN = min(CLIP[0], 1 - CLIP[1])  # inside it, every readout is clipped to exactly 0 or 1
 
 
 def relu(z: np.ndarray) -> np.ndarray:
@@ -129,14 +130,16 @@ def test_denoiser_exact_inside_margins(fresh_out: bool) -> None:
 
 def test_plain_weights_reproduce_layers() -> None:
     layers = [
-        FeatureDenoiser(Embedding(300, 64, seed=1), Embedding(300, 64, kind="sign", seed=2)),
+        FeatureDenoiser(
+            Embedding(300, 64, seed=1), Embedding(300, 64, embedding_kind="sign", seed=2)
+        ),
         CodeCorrection(121, 100, field=11, blocks=8, degree=1, seed=2),
         CodeCorrection(121, 50, field=11, blocks=8, degree=1, seed=2),  # units in superposition
     ]
     rng = np.random.default_rng(0)
     for layer in layers:
         w_in, b, w_out = layer.weights()
-        n, d = layer.n_neurons, layer.width
+        n, d = layer.neurons, layer.embed_dim
         assert w_in.shape == (n, d) and b.shape == (n,) and w_out.shape == (d, n)
         act = sample_sparse(layer.n_features, 3, 20, seed=1)
         a = layer.encode(act) + 0.1 * rng.standard_normal((20, d))
@@ -199,12 +202,12 @@ def test_noise_tolerance_threshold_is_where_theory_puts_it() -> None:
 
 def test_capacity_finds_the_budget_edge() -> None:
     # with d = 1000 the baseline is limited only by its budget: m = n / 2
-    res = capacity(denoiser_for_budget(74, 1000), sparsity=3, depth=3, n_inputs=10)
+    res = capacity(denoiser_for_budget(74, 1000), sparsity=3, depth=3, n_samples=10)
     assert res.m_max == 37
     assert all(ok == (m <= 37) for m, ok in res.trials)
     # the code design fits q^2 = 121 features in 2 * 8 * 11 = 176 neurons (r = 1 only)
     code = code_for_budget(176, 100, 3, max_degree=1)
-    res = capacity(code, sparsity=3, depth=3, n_inputs=10, m_min=64)
+    res = capacity(code, sparsity=3, depth=3, n_samples=10, m_min=64)
     assert res.m_max == 121
 
 
@@ -219,13 +222,13 @@ def test_capacity_finds_the_budget_edge() -> None:
         (lambda: reed_solomon_codes(7, 8, 1, 10), "blocks"),
         (lambda: reed_solomon_codes(7, 3, -1, 10), "degree"),
         (lambda: reed_solomon_codes(7, 3, 1, 50), "n_features"),
-        (lambda: CodeCorrection(10, 0, 7, 3), "width"),
+        (lambda: CodeCorrection(10, 0, 7, 3), "embed_dim"),
         (lambda: CodeCorrection(10, 20, 7, 3, lo=0.6, hi=0.4), "hi"),
         (lambda: CodeCorrection(10, 20, 7, 3, lo=0.0), "lo"),
         (lambda: FeatureDenoiser(Embedding(10, 5), Embedding(11, 5)), "out_embedding"),
         (lambda: FeatureDenoiser(np.eye(3)), "embedding"),  # type: ignore[arg-type]
         (lambda: code_design(100, 3, max_junk=0.5), "max_junk"),
-        (lambda: fresh_denoisers(10, 5, kind="bogus"), "kind"),
+        (lambda: fresh_denoisers(10, 5, embedding_kind="bogus"), "kind"),
     ],
 )
 def test_bad_arguments(call: object, match: str) -> None:
@@ -251,6 +254,6 @@ def test_bad_measurement_arguments() -> None:
     with pytest.raises(ValueError, match="increasing"):
         noise_tolerance(layer, act, [0.1, 0.05])
     with pytest.raises(ValueError, match="sparsity"):
-        capacity(code_for_budget(100, 10, 3), sparsity=0, depth=1, n_inputs=1)
+        capacity(code_for_budget(100, 10, 3), sparsity=0, depth=1, n_samples=1)
     with pytest.raises(ValueError, match="sparsity"):
         layer.junk_bound(0)

@@ -81,7 +81,7 @@ def test_factored_gate_layer_equals_the_compiled_layer(design: str) -> None:
     a = net.encode(x) + 0.05 * rng.standard_normal((10, 300))
     for ell in (1, 2, 3):
         compiled = net.gate_layer(ell)
-        assert compiled.neurons == net.neurons == 300
+        assert compiled.neurons == net.gate_neurons == 300
         mine = net.gate_step(ell, net.readout(a, ell - 1))
         assert_allclose(mine, compiled(a), rtol=1e-10, atol=EXACT)
         a = mine
@@ -93,7 +93,7 @@ def test_correct_is_the_correction_layer() -> None:
         x = inputs(121, 3, 15)
         a = net.encode(x, 1) + 0.2 * np.random.default_rng(1).standard_normal((15, 400))
         layer = net.correction(1)
-        assert layer.n_neurons == net.correction_neurons
+        assert layer.neurons == net.correction_neurons
         out = net.correct(a, net.readout(a, 1), 1)
         assert_allclose(out, layer.step(a), atol=EXACT)
     assert net.correction_neurons == 2 * 8 * 11  # 2cq with q = 11 (q >= c, q^2 >= 121)
@@ -245,7 +245,7 @@ def test_code_design_fails_when_junk_is_copied() -> None:
         (lambda: deep_network(10, 10, 2, 0), "depth"),
         (lambda: deep_network(10, 10, 2, 1, design="bogus"), "design"),
         (lambda: deep_network(100, 400, 3, 1, design="code", blocks=6), "blocks"),
-        (lambda: deep_network(100, 100, 3, 1, design="code"), "width"),
+        (lambda: deep_network(100, 100, 3, 1, design="code"), "embed_dim"),
         (lambda: deep_network(100, 400, 3, 1, design="code", field=18), "prime"),
         (lambda: deep_network(10, 10, 2, 1, dtype=np.int32), "dtype"),
         (lambda: deep_network(10, 10, 2, 1, and_bias=2.0), "and_bias"),
@@ -275,14 +275,14 @@ def test_bad_run_arguments() -> None:
 
 
 def test_cli_json_with_and_without_correction(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["deep", "--features", "600", "--width", "1000", "--sparsity", "2", "--depth", "30"]
-    argv += ["--inputs", "30", "--json"]
+    argv = ["deep", "--features", "600", "--embed-dim", "1000", "--sparsity", "2", "--depth", "30"]
+    argv += ["--samples", "30", "--json"]
     assert main(argv) == 0
     on = json.loads(capsys.readouterr().out)
     assert main([*argv, "--no-correction"]) == 0
     off = json.loads(capsys.readouterr().out)
     assert on["correction"] and not off["correction"]
-    assert on["correction_neurons"] == 1200 and on["neurons"] == 1000
+    assert on["correction_neurons"] == 1200 and on["gate_neurons"] == 1000
     # same circuit, same inputs: the encoded input (layer 0) reads identically
     assert on["layers"][0] == off["layers"][0]
     # justified as in test_correction_keeps_every_bit_where_the_uncorrected_network_fails
@@ -295,8 +295,8 @@ def test_cli_json_with_and_without_correction(capsys: pytest.CaptureFixture[str]
 def test_cli_prints_the_library_run(capsys: pytest.CaptureFixture[str]) -> None:
     # The command uses deep_network(seed) and inputs drawn with seed + 1, as the book does, so
     # its records are the library's (the chapter quotes the same command for its figure).
-    argv = ["deep", "--features", "150", "--width", "300", "--sparsity", "2", "--depth", "12"]
-    assert main([*argv, "--inputs", "8", "--seed", "3", "--every", "4", "--json"]) == 0
+    argv = ["deep", "--features", "150", "--embed-dim", "300", "--sparsity", "2", "--depth", "12"]
+    assert main([*argv, "--samples", "8", "--seed", "3", "--every", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     net = deep_network(150, 300, 2, 12, seed=3)
     x = to_dense(sample_sparse(150, 2, 8, seed=4), 150).astype(bool)
@@ -308,8 +308,8 @@ def test_cli_prints_the_library_run(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["deep", "--features", "100", "--width", "300", "--sparsity", "2", "--depth", "250"]
-    assert main([*argv, "--inputs", "5", "--design", "code", "--blocks", "5"]) == 0
+    argv = ["deep", "--features", "100", "--embed-dim", "300", "--sparsity", "2", "--depth", "250"]
+    assert main([*argv, "--samples", "5", "--design", "code", "--blocks", "5"]) == 0
     out = capsys.readouterr().out
     assert "code (q, c, r)" in out and "final layer 250" in out
     rows = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
@@ -321,7 +321,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--sparsity", "200"], "sparsity"),
         (["--sparsity", "2", "--design", "code", "--blocks", "4"], "blocks"),
-        (["--sparsity", "2", "--design", "code", "--field", "1009"], "width"),
+        (["--sparsity", "2", "--design", "code", "--field", "1009"], "embed_dim"),
         (["--sparsity", "2", "--design", "bogus"], "--design"),
         (["--sparsity", "0"], "--sparsity"),
         (["--sparsity", "2", "--every", "0"], "--every"),
@@ -330,7 +330,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_bad_arguments_exit_2(
     extra: list[str], needle: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["deep", "--features", "100", "--width", "300", "--depth", "2", *extra]
+    argv = ["deep", "--features", "100", "--embed-dim", "300", "--depth", "2", *extra]
     with pytest.raises(SystemExit) as exc:
         raise SystemExit(main(argv))
     assert exc.value.code == 2

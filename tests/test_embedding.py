@@ -15,9 +15,9 @@ from superposition import embedding as E
 FLOAT_TOL = 1e-12  # float64 rounding of sums of a few hundred products
 
 
-@pytest.mark.parametrize("kind", E.KINDS)
+@pytest.mark.parametrize("kind", E.EMBEDDING_KINDS)
 def test_columns_are_unit_vectors(kind: str) -> None:
-    phi = sp.Embedding(700, 37, kind=kind, seed=3).matrix()
+    phi = sp.Embedding(700, 37, embedding_kind=kind, seed=3).matrix()
     assert phi.shape == (37, 700)
     assert_allclose(np.linalg.norm(phi, axis=0), 1.0, atol=FLOAT_TOL)
     if kind == "sign":
@@ -123,12 +123,12 @@ def test_coherence_follows_theory_scale() -> None:
         (lambda: sp.Embedding(0, 5), "n_features must be >= 1, got 0"),
         (lambda: sp.Embedding(5, 0), "embed_dim must be >= 1, got 0"),
         (lambda: sp.Embedding(5, 2.0), "embed_dim must be an integer"),
-        (lambda: sp.Embedding(5, 2, kind="uniform"), "kind must be one of"),
+        (lambda: sp.Embedding(5, 2, embedding_kind="uniform"), "embedding_kind must be one of"),
         (lambda: sp.Embedding(5, 2, seed=-1), "seed must be >= 0"),
         (lambda: sp.Embedding(5, 2, dtype=np.int64), "dtype must be float32 or float64"),
         (lambda: sp.sample_sparse(5, 6, 1), "sparsity must be between 1 and 5, got 6"),
         (lambda: sp.sample_sparse(5, 0, 1), "sparsity must be between 1 and 5, got 0"),
-        (lambda: sp.sample_sparse(5, 2, 0), "n_inputs must be >= 1"),
+        (lambda: sp.sample_sparse(5, 2, 0), "n_samples must be >= 1"),
         (lambda: sp.sample_sparse(True, 1, 1), "n_features must be an integer"),
         (lambda: sp.to_dense(np.array([[0, 7]]), 5), "active feature indices must be in"),
         (lambda: sp.to_dense(np.array([0.0, 1.0]), 5), "active must be an integer array"),

@@ -13,7 +13,7 @@ import superposition as sp
 from superposition.cli import main
 from superposition.deep import deep_network, run_deep
 from superposition.export import (
-    KINDS,
+    NETWORK_KINDS,
     LoadedNetwork,
     WithOutputEmbedding,
     as_loaded,
@@ -67,7 +67,7 @@ def test_uand_round_trip_exact(tmp_path, name, net, readout) -> None:
     assert np.array_equal(loaded.forward(x), mem.forward(x))  # bit for bit
     for k, v in mem.tensors.items():
         assert loaded.tensors[k].dtype == v.dtype and np.array_equal(loaded.tensors[k], v)
-    assert loaded.meta["seed"] == 1 and loaded.kind == "uand"
+    assert loaded.meta["seed"] == 1 and loaded.network_kind == "uand"
     assert loaded.meta["construction"]["weights"] == name
 
 
@@ -136,12 +136,12 @@ def test_sidecar_holds_the_ground_truth(tmp_path) -> None:
     meta = json.loads(side.read_text())
     assert meta["sizes"] == {
         "n_features": 12,
-        "width": 10,
+        "neurons": 10,
         "sparsity": 3,
         "arity": 2,
         "n_outputs": 66,
     }
-    assert meta["embedding"]["kind"] == "identity" and meta["seed"] == 0
+    assert meta["embedding"]["storage"] == "identity" and meta["seed"] == 0
     assert len(meta["outputs"]["names"]) == 66 and meta["outputs"]["names"][0] == "and(0,1)"
     assert meta["tensors"]["layer.weight"] == {"shape": [10, 12], "dtype": "float64"}
     assert meta["tensors_file"] == "u.safetensors" and len(meta["sha256"]) == 64
@@ -204,7 +204,7 @@ def test_mismatched_pair(tmp_path, written) -> None:
     [
         (lambda m: m.update(format="other"), "not a superposition-network sidecar"),
         (lambda m: m.update(format_version=99), "format_version 99"),
-        (lambda m: m.update(kind="spaceship"), "unknown kind 'spaceship'"),
+        (lambda m: m.update(network_kind="spaceship"), "unknown kind 'spaceship'"),
         (lambda m: m["tensors"]["layer.weight"].update(shape=[3, 3]), "tensor 'layer.weight'"),
         (lambda m: m["tensors"].pop("layer.bias"), "unexpected \\['layer.bias'\\]"),
     ],
@@ -261,7 +261,11 @@ def test_loaded_network_checks_inputs(written) -> None:
         net.readout_rows(np.array([[3, 3]]))
     with pytest.raises(ValueError, match="applies to kinds"):
         next(net.residuals(np.zeros((1, 12))))
-    assert isinstance(net, LoadedNetwork) and set(KINDS) >= {"uand", "trained_uand", "circuit"}
+    assert isinstance(net, LoadedNetwork) and set(NETWORK_KINDS) >= {
+        "uand",
+        "trained_uand",
+        "circuit",
+    }
 
 
 # ------------------------------------------------------------------ CLI
@@ -270,15 +274,15 @@ def test_loaded_network_checks_inputs(written) -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["uand", "--features", "15", "--width", "12", "--sparsity", "3", "--weights", "gaussian"],
-        ["trained", "--features", "10", "--width", "6", "--sparsity", "3", "--steps", "5"],
-        ["circuit", "--features", "60", "--width", "40", "--depth", "2"],
-        ["deep", "--features", "40", "--width", "120", "--sparsity", "2", "--depth", "2"],
+        ["uand", "--features", "15", "--neurons", "12", "--sparsity", "3", "--weights", "gaussian"],
+        ["trained", "--features", "10", "--neurons", "6", "--sparsity", "3", "--steps", "5"],
+        ["circuit", "--features", "60", "--embed-dim", "40", "--depth", "2"],
+        ["deep", "--features", "40", "--embed-dim", "120", "--sparsity", "2", "--depth", "2"],
         [
             "deep",
             "--features",
             "40",
-            "--width",
+            "--embed-dim",
             "160",
             "--sparsity",
             "2",
@@ -296,52 +300,52 @@ def test_cli_export_writes_loadable_files(tmp_path, capsys, argv) -> None:
     assert main(["export", *argv, "--out", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     loaded = load_network(out)
-    assert info["sha256"] == loaded.meta["sha256"] and info["kind"] == loaded.kind
-    m = loaded.sizes.get("n_features", loaded.sizes.get("n_inputs"))
+    assert info["sha256"] == loaded.meta["sha256"] and info["network_kind"] == loaded.network_kind
+    m = loaded.sizes["n_features"]
     y = loaded.forward(_x(m, 2, k=3))
     assert y.shape[0] == 3 and np.isfinite(y).all()
 
 
 def test_cli_export_same_seed_same_bytes(tmp_path) -> None:
     for name in ("a", "b"):
-        argv = ["export", "uand", "--features", "15", "--width", "12", "--sparsity", "3"]
+        argv = ["export", "uand", "--features", "15", "--neurons", "12", "--sparsity", "3"]
         assert main([*argv, "--seed", "3", "--out", str(tmp_path / f"{name}.safetensors")]) == 0
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
 
 
 def test_cli_superposed_is_the_library_network(tmp_path) -> None:
     out = tmp_path / "s.safetensors"
-    argv = ["export", "superposed", "--features", "30", "--width", "40", "--embed-dim", "12"]
+    argv = ["export", "superposed", "--features", "30", "--neurons", "40", "--embed-dim", "12"]
     argv += ["--sparsity", "3", "--embedding-kind", "sign", "--seed", "4", "--out", str(out)]
     assert main(argv) == 0
     loaded = load_network(out)
     snet = build_superposed_uand(30, 40, 3, 12, embedding_kind="sign", seed=4)
     active = sp.sample_sparse(30, 3, 10, seed=2)
     assert np.array_equal(loaded.hidden(sp.to_dense(active, 30)), snet.activations(active))
-    assert loaded.meta["seed"] == 4 and loaded.meta["embedding"]["rule"]["kind"] == "sign"
+    assert loaded.meta["seed"] == 4 and loaded.meta["embedding"]["rule"]["embedding_kind"] == "sign"
     assert loaded.meta["output_embedding"] is None
 
 
 def test_cli_deep_is_the_library_network(tmp_path) -> None:
     out = tmp_path / "d.safetensors"
-    argv = ["export", "deep", "--features", "40", "--width", "120", "--sparsity", "2"]
-    argv += ["--depth", "3", "--embeddings", "fresh", "--neurons", "90", "--seed", "2"]
+    argv = ["export", "deep", "--features", "40", "--embed-dim", "120", "--sparsity", "2"]
+    argv += ["--depth", "3", "--embedding-scheme", "fresh", "--gate-neurons", "90", "--seed", "2"]
     assert main([*argv, "--out", str(out)]) == 0
     loaded = load_network(out)
-    net = deep_network(40, 120, 2, 3, neurons=90, embeddings="fresh", seed=2)
+    net = deep_network(40, 120, 2, 3, gate_neurons=90, embedding_scheme="fresh", seed=2)
     x = sp.to_dense(sp.sample_sparse(40, 2, 10, seed=3), 40).astype(bool)
     assert np.array_equal(loaded.forward(x), _library_states(net, x)[-1])
     assert loaded.meta["extra"] == {"sparsity": 2} and loaded.meta["seed"] == 2
-    assert loaded.sizes["neurons"] == 90 and loaded.meta["embedding"]["scheme"] == "fresh"
+    assert loaded.sizes["gate_neurons"] == 90 and loaded.meta["embedding"]["scheme"] == "fresh"
 
 
 def _deep_argv(*extra: str) -> list[str]:
-    base = ["export", "deep", "--features", "40", "--width", "120", "--sparsity", "2"]
+    base = ["export", "deep", "--features", "40", "--embed-dim", "120", "--sparsity", "2"]
     return [*base, *extra]
 
 
 def _sup(*extra: str) -> list[str]:
-    base = ["export", "superposed", "--features", "30", "--width", "40", "--sparsity", "3"]
+    base = ["export", "superposed", "--features", "30", "--neurons", "40", "--sparsity", "3"]
     return [*base, *extra]
 
 
@@ -351,17 +355,17 @@ def _sup(*extra: str) -> list[str]:
         (["export"], "KIND"),
         (["export", "bogus"], "invalid choice"),
         (
-            ["export", "uand", "--features", "10", "--width", "5", "--out", "x.safetensors"],
+            ["export", "uand", "--features", "10", "--neurons", "5", "--out", "x.safetensors"],
             "--sparsity",
         ),
-        (["export", "uand", "--features", "10", "--width", "5", "--sparsity", "3"], "--out"),
+        (["export", "uand", "--features", "10", "--neurons", "5", "--sparsity", "3"], "--out"),
         (
             [
                 "export",
                 "uand",
                 "--features",
                 "10",
-                "--width",
+                "--neurons",
                 "5",
                 "--sparsity",
                 "3",
@@ -376,7 +380,7 @@ def _sup(*extra: str) -> list[str]:
                 "uand",
                 "--features",
                 "3",
-                "--width",
+                "--neurons",
                 "5",
                 "--sparsity",
                 "9",
@@ -391,7 +395,7 @@ def _sup(*extra: str) -> list[str]:
                 "circuit",
                 "--features",
                 "0",
-                "--width",
+                "--embed-dim",
                 "5",
                 "--depth",
                 "1",
@@ -428,7 +432,18 @@ def _sup(*extra: str) -> list[str]:
             "blocks must be > 2 * sparsity",
         ),
         (
-            ["export", "deep", "--features", "1", "--width", "9", "--sparsity", "1", "--depth", "1"]
+            [
+                "export",
+                "deep",
+                "--features",
+                "1",
+                "--embed-dim",
+                "9",
+                "--sparsity",
+                "1",
+                "--depth",
+                "1",
+            ]
             + ["--out", "x.safetensors"],
             "features must be >= 2",
         ),
@@ -506,7 +521,7 @@ def test_superposed_round_trip_exact(tmp_path, name, snet, readout) -> None:
     mem = as_loaded(snet, readout=readout)
     active = sp.sample_sparse(40, 3, 25, seed=7)
     x = sp.to_dense(active, 40)
-    assert loaded.kind == "superposed" and loaded.meta["construction"]["weights"] == name
+    assert loaded.network_kind == "superposed" and loaded.meta["construction"]["weights"] == name
     assert np.array_equal(loaded.forward(x), mem.forward(x))  # bit for bit
     for k, v in mem.tensors.items():
         assert loaded.tensors[k].dtype == v.dtype and np.array_equal(loaded.tensors[k], v)
@@ -524,7 +539,7 @@ def test_superposed_round_trip_exact(tmp_path, name, snet, readout) -> None:
     assert np.array_equal(dense, ref)
     assert ("layer.weight.indptr" in loaded.tensors) == (name == "bernoulli")
     sizes = loaded.sizes
-    assert (sizes["n_features"], sizes["width"], sizes["embed_dim"]) == (40, 60, 24)
+    assert (sizes["n_features"], sizes["neurons"], sizes["embed_dim"]) == (40, 60, 24)
 
 
 def test_superposed_readout_rules_agree_with_tensor() -> None:
@@ -552,13 +567,18 @@ def test_superposed_phi_by_rule_regenerates_the_same_bits(tmp_path, monkeypatch)
     export_network(snet, small)
     a, b = load_network(full), load_network(small)
     assert "embedding.phi" in a.tensors and "embedding.phi" not in b.tensors
-    assert "tensor" not in b.meta["embedding"] and b.meta["embedding"]["rule"]["kind"] == "gaussian"
+    assert (
+        "tensor" not in b.meta["embedding"]
+        and b.meta["embedding"]["rule"]["embedding_kind"] == "gaussian"
+    )
     x = _x(40, 3)
     assert np.array_equal(a.forward(x), b.forward(x))
     assert np.array_equal(b.embedding_matrix(), a.tensors["embedding.phi"])
     # the recorded rule reproduces the stored tensor (its parameters are the right ones)
     rule, shape = a.meta["embedding"]["rule"], a.meta["embedding"]["shape"]
-    regen = sp.Embedding(shape[1], shape[0], kind=rule["kind"], seed=rule["seed"]).matrix()
+    regen = sp.Embedding(
+        shape[1], shape[0], embedding_kind=rule["embedding_kind"], seed=rule["seed"]
+    ).matrix()
     assert np.array_equal(regen, a.tensors["embedding.phi"])
 
 
@@ -597,7 +617,7 @@ def test_superposed_basis_aligned_is_the_uand_network() -> None:
     """embed_dim=None (Phi = I): the superposed export computes what the U-AND export computes."""
     snet = build_superposed_uand(30, 50, 3, None, seed=2)
     a, b = as_loaded(snet), as_loaded(snet.net)
-    assert a.meta["embedding"]["kind"] == "identity" and "embedding.phi" not in a.tensors
+    assert a.meta["embedding"]["storage"] == "identity" and "embedding.phi" not in a.tensors
     x = _x(30, 3)
     assert np.array_equal(a.embed(x), x)
     assert np.array_equal(a.hidden(x), b.hidden(x))
@@ -643,8 +663,8 @@ def test_with_output_embedding_checks_arguments() -> None:
         WithOutputEmbedding(sp.build_uand(10, 5, 2))
     with pytest.raises(ValueError, match="out_dim"):
         WithOutputEmbedding(snet, out_dim=0)
-    with pytest.raises(ValueError, match="kind"):
-        WithOutputEmbedding(snet, kind="cauchy")
+    with pytest.raises(ValueError, match="embedding_kind"):
+        WithOutputEmbedding(snet, embedding_kind="cauchy")
     net = as_loaded(snet)
     with pytest.raises(ValueError, match="a0 must have shape"):
         net.hidden_from(np.zeros((2, 5)))
@@ -657,7 +677,10 @@ def test_with_output_embedding_checks_arguments() -> None:
 
 def _deep_cases():
     yield "denoiser", deep_network(60, 200, 2, 4, seed=3)
-    yield "fresh", deep_network(60, 200, 2, 3, embeddings="fresh", kind="sign", seed=4)
+    yield (
+        "fresh",
+        deep_network(60, 200, 2, 3, embedding_scheme="fresh", embedding_kind="sign", seed=4),
+    )
     yield "code", deep_network(60, 200, 2, 3, design="code", blocks=7, seed=5)
     yield "float64", deep_network(60, 200, 2, 3, dtype=np.float64, and_bias=1.2, seed=6)
 
@@ -704,7 +727,7 @@ def test_deep_round_trip_exact(tmp_path, name, net) -> None:
     for ell in range(net.depth + 1):
         err = np.abs(loaded.decode(got[2 * ell], ell) - truth[ell]).max()
         assert err == trace.max_error[ell]
-    assert loaded.meta["seed"] == net.seed and loaded.kind == "deep"
+    assert loaded.meta["seed"] == net.seed and loaded.network_kind == "deep"
     assert loaded.meta["construction"]["design"] == net.design
     assert loaded.sizes["network_layers"] == 2 * net.depth
 

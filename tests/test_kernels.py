@@ -63,7 +63,7 @@ def test_sample_wiring_small_blocks_and_edge_cases() -> None:
     assert_array_equal(to_numpy(full.toarray()), np.ones((5, 7)))
     with pytest.raises(ValueError, match="p must be"):
         K.sample_wiring(10, 10, 0.0)
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(ValueError, match="neurons"):
         K.sample_wiring(10, 0, 0.5)
 
 

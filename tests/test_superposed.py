@@ -1,5 +1,5 @@
 """U-AND on superposed inputs (paper §2): dense brute-force oracles, the basis-aligned limit,
-noise theory, the width search, CLI."""
+noise theory, the neurons search, CLI."""
 
 from __future__ import annotations
 
@@ -247,14 +247,14 @@ def test_output_embedding_against_dense() -> None:
     assert got["ideal_max_abs_error"] > 0  # crosstalk of the C(s,2) true ANDs in 40 dimensions
 
 
-# ---------------------------------------------------------------- width search
+# ---------------------------------------------------------------- neurons search
 
 
 def test_minimal_width_bracket_is_honest() -> None:
-    kw = dict(weights="rademacher", embed_dim="tied", n_inputs=4, seed=0)
-    res = S.minimal_width(30, 2, 0.5, seeds=range(3), n_inputs=4, weights="rademacher", low=16)
+    kw = dict(weights="rademacher", embed_dim="tied", n_samples=4, seed=0)
+    res = S.minimal_width(30, 2, 0.5, seeds=range(3), n_samples=4, weights="rademacher", low=16)
     lo, hi = res.bracket
-    assert hi == res.width and lo is not None and lo < hi
+    assert hi == res.neurons and lo is not None and lo < hi
     assert hi - lo <= max(1, 0.05 * lo) or hi <= 2 * lo
     ok_hi = sum(
         S.width_trial(30, hi, 2, **{**kw, "seed": k}).max_abs_error <= 0.5 for k in range(3)
@@ -263,12 +263,12 @@ def test_minimal_width_bracket_is_honest() -> None:
         S.width_trial(30, lo, 2, **{**kw, "seed": k}).max_abs_error <= 0.5 for k in range(3)
     )
     assert ok_hi == 3 and ok_lo < 3  # 90% of 3 seeds = all 3
-    widths = S.seed_widths(30, 2, 0.5, weights="rademacher", seeds=range(3), n_inputs=4, low=16)
-    assert quantile(widths) <= 2 * res.width  # per-seed thresholds: the same scale
+    widths = S.seed_widths(30, 2, 0.5, weights="rademacher", seeds=range(3), n_samples=4, low=16)
+    assert quantile(widths) <= 2 * res.neurons  # per-seed thresholds: the same scale
 
 
 def test_seed_widths_restart_below_a_passing_low() -> None:
-    kw = dict(weights="rademacher", seeds=[0], n_inputs=4)
+    kw = dict(weights="rademacher", seeds=[0], n_samples=4)
     a = S.seed_widths(30, 2, 0.5, low=16, **kw)
     b = S.seed_widths(30, 2, 0.5, low=4 * int(a[0]), **kw)
     assert b[0] <= 4 * a[0] // 2 + 1 and b[0] < 4 * a[0]
@@ -324,24 +324,24 @@ def test_value_errors(call, match: str) -> None:
 
 def test_cli_width_json(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["width", "--features", "30", "--sparsity", "2", "--target-error", "0.5"]
-    argv += ["--weights", "rademacher", "--seeds", "2", "--inputs", "4", "--json"]
+    argv += ["--weights", "rademacher", "--seeds", "2", "--samples", "4", "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    res = S.minimal_width(30, 2, 0.5, weights="rademacher", seeds=range(2), n_inputs=4)
-    assert out["width"] == res.width and out["bracket"] == list(res.bracket)
+    res = S.minimal_width(30, 2, 0.5, weights="rademacher", seeds=range(2), n_samples=4)
+    assert out["neurons"] == res.neurons and out["bracket"] == list(res.bracket)
     assert out["embed_dim"] == "tied"
 
 
 def test_cli_width_text_fixed_embedding(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["width", "--features", "30", "--sparsity", "2", "--target-error", "0.5"]
-    assert main([*argv, "--embed-dim", "64", "--seeds", "1", "--inputs", "4"]) == 0
+    assert main([*argv, "--embed-dim", "64", "--seeds", "1", "--samples", "4"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("d* = ") and "d0 = 64" in out
 
 
 def test_cli_uand_embed_dim(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["uand", "--features", "20", "--width", "200", "--sparsity", "3", "--embed-dim", "30"]
-    assert main([*argv, "--inputs", "10", "--json"]) == 0
+    argv = ["uand", "--features", "20", "--neurons", "200", "--sparsity", "3", "--embed-dim", "30"]
+    assert main([*argv, "--samples", "10", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["embed_dim"] == 30
     assert set(out["output_embedding"]) == {
@@ -354,7 +354,7 @@ def test_cli_uand_embed_dim(capsys: pytest.CaptureFixture[str]) -> None:
     snet = S.build_superposed_uand(20, 200, 3, 30, seed=net_seed)
     active = sample_sparse(20, 3, 10, seed=input_seed)
     assert out["max_abs_error"] == S.evaluate_superposed(snet, active).max_abs_error
-    assert main([*argv, "--inputs", "10"]) == 0
+    assert main([*argv, "--samples", "10"]) == 0
     assert "output embedding" in capsys.readouterr().out
 
 
@@ -399,8 +399,8 @@ def test_cli_uand_embed_dim(capsys: pytest.CaptureFixture[str]) -> None:
             "--high",
             "3",
         ],
-        ["uand", "--features", "20", "--width", "50", "--sparsity", "2", "--embed-dim", "0"],
-        ["uand", "--features", "20", "--width", "50", "--sparsity", "2", "--p", "superposed"],
+        ["uand", "--features", "20", "--neurons", "50", "--sparsity", "2", "--embed-dim", "0"],
+        ["uand", "--features", "20", "--neurons", "50", "--sparsity", "2", "--p", "superposed"],
     ],
 )
 def test_cli_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,12 +51,12 @@ def test_local_and_process_pool_agree_bit_for_bit(tmp_path) -> None:
     procs = S.sweep(_dot, GRID, seeds=2, executor="processes", workers=2, progress=False)
     assert _metrics(procs) == _metrics(local)
     # a caller's own pool, and the library experiments (same numbers as the uand command)
-    grid = {"n_features": [24], "width": [16, 32]}
+    grid = {"n_features": [24], "neurons": [16, 32]}
     with ProcessPoolExecutor(max_workers=2) as pool:
         pooled = S.sweep(
-            X.uand_error, grid, 2, params={"sparsity": 3, "n_inputs": 20}, executor=pool
+            X.uand_error, grid, 2, params={"sparsity": 3, "n_samples": 20}, executor=pool
         )
-    here = S.sweep(X.uand_error, grid, 2, params={"sparsity": 3, "n_inputs": 20}, progress=False)
+    here = S.sweep(X.uand_error, grid, 2, params={"sparsity": 3, "n_samples": 20}, progress=False)
     assert _metrics(pooled) == _metrics(here)
 
 
@@ -85,8 +85,8 @@ def test_one_blas_thread_per_point() -> None:
 def test_dask_local_cluster_same_bits(tmp_path, monkeypatch, capsys) -> None:
     distributed = pytest.importorskip("distributed")
     local = S.sweep(_dot, GRID, seeds=2, progress=False)
-    uand = ["sweep", "--experiment", "uand", "--grid", "n_features=20", "--grid", "width=8,16"]
-    uand += ["--param", "sparsity=2", "--param", "n_inputs=10", "--seeds", "2", "--json"]
+    uand = ["sweep", "--experiment", "uand", "--grid", "n_features=20", "--grid", "neurons=8,16"]
+    uand += ["--param", "sparsity=2", "--param", "n_samples=10", "--seeds", "2", "--json"]
     assert main([*uand, "--no-store"]) == 0
     uand_local = json.loads(capsys.readouterr().out)["records"]
     start = time.perf_counter()
@@ -414,16 +414,16 @@ def test_store_must_be_a_directory(tmp_path) -> None:
 
 
 def test_cli_matches_the_uand_command_and_resumes(tmp_path, capsys) -> None:
-    argv = ["sweep", "--experiment", "uand", "--grid", "n_features=24", "--grid", "width=16,32"]
-    argv += ["--param", "sparsity=3", "--param", "n_inputs=30", "--seeds", "2"]
+    argv = ["sweep", "--experiment", "uand", "--grid", "n_features=24", "--grid", "neurons=16,32"]
+    argv += ["--param", "sparsity=3", "--param", "n_samples=30", "--seeds", "2"]
     argv += ["--store", str(tmp_path), "--json"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["info"]["computed"] == 4 and len(out["records"]) == 4
     rec = out["records"][3]
-    assert (rec["params"]["width"], rec["seed"]) == (32, 1)
-    assert main(["uand", "--features", "24", "--width", "32", "--sparsity", "3"]
-                + ["--inputs", "30", "--seed", "1", "--json"]) == 0  # fmt: skip
+    assert (rec["params"]["neurons"], rec["seed"]) == (32, 1)
+    assert main(["uand", "--features", "24", "--neurons", "32", "--sparsity", "3"]
+                + ["--samples", "30", "--seed", "1", "--json"]) == 0  # fmt: skip
     direct = json.loads(capsys.readouterr().out)
     for key in ("max_abs_error", "mean_abs_error", "p", "n_outputs"):
         assert rec["metrics"][key] == direct[key]
@@ -433,14 +433,14 @@ def test_cli_matches_the_uand_command_and_resumes(tmp_path, capsys) -> None:
 
 
 def test_example_configs_run(tmp_path, capsys) -> None:
-    tiny = ["--grid", "n_features=24,32", "--grid", "width=16", "--seeds", "2"]
+    tiny = ["--grid", "n_features=24,32", "--grid", "neurons=16", "--seeds", "2"]
     assert (
         main(["sweep", str(REPO / "examples/sweep_uand.yaml"), *tiny, "--store", str(tmp_path)])
         == 0
     )
     text = capsys.readouterr().out
     assert "4 points: 4 computed" in text and "n_features" in text
-    tiny = ["--grid", "n_features=50", "--seeds", "3", "--param", "n_inputs=50"]
+    tiny = ["--grid", "n_features=50", "--seeds", "3", "--param", "n_samples=50"]
     cfg = REPO / "examples/embed_min_dim.yaml"
     assert main(["sweep", str(cfg), *tiny, "--no-store", "--json"]) == 0
     (rec,) = json.loads(capsys.readouterr().out)["records"]
@@ -452,7 +452,7 @@ def test_example_configs_run(tmp_path, capsys) -> None:
 def test_cli_list(capsys) -> None:
     assert main(["sweep", "--list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert set(rows) == set(X.EXPERIMENTS) and "width" in rows["uand"]["params"]
+    assert set(rows) == set(X.EXPERIMENTS) and "neurons" in rows["uand"]["params"]
 
 
 def _cfg(tmp_path: Path, text: str) -> str:
@@ -468,8 +468,8 @@ def _cfg(tmp_path: Path, text: str) -> str:
         (["sweep", "--experiment", "nope"], "experiment must be one of"),
         (["sweep", "--experiment", "nosuchmodule_xyz:f"], "needs --allow-import"),
         (["sweep", "--experiment", "nosuchmodule_xyz:f", "--allow-import"], "cannot import"),
-        (["sweep", "--experiment", "uand", "--grid", "width"], "--grid expects NAME=VALUE"),
-        (["sweep", "--experiment", "uand", "--grid", "width=1,,2"], "expected V1,V2"),
+        (["sweep", "--experiment", "uand", "--grid", "neurons"], "--grid expects NAME=VALUE"),
+        (["sweep", "--experiment", "uand", "--grid", "neurons=1,,2"], "expected V1,V2"),
         (["sweep", "--experiment", "uand", "--seeds", "x"], "--seeds expects"),
         (["sweep", "--experiment", "uand", "--seeds", "0"], "--seeds must be >= 1"),
         (["sweep", "--experiment", "uand", "--executor", "gpu"], "invalid choice"),
@@ -489,22 +489,22 @@ def _cfg(tmp_path: Path, text: str) -> str:
         ),
         (["sweep", "--experiment", "uand", "--grid", "widht=4", "--no-store"], "do not fit"),
         (
-            ["sweep", "--experiment", "uand", "--grid", "n_features=8", "--param", "width=4"]
+            ["sweep", "--experiment", "uand", "--grid", "n_features=8", "--param", "neurons=4"]
             + ["--param", "sparsity=9", "--no-store"],
             "sparsity must be between 1 and 8",
         ),
         (["sweep", "/nonexistent/cfg.yaml"], "No such file"),
         ("experiment: uand\nbogus: 1\n", "unknown key 'bogus'"),
-        ("experiment: uand\ngrid: {width: 3}\n", "grid 'width' must be a non-empty list"),
-        ("experiment: uand\ngrid: {width: [3\n", "invalid YAML"),
+        ("experiment: uand\ngrid: {neurons: 3}\n", "grid 'neurons' must be a non-empty list"),
+        ("experiment: uand\ngrid: {neurons: [3\n", "invalid YAML"),
         ("- 1\n- 2\n", "expected a mapping"),
         ("experiment: uand\nseeds: -1\n", "seeds must be an integer >= 1"),
-        ("experiment: uand\nthreshold: {param: width, low: 1}\n", "threshold needs 'high'"),
+        ("experiment: uand\nthreshold: {param: neurons, low: 1}\n", "threshold needs 'high'"),
         (
-            "experiment: uand\nthreshold: {param: width, low: 1, high: 9, metric: x}\n",
+            "experiment: uand\nthreshold: {param: neurons, low: 1, high: 9, metric: x}\n",
             "exactly one of 'at_most' and 'at_least'",
         ),
-        ("params: {width: 3}\n", "'experiment' is required"),
+        ("params: {neurons: 3}\n", "'experiment' is required"),
     ],
 )
 def test_bad_arguments_one_line_exit_2(argv, needle, tmp_path, capsys) -> None:
@@ -530,7 +530,7 @@ def test_library_version_names_the_source() -> None:
 def test_configs_are_code_imports_need_a_flag(tmp_path, capsys) -> None:
     """Only registered experiments run by default; an importable function needs --allow-import."""
     argv = ["sweep", "--experiment", "superposition.experiments:embedding_readout_error"]
-    argv += ["--param", "n_features=40", "--param", "embed_dim=16", "--param", "n_inputs=5"]
+    argv += ["--param", "n_features=40", "--param", "embed_dim=16", "--param", "n_samples=5"]
     argv += ["--no-store", "--json"]
     assert main(argv) == 2
     assert "--allow-import" in capsys.readouterr().err

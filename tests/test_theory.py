@@ -153,7 +153,7 @@ def test_connection_probability_rules() -> None:
     assert T.balanced_p(2000, 3) == pytest.approx(0.05)
     assert T.balanced_p(1, 1, 4) == 1.0  # (3/2)^(1/5) > 1: clipped to a probability
     m = 10_000
-    wmin = T.paper_min_width(m)
+    wmin = T.paper_min_neurons(m)
     assert T.paper_p(m, int(np.ceil(wmin))) <= 1 < T.paper_p(m, int(np.floor(wmin)))
     assert T.paper_p(m, 2000) == pytest.approx(np.log(m) ** 2 / np.sqrt(2000))
 
@@ -170,15 +170,15 @@ def test_gamma_formulas() -> None:
     ("call", "needle"),
     [
         (lambda: T.paper_p(1, 10), "n_features"),
-        (lambda: T.paper_p(10, 0), "width"),
-        (lambda: T.paper_min_width(1), "n_features"),
-        (lambda: T.balanced_p(0, 3), "width"),
+        (lambda: T.paper_p(10, 0), "neurons"),
+        (lambda: T.paper_min_neurons(1), "n_features"),
+        (lambda: T.balanced_p(0, 3), "neurons"),
         (lambda: T.balanced_p(10, 3, 1), "arity"),
         (lambda: T.worst_case_p(10, 0), "sparsity"),
         (lambda: T.expected_gamma_size(10, 1.5), "p"),
         (lambda: T.empty_gamma_probability(10, 0.0), "p"),
         (lambda: T.heuristic_error_mean(-1, 0.1), "other_active"),
-        (lambda: T.heuristic_error_var(1, 0.1, 0), "width"),
+        (lambda: T.heuristic_error_var(1, 0.1, 0), "neurons"),
         (lambda: T.bernoulli_error_moments(10, 0.1, 3, 3), "n_active"),
         (lambda: T.bernoulli_error_moments(10, 0.1, 1, 2), "n_active"),
         (lambda: T.sign_readout_constant(1), "sparsity"),

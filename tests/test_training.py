@@ -151,7 +151,7 @@ def test_trained_network_is_a_trained_uand() -> None:
     ("kwargs", "needle"),
     [
         ({"n_features": 1}, "n_features"),
-        ({"width": 0}, "width"),
+        ({"neurons": 0}, "neurons"),
         ({"sparsity": 1}, "sparsity"),
         ({"steps": 0}, "steps"),
         ({"lr": -1.0}, "lr"),
@@ -159,10 +159,10 @@ def test_trained_network_is_a_trained_uand() -> None:
         ({"positive_weight": -1.0}, "positive_weight"),
         ({"sampled_outputs": 10_000}, "sampled_outputs"),
         ({"dtype": np.int32}, "dtype"),
-        ({"n_features": 2000, "width": 100}, "MAX_OUTPUT_PARAMETERS"),
+        ({"n_features": 2000, "neurons": 100}, "MAX_OUTPUT_PARAMETERS"),
     ],
 )
 def test_bad_arguments(kwargs, needle) -> None:
-    args = {"n_features": 8, "width": 4, "sparsity": 3, "steps": 2} | kwargs
+    args = {"n_features": 8, "neurons": 4, "sparsity": 3, "steps": 2} | kwargs
     with pytest.raises(ValueError, match=needle):
         train_uand(**args)

@@ -92,7 +92,7 @@ def test_fast_evaluation_matches_brute_force(weights, arity, m, d, s, p) -> None
         for tile in (None, 7, 10**6):  # one row of the Gram / 7 outputs per tile; one tile
             res = U.evaluate_uand(net, act, method=method, tile=tile, bins=bins)
             assert_matches_brute(res, brute, bins)
-            assert res.n_inputs == 6 and res.n_outputs == comb(m, arity)
+            assert res.n_samples == 6 and res.n_outputs == comb(m, arity)
 
 
 def test_sparse_path_wide_counts_and_fewer_active_inputs() -> None:
@@ -211,8 +211,8 @@ def test_theorem1_literally_every_and_of_every_sparse_input_decodes() -> None:
     m, s = 20, 2
     net = U.build_uand(m, 2000, s, p="worst_case", seed=0)
     worst = U.worst_case_uand(net)
-    assert worst.n_inputs == 1 + m + comb(m, 2)
-    assert worst.count.sum() == worst.n_inputs * comb(m, 2)
+    assert worst.n_samples == 1 + m + comb(m, 2)
+    assert worst.count.sum() == worst.n_samples * comb(m, 2)
     assert worst.max_abs_error < 0.5
     tup = np.array(list(itertools.combinations(range(m), 2)))
     for size in range(s + 1):
@@ -229,7 +229,7 @@ def test_bernoulli_worst_case_is_attained_at_exactly_s_active() -> None:
     net = U.build_uand(14, 150, 3, p=0.3, seed=2)
     a, b = U.worst_case_uand(net, at_most=True), U.worst_case_uand(net, at_most=False)
     assert a.max_abs_error == b.max_abs_error > 0
-    assert a.n_inputs == sum(comb(14, j) for j in range(4)) and b.n_inputs == comb(14, 3)
+    assert a.n_samples == sum(comb(14, j) for j in range(4)) and b.n_samples == comb(14, 3)
 
 
 def test_sign_readout_is_calibrated_to_exactly_s() -> None:
@@ -407,8 +407,8 @@ def test_summary_and_pattern_views() -> None:
     ("kwargs", "needle"),
     [
         ({"n_features": 0}, "n_features"),
-        ({"width": 0}, "width"),
-        ({"width": 2.5}, "width must be an integer"),
+        ({"neurons": 0}, "neurons"),
+        ({"neurons": 2.5}, "neurons must be an integer"),
         ({"sparsity": 31}, "sparsity"),
         ({"weights": "uniform"}, "weights"),
         ({"arity": 1}, "arity"),
@@ -425,9 +425,9 @@ def test_summary_and_pattern_views() -> None:
     ],
 )
 def test_build_rejects(kwargs: dict, needle: str) -> None:
-    args = {"n_features": 30, "width": 50, "sparsity": 3, **kwargs}
+    args = {"n_features": 30, "neurons": 50, "sparsity": 3, **kwargs}
     with pytest.raises(ValueError, match=needle):
-        U.build_uand(args.pop("n_features"), args.pop("width"), args.pop("sparsity"), **args)
+        U.build_uand(args.pop("n_features"), args.pop("neurons"), args.pop("sparsity"), **args)
 
 
 def test_evaluation_rejects_bad_arguments() -> None:
@@ -468,20 +468,20 @@ def test_evaluation_rejects_bad_arguments() -> None:
 # ---------------------------------------------------------------- command line
 
 
-SMALL = ["uand", "--features", "12", "--width", "60", "--sparsity", "3", "--inputs", "5"]
+SMALL = ["uand", "--features", "12", "--neurons", "60", "--sparsity", "3", "--samples", "5"]
 
 
 def test_cli_json_keys_and_agreement_with_the_brute_force_oracle(capsys) -> None:
     assert main([*SMALL, "--p", "0.3", "--seed", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert list(out) == [
-        "features",
-        "width",
+        "n_features",
+        "neurons",
         "sparsity",
         "arity",
         "weights",
         "p",
-        "inputs",
+        "n_samples",
         "n_outputs",
         "max_abs_error",
         "mean_abs_error",
@@ -489,7 +489,7 @@ def test_cli_json_keys_and_agreement_with_the_brute_force_oracle(capsys) -> None
         "error_not_all_active",
     ]
     assert set(out["error_all_active"]) == {"mean", "max"} == set(out["error_not_all_active"])
-    assert (out["features"], out["n_outputs"], out["p"]) == (12, 66, 0.3)
+    assert (out["n_features"], out["n_outputs"], out["p"]) == (12, 66, 0.3)
     # an independent implementation of the same construction, on the same seeds
     net_seed, input_seed = np.random.SeedSequence(4).spawn(2)
     net = U.build_uand(12, 60, 3, p=0.3, seed=net_seed)
@@ -500,6 +500,23 @@ def test_cli_json_keys_and_agreement_with_the_brute_force_oracle(capsys) -> None
     assert out["error_all_active"]["mean"] == pytest.approx(np.abs(brute[2]).mean(), abs=FLOAT_TOL)
     rest = np.abs(np.concatenate([brute[0], brute[1]]))
     assert out["error_not_all_active"]["max"] == pytest.approx(rest.max(), abs=FLOAT_TOL)
+
+
+def test_cli_old_flags_still_work_with_a_warning(capsys) -> None:
+    """--width and --inputs are the 0.1 spellings of --neurons and --samples: one release of grace."""
+    assert main([*SMALL, "--seed", "4", "--json"]) == 0
+    new = capsys.readouterr()
+    old = ["uand", "--features", "12", "--width", "60", "--sparsity", "3", "--inputs", "5"]
+    assert main([*old, "--seed", "4", "--json"]) == 0
+    got = capsys.readouterr()
+    assert json.loads(got.out) == json.loads(new.out)
+    lines = got.err.strip().splitlines()
+    assert len(lines) == 2 and all("deprecated" in line for line in lines)
+    assert "use --neurons" in lines[0] and "use --samples" in lines[1]
+    assert new.err == ""
+    # a required flag given under its old name satisfies the requirement; neither is an error
+    assert main(["uand", "--features", "12", "--sparsity", "3"]) == 2
+    assert "required: --neurons" in capsys.readouterr().err
 
 
 def test_cli_table_and_other_constructions(capsys) -> None:
@@ -517,7 +534,7 @@ def test_cli_table_and_other_constructions(capsys) -> None:
     ("extra", "needle"),
     [
         (["--sparsity", "13"], "sparsity"),
-        (["--width", "0"], "--width"),
+        (["--neurons", "0"], "--neurons"),
         (["--features", "2.5"], "--features"),
         (["--p", "1.5"], "--p"),
         (["--p", "0"], "--p"),

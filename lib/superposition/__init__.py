@@ -1,10 +1,26 @@
 """Constructions and measurements from *Mathematical Models of Computation in Superposition*.
 
 Hänni, Mendel, Vaintrob and Chan (2024), arXiv:2408.05451.
+
+The package is layered; each layer imports only the ones above it:
+
+backend, kernels
+    Arrays of any array-API namespace (NumPy, CuPy, ``array_api_strict``) and the structured
+    kernels every evaluator runs on.
+embedding
+    Random feature directions :math:`\\Phi` and sparse boolean inputs.
+uand, superposed, circuits, correction, deep, training, theory
+    The constructions and their theory.
+search, fit
+    Measurements shared by every chapter: threshold searches and scaling fits.
+store, executors, sweep, experiments, export
+    Stored, resumable sweeps on any executor, and ground-truth networks on disk.
+cli
+    The ``superposition`` command.
 """
 
-from ._version import __version__ as __version__
-from .backend import asarray, get_backend, gpu_available, namespace, to_numpy
+from ._version import __version__ as __version__  # noqa: I001
+from .backend import asarray, backend_name, get_backend, gpu_available, namespace, to_numpy
 from .circuits import (
     Circuit,
     CircuitLayer,
@@ -22,6 +38,7 @@ from .circuits import (
     readout_stats,
 )
 from .correction import (
+    CLIP,
     CodeCorrection,
     FeatureDenoiser,
     capacity,
@@ -34,14 +51,7 @@ from .correction import (
     noise_tolerance,
     reed_solomon_codes,
 )
-from .deep import (
-    DeepNetwork,
-    DeepResult,
-    DeepTrace,
-    deep_capacity,
-    deep_network,
-    run_deep,
-)
+from .deep import DeepNetwork, DeepResult, DeepTrace, deep_capacity, deep_network, run_deep
 from .embedding import (
     Embedding,
     coherence,
@@ -54,7 +64,13 @@ from .embedding import (
 )
 from .executors import open_executor
 from .experiments import EXPERIMENTS, register_experiment
-from .export import export_network, load_network, network_arrays, register_kind, to_torch
+from .export import (
+    export_network,
+    load_network,
+    network_arrays,
+    register_network_kind,
+    to_torch,
+)
 from .fit import PowerLawFit, fit_power_law, quantile
 from .search import fraction_passing, largest_passing, smallest_passing
 from .store import Store, default_store
@@ -79,7 +95,7 @@ from .theory import (
     heuristic_error_mean,
     heuristic_error_var,
     max_readout_error_scale,
-    paper_min_width,
+    paper_min_neurons,
     paper_p,
     readout_error_scale,
     relu_second_moment,
@@ -109,112 +125,8 @@ from .uand import (
     worst_case_uand,
 )
 
-__all__ = [
-    "CodeCorrection",
-    "FeatureDenoiser",
-    "capacity",
-    "chain",
-    "code_design",
-    "code_for_budget",
-    "correction_step",
-    "denoiser_for_budget",
-    "fit_power_law",
-    "fresh_denoisers",
-    "noise_tolerance",
-    "reed_solomon_codes",
-    "DeepNetwork",
-    "DeepResult",
-    "DeepTrace",
-    "deep_capacity",
-    "deep_network",
-    "run_deep",
-    "Circuit",
-    "CircuitLayer",
-    "CompiledCircuit",
-    "CompiledLayer",
-    "EmulationReport",
-    "active_counts",
-    "compile_circuit",
-    "compile_layer",
-    "emulate",
-    "fraction_sparse",
-    "gate_polynomial",
-    "gate_table",
-    "random_circuit",
-    "readout_stats",
-    "Embedding",
-    "asarray",
-    "capacity_scale",
-    "coherence",
-    "coherence_scale",
-    "fraction_passing",
-    "get_backend",
-    "largest_passing",
-    "max_readout_error",
-    "max_readout_error_scale",
-    "gpu_available",
-    "namespace",
-    "overlaps",
-    "readout_error_scale",
-    "readout_error_matrix",
-    "readout_errors",
-    "run_grid",
-    "sample_sparse",
-    "smallest_passing",
-    "to_dense",
-    "to_numpy",
-    "balanced_p",
-    "bernoulli_error_moments",
-    "empty_gamma_probability",
-    "expected_gamma_size",
-    "heuristic_error_mean",
-    "heuristic_error_var",
-    "paper_min_width",
-    "paper_p",
-    "relu_second_moment",
-    "sign_error_moments",
-    "sign_readout_constant",
-    "worst_case_p",
-    "FittedReadout",
-    "MeanReadout",
-    "SignReadout",
-    "UAnd",
-    "UAndErrors",
-    "build_uand",
-    "connection_probability",
-    "evaluate_uand",
-    "fit_uand_readout",
-    "relu_layer",
-    "tuple_rank",
-    "tuple_unrank",
-    "uand_outputs",
-    "worst_case_uand",
-    "TouchedCounts",
-    "sample_touched_counts",
-    "touched_counts",
-    "touched_errors",
-    "bernoulli_exceed_probability",
-    "export_network",
-    "load_network",
-    "network_arrays",
-    "register_kind",
-    "to_torch",
-    "SuperposedUAnd",
-    "adler_shavit_neurons",
-    "build_superposed_uand",
-    "evaluate_superposed",
-    "PowerLawFit",
-    "quantile",
-    "register_experiment",
-    "default_store",
-    "minimal_width",
-    "superposed_p",
-    "superposed_sign_constant",
-    "EXPERIMENTS",
-    "Store",
-    "Table",
-    "open_executor",
-    "threshold_sweep",
-    "TrainedUAnd",
-    "train_uand",
-]
+__all__ = sorted(  # every name imported above (not the submodules, reached as attributes)
+    name
+    for name, value in dict(globals()).items()
+    if not name.startswith("_") and type(value).__name__ != "module"
+)

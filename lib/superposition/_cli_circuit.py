@@ -14,8 +14,8 @@ from .circuits import (
     emulate,
     random_circuit,
 )
-from .cli import nonneg_int, positive_int
-from .embedding import KINDS, sample_sparse, to_dense
+from .cli import add_renamed, nonneg_int, positive_int
+from .embedding import EMBEDDING_KINDS, sample_sparse, to_dense
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--features", type=positive_int, required=True, help="circuit width m (features per layer)"
     )
-    p.add_argument("--width", type=positive_int, required=True, help="residual dimension d")
+    add_renamed(
+        p, "--embed-dim", "--width", type=positive_int, required=True, help="residual dimension d"
+    )
     p.add_argument(
         "--neurons", type=positive_int, default=None, help="MLP neurons per layer (default: d)"
     )
@@ -40,8 +42,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--wiring", choices=NEURON_WIRINGS, default="targeted", help="U-AND neuron wiring"
     )
-    p.add_argument("--kind", choices=KINDS, default="gaussian", help="embedding kind")
-    p.add_argument("--inputs", type=positive_int, default=1000, help="random s-sparse inputs K")
+    add_renamed(
+        p,
+        "--embedding-kind",
+        "--kind",
+        choices=EMBEDDING_KINDS,
+        default="gaussian",
+        help="columns of the random embeddings: unit Gaussian or random signs",
+    )
+    add_renamed(
+        p, "--samples", "--inputs", type=positive_int, default=1000, help="random s-sparse inputs K"
+    )
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -58,24 +69,24 @@ def run(args: argparse.Namespace) -> int:
     circuit = random_circuit(m, args.depth, gates, seed=circuit_ss)
     compiled = compile_circuit(
         circuit,
-        args.width,
+        args.embed_dim,
         neurons=args.neurons,
         neuron_wiring=args.wiring,
-        kind=args.kind,
+        embedding_kind=args.embedding_kind,
         seed=compile_ss,
     )
-    x = to_dense(sample_sparse(m, args.sparsity, args.inputs, seed=input_ss), m).astype(bool)
+    x = to_dense(sample_sparse(m, args.sparsity, args.samples, seed=input_ss), m).astype(bool)
     report = emulate(compiled, x).to_dict()
     out = {
-        "features": m,
-        "width": args.width,
+        "n_features": m,
+        "embed_dim": args.embed_dim,
         "neurons": compiled.neurons,
         "sparsity": args.sparsity,
         "depth": args.depth,
         "gates": list(gates),
         "wiring": args.wiring,
-        "kind": args.kind,
-        "inputs": args.inputs,
+        "embedding_kind": args.embedding_kind,
+        "n_samples": args.samples,
         "seed": args.seed,
         **report,
     }
@@ -83,19 +94,19 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     for k in (
-        "features",
-        "width",
+        "n_features",
+        "embed_dim",
         "neurons",
         "sparsity",
         "depth",
         "gates",
         "wiring",
-        "kind",
-        "inputs",
+        "embedding_kind",
+        "n_samples",
         "seed",
     ):
         v = ",".join(out[k]) if k == "gates" else out[k]
-        print(f"{k:>9}  {v}")
+        print(f"{k:>14}  {v}")
     print()
     print(
         f"{'layer':>5}  {'max_abs_error':>13}  {'mean_abs_error':>14}  {'bit_accuracy':>12}  {'input_accuracy':>14}"

@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 
-from .cli import nonneg_int, positive_int
+from .cli import add_renamed, nonneg_int, positive_int
 from .deep import DESIGNS, deep_network, run_deep
 from .embedding import sample_sparse, to_dense
 
@@ -40,8 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--features", type=positive_int, required=True, help="circuit width m (features per layer)"
     )
-    p.add_argument("--width", type=positive_int, required=True, help="residual dimension d")
-    p.add_argument(
+    add_renamed(
+        p, "--embed-dim", "--width", type=positive_int, required=True, help="residual dimension d"
+    )
+    add_renamed(
+        p,
+        "--gate-neurons",
         "--neurons",
         type=positive_int,
         default=None,
@@ -55,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run the same circuit, weights and inputs without the correction layers",
     )
     add_design_arguments(p)
-    p.add_argument("--inputs", type=positive_int, default=200, help="random s-sparse inputs K")
+    add_renamed(
+        p, "--samples", "--inputs", type=positive_int, default=200, help="random s-sparse inputs K"
+    )
     p.add_argument(
         "--every",
         type=positive_int,
@@ -80,17 +86,17 @@ def run(args: argparse.Namespace) -> int:
     every = args.every if args.every is not None else max(1, args.depth // 100)
     net = deep_network(
         m,
-        args.width,
+        args.embed_dim,
         args.sparsity,
         args.depth,
-        neurons=args.neurons,
+        gate_neurons=args.gate_neurons,
         design=args.design,
         blocks=args.blocks,
         field=args.field,
         seed=args.seed,
     )
     # inputs from seed + 1, as in the book: the same command prints the chapter's runs
-    x = to_dense(sample_sparse(m, args.sparsity, args.inputs, seed=args.seed + 1), m).astype(bool)
+    x = to_dense(sample_sparse(m, args.sparsity, args.samples, seed=args.seed + 1), m).astype(bool)
     corrected = not args.no_correction
     res = run_deep(
         net,
@@ -114,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
         for i in range(trace.layers.size)
     ]
     out = {
-        "features": m,
-        "width": args.width,
-        "neurons": net.neurons,
+        "n_features": m,
+        "embed_dim": args.embed_dim,
+        "gate_neurons": net.gate_neurons,
         "correction": corrected,
         "design": args.design,
         "correction_neurons": net.correction_neurons,
@@ -125,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         else {"field": net.code.field, "blocks": net.code.blocks, "degree": net.code.degree},
         "sparsity": args.sparsity,
         "depth": args.depth,
-        "inputs": args.inputs,
+        "n_samples": args.samples,
         "seed": args.seed,
         "every": every,
         "seconds": res.seconds,
@@ -138,11 +144,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
         return 0
-    for k in ("features", "width", "neurons", "correction", "design", "correction_neurons"):
+    for k in (
+        "n_features",
+        "embed_dim",
+        "gate_neurons",
+        "correction",
+        "design",
+        "correction_neurons",
+    ):
         print(f"{k:>18}  {out[k]}")
     if net.code is not None:
         print(f"{'code (q, c, r)':>18}  ({net.code.field}, {net.code.blocks}, {net.code.degree})")
-    for k in ("sparsity", "depth", "inputs", "seed", "every"):
+    for k in ("sparsity", "depth", "n_samples", "seed", "every"):
         print(f"{k:>18}  {out[k]}")
     print()
     print(

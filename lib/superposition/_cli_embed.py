@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import nonneg_int, positive_int
-from .embedding import KINDS, Embedding, coherence, readout_errors, sample_sparse
+from .cli import add_renamed, nonneg_int, positive_int
+from .embedding import EMBEDDING_KINDS, Embedding, coherence, readout_errors, sample_sparse
 from .theory import coherence_scale, readout_error_scale
 
 
@@ -15,8 +15,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=positive_int, required=True, help="number of features m")
     p.add_argument("--embed-dim", type=positive_int, required=True, help="dimension d0")
     p.add_argument("--sparsity", type=positive_int, default=3, help="active features per input s")
-    p.add_argument("--kind", choices=KINDS, default="gaussian")
-    p.add_argument("--inputs", type=positive_int, default=1000, help="random inputs K")
+    add_renamed(
+        p,
+        "--embedding-kind",
+        "--kind",
+        choices=EMBEDDING_KINDS,
+        default="gaussian",
+        help="columns of Phi: unit Gaussian or random signs",
+    )
+    add_renamed(p, "--samples", "--inputs", type=positive_int, default=1000, help="random inputs K")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -27,15 +34,17 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"sparsity must be between 1 and features={args.features}, got {args.sparsity}"
         )
-    emb = Embedding(args.features, args.embed_dim, kind=args.kind, seed=args.seed)
-    active = sample_sparse(args.features, args.sparsity, args.inputs, seed=args.seed + 1)
+    emb = Embedding(
+        args.features, args.embed_dim, embedding_kind=args.embedding_kind, seed=args.seed
+    )
+    active = sample_sparse(args.features, args.sparsity, args.samples, seed=args.seed + 1)
     err = readout_errors(emb, active)
     out = {
-        "features": args.features,
+        "n_features": args.features,
         "embed_dim": args.embed_dim,
         "sparsity": args.sparsity,
-        "kind": args.kind,
-        "inputs": args.inputs,
+        "embedding_kind": args.embedding_kind,
+        "n_samples": args.samples,
         "coherence": coherence(emb) if args.features <= 20_000 else None,
         "coherence_scale": coherence_scale(args.features, args.embed_dim),
         "max_readout_error": float(err.max()),

@@ -9,8 +9,8 @@ import numpy as np
 
 from ._cli_deep import add_design_arguments
 from ._cli_width import embed_dim_value
-from .cli import nonneg_int, positive_int
-from .deep import EMBEDDINGS
+from .cli import add_renamed, nonneg_int, positive_int
+from .deep import EMBEDDING_SCHEMES
 from .export import export_network, sidecar_path
 from .superposed import EMBED_TIED
 
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     kinds.required = True
 
     u = kinds.add_parser("uand", help="a random U-AND layer (Bernoulli, Rademacher, Gaussian)")
-    _common(u, sparsity=True)
+    _common(u, "--neurons", sparsity=True)
     u.add_argument(
         "--weights", choices=("bernoulli", "rademacher", "gaussian"), default="bernoulli"
     )
@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     u.set_defaults(run=_run_uand)
 
     t = kinds.add_parser("trained", help="a U-AND network trained with Adam (W, b, R jointly)")
-    _common(t, sparsity=True)
+    _common(t, "--neurons", sparsity=True)
     t.add_argument("--steps", type=positive_int, default=2000)
     t.add_argument("--batch", type=positive_int, default=64)
     t.set_defaults(run=_run_trained)
@@ -46,12 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "superposed",
         help="a random U-AND layer reading its inputs from superposition (a0 = Phi x)",
     )
-    _common(sp_, sparsity=True)
+    _common(sp_, "--neurons", sparsity=True)
     sp_.add_argument(
         "--embed-dim",
         type=embed_dim_value,
         required=True,
-        help="dimension d0 of the input embedding Phi, or 'tied' (d0 = width)",
+        help="dimension d0 of the input embedding Phi, or 'tied' (d0 = neurons)",
     )
     sp_.add_argument(
         "--weights", choices=("bernoulli", "rademacher", "gaussian"), default="bernoulli"
@@ -69,7 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sp_.set_defaults(run=_run_superposed)
 
     c = kinds.add_parser("circuit", help="a random sparse circuit compiled to MLP layers")
-    _common(c, sparsity=False)
+    _common(c, "--embed-dim", sparsity=False)
     c.add_argument("--depth", type=positive_int, required=True, help="circuit layers L")
     c.add_argument("--neurons", type=positive_int, default=None, help="MLP neurons per layer")
     c.set_defaults(run=_run_circuit)
@@ -78,27 +78,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "deep",
         help="a deep random circuit: gate layers alternating with error-correction layers",
     )
-    _common(dp, sparsity=True)
+    _common(dp, "--embed-dim", sparsity=True)
     dp.add_argument("--depth", type=positive_int, required=True, help="circuit depth L")
-    dp.add_argument(
+    add_renamed(
+        dp,
+        "--gate-neurons",
         "--neurons",
         type=positive_int,
         default=None,
         help="U-AND neurons per gate layer (default: d)",
     )
     add_design_arguments(dp)
-    dp.add_argument(
+    add_renamed(
+        dp,
+        "--embedding-scheme",
         "--embeddings",
-        choices=EMBEDDINGS,
+        choices=EMBEDDING_SCHEMES,
         default="fixed",
         help="denoiser design: one random embedding for every layer, or a fresh one per layer",
     )
     dp.set_defaults(run=_run_deep)
 
 
-def _common(p: argparse.ArgumentParser, *, sparsity: bool) -> None:
+def _common(p: argparse.ArgumentParser, size: str, *, sparsity: bool) -> None:
+    """The flags every kind has; ``size`` is ``--neurons`` (U-AND kinds: neurons d) or
+    ``--embed-dim`` (circuits: residual dimension d), each also accepted as ``--width``."""
     p.add_argument("--features", type=positive_int, required=True, help="number of features m")
-    p.add_argument("--width", type=positive_int, required=True, help="neurons d (residual width)")
+    help_ = "neurons d" if size == "--neurons" else "residual dimension d"
+    add_renamed(p, size, "--width", type=positive_int, required=True, help=help_)
     if sparsity:
         p.add_argument("--sparsity", type=positive_int, required=True, help="active features s")
     p.add_argument("--seed", type=nonneg_int, default=0)
@@ -112,7 +119,7 @@ def _run_uand(args: argparse.Namespace) -> int:
 
     net = build_uand(
         args.features,
-        args.width,
+        args.neurons,
         args.sparsity,
         weights=args.weights,
         arity=args.arity,
@@ -127,7 +134,7 @@ def _run_trained(args: argparse.Namespace) -> int:
 
     net = train_uand(
         args.features,
-        args.width,
+        args.neurons,
         args.sparsity,
         steps=args.steps,
         batch=args.batch,
@@ -142,10 +149,10 @@ def _run_superposed(args: argparse.Namespace) -> int:
     from .export import WithOutputEmbedding
     from .superposed import build_superposed_uand
 
-    d0 = args.width if args.embed_dim == EMBED_TIED else args.embed_dim
+    d0 = args.neurons if args.embed_dim == EMBED_TIED else args.embed_dim
     net = build_superposed_uand(
         args.features,
-        args.width,
+        args.neurons,
         args.sparsity,
         d0,
         weights=args.weights,
@@ -165,7 +172,7 @@ def _run_circuit(args: argparse.Namespace) -> int:
     circ_seed, net_seed = np.random.SeedSequence(args.seed).spawn(2)
     circuit = random_circuit(args.features, args.depth, seed=np.random.default_rng(circ_seed))
     net = compile_circuit(
-        circuit, args.width, neurons=args.neurons, seed=np.random.default_rng(net_seed)
+        circuit, args.embed_dim, neurons=args.neurons, seed=np.random.default_rng(net_seed)
     )
     return _write(args, net, readout="auto")
 
@@ -181,14 +188,14 @@ def _run_deep(args: argparse.Namespace) -> int:
         raise ValueError(f"sparsity must be between 1 and features={m}, got {args.sparsity}")
     net = deep_network(
         m,
-        args.width,
+        args.embed_dim,
         args.sparsity,
         args.depth,
-        neurons=args.neurons,
+        gate_neurons=args.gate_neurons,
         design=args.design,
         blocks=args.blocks,
         field=args.field,
-        embeddings=args.embeddings,
+        embedding_scheme=args.embedding_scheme,
         seed=args.seed,
     )
     return _write(args, net, readout="auto", extra={"sparsity": args.sparsity})
@@ -207,7 +214,7 @@ def _write(
     )
     meta = json.loads(spath.read_text())
     out = {
-        "kind": meta["kind"],
+        "network_kind": meta["network_kind"],
         "weights": str(wpath),
         "sidecar": str(spath),
         "sha256": meta["sha256"],
@@ -218,5 +225,5 @@ def _write(
         print(json.dumps(out))
     else:
         for key, val in out.items():
-            print(f"{key:>8}  {val}")
+            print(f"{key:>12}  {val}")
     return 0

@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 
-from .cli import nonneg_int, positive_int
+from .cli import add_renamed, nonneg_int, positive_int
 from .embedding import sample_sparse
 from .superposed import build_superposed_uand, evaluate_superposed, output_embedding_errors
 from .uand import WEIGHTS, build_uand, evaluate_uand
@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "inputs with exactly S active features each.",
     )
     p.add_argument("--features", type=positive_int, required=True, help="number of features m")
-    p.add_argument("--width", type=positive_int, required=True, help="number of neurons d")
+    add_renamed(p, "--neurons", "--width", type=positive_int, required=True, help="neurons d")
     p.add_argument("--sparsity", type=positive_int, required=True, help="active features s")
     p.add_argument("--arity", type=positive_int, default=2, help="inputs per AND n (default 2)")
     p.add_argument("--weights", choices=WEIGHTS, default="bernoulli")
@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="read the inputs from superposition in D0 dimensions (default: basis-aligned)",
     )
-    p.add_argument("--inputs", type=positive_int, default=100, help="random inputs K")
+    add_renamed(p, "--samples", "--inputs", type=positive_int, default=100, help="random inputs K")
     p.add_argument("--seed", type=nonneg_int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
@@ -75,20 +75,20 @@ def run(args: argparse.Namespace) -> int:
     if args.embed_dim is None:
         net = build_uand(
             args.features,
-            args.width,
+            args.neurons,
             args.sparsity,
             weights=args.weights,
             arity=args.arity,
             p=args.p,
             seed=net_seed,
         )
-        active = sample_sparse(args.features, args.sparsity, args.inputs, seed=input_seed)
-        large = args.inputs * net.n_outputs >= PROGRESS_OUTPUTS
+        active = sample_sparse(args.features, args.sparsity, args.samples, seed=input_seed)
+        large = args.samples * net.n_outputs >= PROGRESS_OUTPUTS
         res = evaluate_uand(net, active, progress=None if large else False)
     else:
         snet = build_superposed_uand(
             args.features,
-            args.width,
+            args.neurons,
             args.sparsity,
             args.embed_dim,
             weights=args.weights,
@@ -97,28 +97,28 @@ def run(args: argparse.Namespace) -> int:
             seed=net_seed,
         )
         net = snet.net
-        active = sample_sparse(args.features, args.sparsity, args.inputs, seed=input_seed)
-        large = args.inputs * net.n_outputs >= PROGRESS_OUTPUTS
+        active = sample_sparse(args.features, args.sparsity, args.samples, seed=input_seed)
+        large = args.samples * net.n_outputs >= PROGRESS_OUTPUTS
         res = evaluate_superposed(snet, active, progress=None if large and not args.json else False)
         extra["embed_dim"] = args.embed_dim
         extra["output_embedding"] = (
             output_embedding_errors(snet, active) if net.arity == 2 else None
         )
     out = {
-        "features": args.features,
-        "width": args.width,
+        "n_features": args.features,
+        "neurons": args.neurons,
         "sparsity": args.sparsity,
         "arity": args.arity,
         "weights": args.weights,
         "p": net.p,
-        "inputs": args.inputs,
+        "n_samples": args.samples,
         **res.summary(),
         **extra,
     }
     if args.json:
         print(json.dumps(out))
         return 0
-    keys = ["features", "width", "sparsity", "arity", "weights", "p", "inputs", "n_outputs"]
+    keys = ["n_features", "neurons", "sparsity", "arity", "weights", "p", "n_samples", "n_outputs"]
     if "embed_dim" in extra:
         keys.insert(2, "embed_dim")
     for key in keys:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import positive_int
+from .cli import add_renamed, positive_int
 from .superposed import EMBED_TIED, minimal_width
 from .uand import WEIGHTS
 
@@ -57,7 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seeds", type=positive_int, default=5, help="networks per width K (seeds 0..K-1)"
     )
-    p.add_argument("--inputs", type=positive_int, default=16, help="random inputs per network")
+    add_renamed(
+        p, "--samples", "--inputs", type=positive_int, default=16, help="random inputs per network"
+    )
     p.add_argument("--low", type=positive_int, default=16, help="smallest width tried")
     p.add_argument("--high", type=positive_int, default=2**15, help="largest width tried")
     p.add_argument(
@@ -75,21 +77,21 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         embed_dim=args.embed_dim,
         seeds=range(args.seeds),
-        n_inputs=args.inputs,
+        n_samples=args.samples,
         low=args.low,
         high=args.high,
         resolution=args.resolution,
     )
-    found = res.width <= args.high
+    found = res.neurons <= args.high
     out = {
-        "features": args.features,
+        "n_features": args.features,
         "sparsity": args.sparsity,
         "target_error": args.target_error,
         "weights": args.weights,
         "embed_dim": args.embed_dim,
         "seeds": args.seeds,
-        "inputs": args.inputs,
-        "width": res.width if found else None,
+        "n_samples": args.samples,
+        "neurons": res.neurons if found else None,
         "bracket": list(res.bracket),
         "networks_evaluated": len(res.trials),
     }
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     lo, hi = res.bracket
     if found:
         below = f"{lo} fails" if lo is not None else f"{args.low} is the lowest width tried"
-        print(f"d* = {res.width}  (bracket: {below}, {hi} passes)")
+        print(f"d* = {res.neurons}  (bracket: {below}, {hi} passes)")
     else:
         print(f"d* > {args.high}: no width up to --high passed")
     print(

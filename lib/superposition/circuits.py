@@ -44,7 +44,7 @@ Examples
 --------
 >>> from superposition import random_circuit, compile_circuit, emulate, sample_sparse, to_dense
 >>> circuit = random_circuit(1500, 3, seed=0)
->>> net = compile_circuit(circuit, width=1000, seed=1)
+>>> net = compile_circuit(circuit, embed_dim=1000, seed=1)
 >>> x = to_dense(sample_sparse(1500, 2, 100, seed=2), 1500)
 >>> report = emulate(net, x)
 >>> report.bit_accuracy[1]
@@ -62,7 +62,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validate import as_generator, check_bits, check_choice, check_int, check_real
-from .embedding import BLOCK, KINDS, Embedding
+from .embedding import BLOCK, EMBEDDING_KINDS, Embedding
 
 __all__ = [
     "DEFAULT_GATES",
@@ -241,7 +241,7 @@ class CircuitLayer:
 
     Parameters
     ----------
-    n_inputs : int
+    n_features : int
         Width :math:`m_{\mathrm{in}}` of the previous layer.
     left, right : int arrays, shape ``(n_gates,)``
         Input indices :math:`u_g, v_g \in [0, m_{\mathrm{in}})`; a one-input gate has ``right == left``.
@@ -259,13 +259,13 @@ class CircuitLayer:
     CircuitLayer.from_gates : build a layer from readable gate specs.
     """
 
-    n_inputs: int
+    n_features: int
     left: np.ndarray
     right: np.ndarray
     code: np.ndarray
 
     def __post_init__(self) -> None:
-        m = check_int("n_inputs", self.n_inputs, low=1)
+        m = check_int("n_features", self.n_features, low=1)
         arrs = {}
         for name in ("left", "right", "code"):
             a = np.asarray(getattr(self, name))
@@ -305,14 +305,14 @@ class CircuitLayer:
             object.__setattr__(self, name, a)
 
     @classmethod
-    def from_gates(cls, n_inputs: int, gates: Sequence[Sequence[Any]]) -> CircuitLayer:
+    def from_gates(cls, n_features: int, gates: Sequence[Sequence[Any]]) -> CircuitLayer:
         """A layer from specs ``(gate, u)`` or ``(gate, u, v)``.
 
         ``gate`` is a name (``"and"``, ``"xor"``, ``"copy"``, ...), a code ``0..15`` or a truth
         table (4 bits for two inputs, 2 bits for one input). The number of indices must match
         the gate's arity, e.g. ``[("xor", 0, 1), ("and", 0, 1), ("copy", 2)]``.
         """
-        check_int("n_inputs", n_inputs, low=1)
+        check_int("n_features", n_features, low=1)
         left, right, code = [], [], []
         for g, spec in enumerate(gates):
             if isinstance(spec, str) or len(spec) < 2:
@@ -324,12 +324,15 @@ class CircuitLayer:
                     f"gate {g} ({spec[0]!r}) takes {arity} input{'s' * (arity > 1)}, got {len(idx)}: {spec!r}"
                 )
             for i in idx:
-                check_int(f"input index of gate {g}", i, low=0, high=n_inputs - 1)
+                check_int(f"input index of gate {g}", i, low=0, high=n_features - 1)
             left.append(idx[0])
             right.append(idx[-1])
             code.append(c)
         return cls(
-            n_inputs, np.array(left, np.int64), np.array(right, np.int64), np.array(code, np.uint8)
+            n_features,
+            np.array(left, np.int64),
+            np.array(right, np.int64),
+            np.array(code, np.uint8),
         )
 
     @property
@@ -354,13 +357,13 @@ class CircuitLayer:
 
         Parameters
         ----------
-        x : bool or 0/1 array, shape ``(n_inputs_batch, n_inputs)``
+        x : bool or 0/1 array, shape ``(n_samples, n_features)``
 
         Returns
         -------
-        y : bool array, shape ``(n_inputs_batch, n_gates)``
+        y : bool array, shape ``(n_samples, n_gates)``
         """
-        x = check_bits(x, self.n_inputs, "x")
+        x = check_bits(x, self.n_features, "x")
         idx = (x[:, self.left].view(np.uint8) << 1) | x[:, self.right].view(np.uint8)
         return ((self.code[None, :] >> idx) & 1).astype(bool)
 
@@ -385,26 +388,26 @@ class Circuit:
 
     Parameters
     ----------
-    n_inputs : int
+    n_features : int
         Width :math:`m_0` of the input layer.
     layers : sequence of CircuitLayer
         Layer :math:`\ell` reads the ``n_gates`` values of layer :math:`\ell - 1`.
     """
 
-    n_inputs: int
+    n_features: int
     layers: tuple[CircuitLayer, ...]
 
     def __post_init__(self) -> None:
-        m = check_int("n_inputs", self.n_inputs, low=1)
+        m = check_int("n_features", self.n_features, low=1)
         layers = tuple(self.layers)
         if not layers:
             raise ValueError("a circuit must have depth >= 1, got 0 layers")
         for i, layer in enumerate(layers):
             if not isinstance(layer, CircuitLayer):
                 raise ValueError(f"layers[{i}] must be a CircuitLayer, got {type(layer).__name__}")
-            if layer.n_inputs != m:
+            if layer.n_features != m:
                 raise ValueError(
-                    f"layers[{i}] reads {layer.n_inputs} values but the previous layer has {m}"
+                    f"layers[{i}] reads {layer.n_features} values but the previous layer has {m}"
                 )
             m = layer.n_gates
         object.__setattr__(self, "layers", layers)
@@ -414,13 +417,13 @@ class Circuit:
         return len(self.layers)
 
     @property
-    def widths(self) -> tuple[int, ...]:
+    def n_features_per_layer(self) -> tuple[int, ...]:
         """``(m_0, m_1, ..., m_L)``."""
-        return (self.n_inputs, *(layer.n_gates for layer in self.layers))
+        return (self.n_features, *(layer.n_gates for layer in self.layers))
 
     def evaluate(self, x: np.ndarray) -> list[np.ndarray]:
         """Exact values of every layer, ``[x0, x1, ..., xL]``, each bool ``(n_batch, m_l)``."""
-        xs = [check_bits(x, self.n_inputs, "x")]
+        xs = [check_bits(x, self.n_features, "x")]
         for layer in self.layers:
             xs.append(layer.evaluate(xs[-1]))
         return xs
@@ -434,7 +437,7 @@ def random_circuit(
     wiring: str = "paired",
     seed: object = 0,
 ) -> Circuit:
-    r"""A random circuit of width ``n_features`` and the given depth.
+    r"""A random circuit of width ``n_features`` (values per layer) and the given depth.
 
     Parameters
     ----------
@@ -698,7 +701,7 @@ class CompiledLayer:
 
     .. math:: a' = W_{\mathrm{skip}}\, a + W_{\mathrm{out}}\,\mathrm{ReLU}(W_{\mathrm{in}}\, a + b)
 
-    with :math:`a = \Phi_{\mathrm{in}} x` of width :math:`d` and, for the exact gate values
+    with :math:`a = \Phi_{\mathrm{in}} x` of dimension :math:`d` and, for the exact gate values
     :math:`y`, :math:`a' \approx \Phi_{\mathrm{out}} y`. All arrays are plain NumPy.
 
     Attributes
@@ -716,7 +719,7 @@ class CompiledLayer:
         :math:`c_1 x_u + c_2 x_v` read from the residual and written to the gate's direction.
     phi_in, phi_out : Embedding or array ``(d, m)``
         Embeddings of the layer's inputs and outputs (their columns are the readouts).
-    wiring : scipy sparse array ``(neurons, n_inputs)``
+    wiring : scipy sparse array ``(neurons, n_features)``
         The 0/1 matrix :math:`W`.
     pairs : int array ``(P, 2)``
         The products :math:`(u, v)`, :math:`u < v`, that some gate needs.
@@ -735,7 +738,7 @@ class CompiledLayer:
     readout_sizes: np.ndarray = field(repr=False)
 
     @property
-    def width(self) -> int:
+    def embed_dim(self) -> int:
         """Residual dimension :math:`d`."""
         return int(self.W_skip.shape[0])
 
@@ -746,8 +749,8 @@ class CompiledLayer:
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """Apply the layer to a batch of residuals ``a`` ``(n_batch, d)`` → ``(n_batch, d)``."""
         a = np.asarray(a)
-        if a.ndim != 2 or a.shape[1] != self.width:
-            raise ValueError(f"a must have shape (n_inputs, {self.width}), got {a.shape}")
+        if a.ndim != 2 or a.shape[1] != self.embed_dim:
+            raise ValueError(f"a must have shape (n_samples, {self.embed_dim}), got {a.shape}")
         return a @ self.W_skip.T + np.maximum(a @ self.W_in.T + self.b, 0.0) @ self.W_out.T
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -778,7 +781,7 @@ def compile_layer(
     Parameters
     ----------
     layer : CircuitLayer
-    phi_in : Embedding or array ``(d, layer.n_inputs)``
+    phi_in : Embedding or array ``(d, layer.n_features)``
     phi_out : Embedding or array ``(d, layer.n_gates)``
         Same :math:`d` as ``phi_in``.
     neurons : int, optional
@@ -826,9 +829,9 @@ def compile_layer(
     if not isinstance(layer, CircuitLayer):
         raise ValueError(f"layer must be a CircuitLayer, got {type(layer).__name__}")
     fin, fout = _as_phi(phi_in, "phi_in"), _as_phi(phi_out, "phi_out")
-    if fin.n_features != layer.n_inputs:
+    if fin.n_features != layer.n_features:
         raise ValueError(
-            f"phi_in must have {layer.n_inputs} columns (layer inputs), got {fin.n_features}"
+            f"phi_in must have {layer.n_features} columns (layer inputs), got {fin.n_features}"
         )
     if fout.n_features != layer.n_gates:
         raise ValueError(
@@ -840,7 +843,7 @@ def compile_layer(
     n = d if neurons is None else check_int("neurons", neurons, low=1)
     check_choice("neuron_wiring", neuron_wiring, NEURON_WIRINGS)
     rng = as_generator(seed)
-    m_in, m_out = layer.n_inputs, layer.n_gates
+    m_in, m_out = layer.n_features, layer.n_gates
     dtype = _phi_dtype(fin)
 
     coef = layer.coefficients
@@ -927,9 +930,9 @@ class CompiledCircuit:
     embeddings: tuple[Phi, ...]
 
     @property
-    def width(self) -> int:
+    def embed_dim(self) -> int:
         """Residual dimension :math:`d`."""
-        return self.layers[0].width
+        return self.layers[0].embed_dim
 
     @property
     def neurons(self) -> int:
@@ -938,7 +941,7 @@ class CompiledCircuit:
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         r""":math:`a^{(0)} = \Phi_0 x` for a 0/1 batch ``x`` ``(n_batch, m_0)`` → ``(n_batch, d)``."""
-        x = check_bits(x, self.circuit.n_inputs, "x")
+        x = check_bits(x, self.circuit.n_features, "x")
         return _sparse_times_phiT(
             sp.csr_array(x, dtype=np.float64), _as_phi(self.embeddings[0], "phi")
         )
@@ -969,29 +972,29 @@ class CompiledCircuit:
 
 def compile_circuit(
     circuit: Circuit,
-    width: int,
+    embed_dim: int,
     *,
     neurons: int | None = None,
     neuron_wiring: str = "targeted",
     pairs_per_neuron: int | None = None,
     p: float | None = None,
-    kind: str = "gaussian",
+    embedding_kind: str = "gaussian",
     embeddings: Sequence[Phi] | None = None,
     dtype: type = np.float64,
     seed: object = 0,
 ) -> CompiledCircuit:
-    r"""Compile every layer of ``circuit`` for a residual stream of width :math:`d` = ``width``.
+    r"""Compile every layer of ``circuit`` for a residual stream of dimension :math:`d` = ``embed_dim``.
 
     Parameters
     ----------
     circuit : Circuit
-    width : int
+    embed_dim : int
         Residual dimension :math:`d`.
     neurons : int, optional
-        MLP neurons per layer (default ``width``).
+        MLP neurons per layer (default ``embed_dim``).
     neuron_wiring, pairs_per_neuron, p
         See :func:`compile_layer`.
-    kind : {"gaussian", "sign"}
+    embedding_kind : {"gaussian", "sign"}
         Kind of the random embeddings :math:`\Phi_\ell` (:class:`~superposition.Embedding`).
     embeddings : sequence of Embedding or array, optional
         :math:`\Phi_0, \dots, \Phi_L` to use instead of fresh random ones (each ``(d, m_\ell)``).
@@ -1004,9 +1007,9 @@ def compile_circuit(
     """
     if not isinstance(circuit, Circuit):
         raise ValueError(f"circuit must be a Circuit, got {type(circuit).__name__}")
-    d = check_int("width", width, low=1)
+    d = check_int("embed_dim", embed_dim, low=1)
     n = d if neurons is None else check_int("neurons", neurons, low=1)
-    check_choice("kind", kind, KINDS)
+    check_choice("embedding_kind", embedding_kind, EMBEDDING_KINDS)
     rng = as_generator(seed)
     L = circuit.depth
     # one child generator per layer of values: layer l's embedding seed and wiring depend on
@@ -1016,14 +1019,14 @@ def compile_circuit(
     layer_rngs = children[1:]
     if embeddings is None:
         embs: tuple[Phi, ...] = tuple(
-            Embedding(m, d, kind=kind, seed=int(s), dtype=dtype)
-            for m, s in zip(circuit.widths, emb_seeds, strict=True)
+            Embedding(m, d, embedding_kind=embedding_kind, seed=int(s), dtype=dtype)
+            for m, s in zip(circuit.n_features_per_layer, emb_seeds, strict=True)
         )
     else:
         embs = tuple(embeddings)
         if len(embs) != L + 1:
             raise ValueError(f"embeddings must have depth + 1 = {L + 1} entries, got {len(embs)}")
-        for i, (e, m) in enumerate(zip(embs, circuit.widths, strict=True)):
+        for i, (e, m) in enumerate(zip(embs, circuit.n_features_per_layer, strict=True)):
             f = _as_phi(e, f"embeddings[{i}]")
             if f.embed_dim != d or f.n_features != m:
                 raise ValueError(
@@ -1069,7 +1072,9 @@ def readout_stats(xhat: np.ndarray, x: np.ndarray, threshold: float = 0.5) -> di
     """
     xhat, x = np.asarray(xhat), np.asarray(x)
     if xhat.shape != x.shape or x.ndim != 2:
-        raise ValueError(f"xhat must have the shape of x {x.shape} (n_inputs, m), got {xhat.shape}")
+        raise ValueError(
+            f"xhat must have the shape of x {x.shape} (n_samples, m), got {xhat.shape}"
+        )
     x = check_bits(x, x.shape[1], "x")
     t = check_real("threshold", threshold)
     err = np.abs(xhat - x)
@@ -1143,7 +1148,7 @@ def emulate(compiled: CompiledCircuit, x: np.ndarray, *, threshold: float = 0.5)
     """
     if not isinstance(compiled, CompiledCircuit):
         raise ValueError(f"compiled must be a CompiledCircuit, got {type(compiled).__name__}")
-    xl = check_bits(x, compiled.circuit.n_inputs, "x")
+    xl = check_bits(x, compiled.circuit.n_features, "x")
     stats = []
     for ell, a in enumerate(compiled.residuals(xl)):
         if ell:
@@ -1166,7 +1171,9 @@ def emulate(compiled: CompiledCircuit, x: np.ndarray, *, threshold: float = 0.5)
     return EmulationReport(*(tuple(s[k] for s in stats) for k in keys))
 
 
-def predicted_noise(circuit: Circuit, width: int, sparsity: int) -> tuple[np.ndarray, np.ndarray]:
+def predicted_noise(
+    circuit: Circuit, embed_dim: int, sparsity: int
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Heuristic noise of the emulation without correction, layer by layer.
 
     Let :math:`E_\ell = \mathbb E\|a^{(\ell)} - \Phi_\ell x^{(\ell)}\|^2` (the noise energy
@@ -1199,14 +1206,14 @@ def predicted_noise(circuit: Circuit, width: int, sparsity: int) -> tuple[np.nda
     """
     if not isinstance(circuit, Circuit):
         raise ValueError(f"circuit must be a Circuit, got {type(circuit).__name__}")
-    d = check_int("width", width, low=1)
+    d = check_int("embed_dim", embed_dim, low=1)
     s = check_int("sparsity", sparsity, low=0)
-    widths = circuit.widths
+    sizes = circuit.n_features_per_layer
     energy = np.zeros(circuit.depth + 1)
     var = np.zeros(circuit.depth + 1)
     var[0] = s / d
     for ell, layer in enumerate(circuit.layers, start=1):
         c = layer.coefficients
         energy[ell] = float((c[:, 1] ** 2 + c[:, 2] ** 2).sum()) * var[ell - 1]
-        var[ell] = s / d + energy[ell] * (1.0 / widths[ell] + 1.0 / d)
+        var[ell] = s / d + energy[ell] * (1.0 / sizes[ell] + 1.0 / d)
     return energy, np.sqrt(var)

@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    missing = [
+        flag for dest, flag in getattr(args, "required_flags", ()) if getattr(args, dest) is None
+    ]
+    if missing:
+        print(
+            f"superposition {args.command}: error: the following arguments are required: "
+            + ", ".join(missing),
+            file=sys.stderr,
+        )
+        return 2
     try:
         return int(args.run(args) or 0)
     except ValueError as exc:
@@ -53,6 +63,51 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"superposition {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+class _Deprecated(argparse.Action):
+    """An old flag kept for one release: sets the new flag's value and warns on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kwargs: object):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        print(
+            f"{parser.prog}: warning: {option_string} is deprecated and will be removed in the "
+            f"next release; use {self.new}",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    old: str,
+    *,
+    required: bool = False,
+    **kwargs: object,
+) -> None:
+    """Add ``flag`` and its deprecated alias ``old`` (same destination, same type).
+
+    The alias is hidden from ``--help`` and prints a one-line warning on stderr when used.
+    ``required`` is checked after parsing (by :func:`main`), so either spelling satisfies it.
+    """
+    dest = flag.lstrip("-").replace("-", "_")
+    parser.add_argument(flag, dest=dest, **kwargs)  # type: ignore[arg-type]
+    parser.add_argument(
+        old,
+        dest=dest,
+        action=_Deprecated,
+        new=flag,
+        type=kwargs.get("type"),
+        choices=kwargs.get("choices"),
+        help=argparse.SUPPRESS,
+    )
+    if required:
+        flags = list(parser.get_default("required_flags") or [])
+        parser.set_defaults(required_flags=[*flags, (dest, flag)])
 
 
 def positive_int(text: str) -> int:

@@ -1,7 +1,7 @@
 r"""Circuits of any depth: gate layers alternating with error-correction layers (Theorem 8).
 
 A depth-:math:`L` sparse boolean circuit (:mod:`superposition.circuits`) is emulated by
-:math:`2L` MLP layers on a residual stream of width :math:`d`: gate layer :math:`\ell` maps
+:math:`2L` MLP layers on a residual stream of embed_dim :math:`d`: gate layer :math:`\ell` maps
 :math:`a \approx \Phi_{\ell-1} x^{(\ell-1)}` to :math:`\approx \Phi_\ell x^{(\ell)}`
 (:func:`~superposition.compile_layer`), and correction layer :math:`\ell`
 (:mod:`superposition.correction`) re-encodes that boolean vector with a bounded error before the
@@ -13,7 +13,7 @@ Two correction designs:
 
 ``"denoiser"`` (the baseline)
     Random embeddings (:class:`~superposition.Embedding`): one :math:`\Phi` for the whole
-    residual stream (``embeddings="fixed"``, the default) or a fresh :math:`\Phi_\ell` for every
+    residual stream (``embedding_scheme="fixed"``, the default) or a fresh :math:`\Phi_\ell` for every
     value layer (``"fresh"``, seed derived from ``seed`` and :math:`\ell`; drawing it costs about
     as much as one gate layer). Correction layer :math:`\ell` is
     :class:`~superposition.FeatureDenoiser` (:math:`2m` neurons) reading and writing
@@ -68,18 +68,19 @@ from .circuits import (
     random_circuit,
 )
 from .correction import (
+    CLIP,
     CapacityResult,
     CodeCorrection,
     FeatureDenoiser,
     clipped_unit,
     next_prime,
 )
-from .embedding import KINDS, Embedding, sample_sparse, to_dense
+from .embedding import EMBEDDING_KINDS, Embedding, sample_sparse, to_dense
 from .search import largest_passing
 
 __all__ = [
     "DESIGNS",
-    "EMBEDDINGS",
+    "EMBEDDING_SCHEMES",
     "DeepNetwork",
     "DeepResult",
     "DeepTrace",
@@ -90,7 +91,7 @@ __all__ = [
 
 DESIGNS = ("denoiser", "code")
 """Correction designs: per-feature denoiser with random embeddings, or the code design."""
-EMBEDDINGS = ("fixed", "fresh")
+EMBEDDING_SCHEMES = ("fixed", "fresh")
 """Random embeddings of the denoiser design: one for every layer, or a new one per layer."""
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -111,16 +112,18 @@ class _GateFactors:
     linear_t: sp.csr_array  # (m_in, m_out): C_lin^T
 
 
-def _gate_factors(layer: CircuitLayer, neurons: int, seed: int, dtype: np.dtype) -> _GateFactors:
+def _gate_factors(
+    layer: CircuitLayer, gate_neurons: int, seed: int, dtype: np.dtype
+) -> _GateFactors:
     r"""Wiring :math:`W`, product readout :math:`M = C_3 R` and linear terms of one layer.
 
     The wiring is drawn by :func:`~superposition.compile_layer` itself (on a one-row probe
     embedding, so nothing of size :math:`d` is built): the same ``seed`` gives the same wiring as
     compiling with the real embeddings.
     """
-    m_in, m_out = layer.n_inputs, layer.n_gates
+    m_in, m_out = layer.n_features, layer.n_gates
     probe = compile_layer(
-        layer, np.ones((1, m_in)), np.ones((1, m_out)), neurons=neurons, seed=seed
+        layer, np.ones((1, m_in)), np.ones((1, m_out)), neurons=gate_neurons, seed=seed
     )
     w = sp.csc_array(probe.wiring)
     coef = layer.coefficients
@@ -137,7 +140,7 @@ def _gate_factors(layer: CircuitLayer, neurons: int, seed: int, dtype: np.dtype)
         c3 = sp.csr_array((coef[prod, 3].astype(np.float64), (prod, which)), shape=(m_out, n_pairs))
         product = sp.csr_array(c3 @ readout)  # (m_out, n)
     else:
-        product = sp.csr_array((m_out, neurons))
+        product = sp.csr_array((m_out, gate_neurons))
     g = np.arange(m_out)
     lin = sp.csr_array(
         (
@@ -165,17 +168,17 @@ class DeepNetwork:
     Attributes
     ----------
     circuit : Circuit
-        Width :math:`m` at every layer (``circuit.widths`` constant).
-    width : int
+        Width :math:`m` at every layer (``circuit.n_features_per_layer`` constant).
+    embed_dim : int
         Residual dimension :math:`d`.
-    neurons : int
+    gate_neurons : int
         U-AND neurons of every gate layer :math:`n` (targeted wiring).
     design : {"denoiser", "code"}
     code : CodeCorrection or None
         The correction layer of the ``"code"`` design (its :math:`\Psi` is every layer's embedding).
-    kind : {"gaussian", "sign"}
+    embedding_kind : {"gaussian", "sign"}
         Kind of the random embeddings of the ``"denoiser"`` design.
-    embeddings : {"fixed", "fresh"}
+    embedding_scheme : {"fixed", "fresh"}
         ``"fixed"``: :math:`\Phi_\ell = \Phi_0` for every :math:`\ell` (one embedding for the
         residual stream); ``"fresh"``: an independent :math:`\Phi_\ell` per value layer.
     dtype : float32 or float64
@@ -187,38 +190,34 @@ class DeepNetwork:
         products read as the mean over :math:`\Gamma(u,v)` divided by :math:`2 - \theta`
         (default 1, the compiler's; a larger :math:`\theta` ignores "active + junk").
     lo, hi : float
-        Clip thresholds of the denoiser (the code design carries its own). Defaults 0.45 and
-        0.55, narrower than the correction layers' own 0.35 and 0.65: a readout that lands
-        between the thresholds leaves a partial value, which the next gate layer copies and
-        adds noise to; a steep unit resolves it within a layer. Measured (s = 3, 50 layers, 50
-        inputs): the baseline's capacity at d = 1000 and 1400 went from 291 and 1069 features to
-        583 and 2332.
+        Clip thresholds of the denoiser (the code design carries its own), default
+        :data:`~superposition.correction.CLIP` (see there why the margins are narrow).
     """
 
     circuit: Circuit
-    width: int
-    neurons: int
+    embed_dim: int
+    gate_neurons: int
     design: str = "denoiser"
     code: CodeCorrection | None = None
-    kind: str = "gaussian"
-    embeddings: str = "fixed"
+    embedding_kind: str = "gaussian"
+    embedding_scheme: str = "fixed"
     dtype: type = np.float32
     seed: int = 0
     and_bias: float = 1.0
-    lo: float = 0.45
-    hi: float = 0.55
+    lo: float = CLIP[0]
+    hi: float = CLIP[1]
 
     def __post_init__(self) -> None:
         if not isinstance(self.circuit, Circuit):
             raise ValueError(f"circuit must be a Circuit, got {type(self.circuit).__name__}")
-        widths = set(self.circuit.widths)
+        widths = set(self.circuit.n_features_per_layer)
         if len(widths) != 1:
-            raise ValueError(f"circuit must have the same width at every layer, got {widths}")
-        check_int("width", self.width, low=1)
-        check_int("neurons", self.neurons, low=1)
+            raise ValueError(f"circuit must have the same embed_dim at every layer, got {widths}")
+        check_int("embed_dim", self.embed_dim, low=1)
+        check_int("gate_neurons", self.gate_neurons, low=1)
         check_choice("design", self.design, DESIGNS)
-        check_choice("kind", self.kind, KINDS)
-        check_choice("embeddings", self.embeddings, EMBEDDINGS)
+        check_choice("embedding_kind", self.embedding_kind, EMBEDDING_KINDS)
+        check_choice("embedding_scheme", self.embedding_scheme, EMBEDDING_SCHEMES)
         check_int("seed", self.seed, low=0)
         check_real("and_bias", self.and_bias, low=0.0, high=2.0, high_open=True)
         if np.dtype(self.dtype) not in _DTYPES:
@@ -226,10 +225,10 @@ class DeepNetwork:
         if self.design == "code":
             if not isinstance(self.code, CodeCorrection):
                 raise ValueError("design 'code' needs code=CodeCorrection(...)")
-            if (self.code.n_features, self.code.width) != (self.n_features, self.width):
+            if (self.code.n_features, self.code.embed_dim) != (self.n_features, self.embed_dim):
                 raise ValueError(
-                    f"code must have n_features, width = {self.n_features}, {self.width}; "
-                    f"got {self.code.n_features}, {self.code.width}"
+                    f"code must have n_features, embed_dim = {self.n_features}, {self.embed_dim}; "
+                    f"got {self.code.n_features}, {self.code.embed_dim}"
                 )
         elif self.code is not None:
             raise ValueError("code applies to design='code' only")
@@ -237,8 +236,8 @@ class DeepNetwork:
 
     @property
     def n_features(self) -> int:
-        """Circuit width :math:`m`."""
-        return self.circuit.n_inputs
+        """Circuit embed_dim :math:`m`."""
+        return self.circuit.n_features
 
     @property
     def depth(self) -> int:
@@ -248,7 +247,7 @@ class DeepNetwork:
     @property
     def correction_neurons(self) -> int:
         """Neurons of one correction layer: :math:`2m` (denoiser) or :math:`2cq` (code)."""
-        return self.code.n_neurons if self.code is not None else 2 * self.n_features
+        return self.code.neurons if self.code is not None else 2 * self.n_features
 
     @cached_property
     def _code_rows(self) -> np.ndarray:
@@ -262,9 +261,9 @@ class DeepNetwork:
             return self._code_rows.T
         return Embedding(
             self.n_features,
-            self.width,
-            kind=self.kind,
-            seed=_layer_seed(self.seed, 1, ell if self.embeddings == "fresh" else 0),
+            self.embed_dim,
+            embedding_kind=self.embedding_kind,
+            seed=_layer_seed(self.seed, 1, ell if self.embedding_scheme == "fresh" else 0),
             dtype=self.dtype,
         )
 
@@ -272,7 +271,7 @@ class DeepNetwork:
         """Embedding of value layer ``ell`` as C-contiguous rows ``(m, d)``, cached for two layers."""
         if self.design == "code":
             return self._code_rows
-        if self.embeddings == "fixed":
+        if self.embedding_scheme == "fixed":
             ell = 0
         cache = self.__dict__.setdefault("_rows_cache", {})
         rows = cache.get(ell)
@@ -310,14 +309,14 @@ class DeepNetwork:
             self.circuit.layers[ell - 1],
             self.embedding(ell - 1),
             self.embedding(ell),
-            neurons=self.neurons,
+            neurons=self.gate_neurons,
             seed=self._wiring_seed(ell),
         )
 
     def _factors(self, ell: int) -> _GateFactors:
         return _gate_factors(
             self.circuit.layers[ell - 1],
-            self.neurons,
+            self.gate_neurons,
             self._wiring_seed(ell),
             np.dtype(self.dtype),
         )
@@ -364,36 +363,36 @@ class DeepNetwork:
 
 def deep_network(
     n_features: int,
-    width: int,
+    embed_dim: int,
     sparsity: int,
     depth: int,
     *,
-    neurons: int | None = None,
+    gate_neurons: int | None = None,
     design: str = "denoiser",
     gates: tuple[str, ...] = DEFAULT_GATES,
     blocks: int = 16,
     field: int | None = None,
-    kind: str = "gaussian",
-    embeddings: str = "fixed",
+    embedding_kind: str = "gaussian",
+    embedding_scheme: str = "fixed",
     dtype: type = np.float32,
     and_bias: float = 1.0,
-    lo: float = 0.45,
-    hi: float = 0.55,
+    lo: float = CLIP[0],
+    hi: float = CLIP[1],
     seed: int = 0,
 ) -> DeepNetwork:
-    r"""A random depth-:math:`L` sparse circuit of width :math:`m` and its corrected emulation.
+    r"""A random depth-:math:`L` sparse circuit of embed_dim :math:`m` and its corrected emulation.
 
     Parameters
     ----------
     n_features : int
-        Circuit width :math:`m \ge 2` (every layer).
-    width : int
+        Circuit embed_dim :math:`m \ge 2` (every layer).
+    embed_dim : int
         Residual dimension :math:`d`.
     sparsity : int
         :math:`s`: the inputs the network is built for (the code design needs :math:`s < c/2`).
     depth : int
         Circuit depth :math:`L \ge 1`.
-    neurons : int, optional
+    gate_neurons : int, optional
         U-AND neurons per gate layer (default :math:`d`).
     design : {"denoiser", "code"}
         See the module docstring.
@@ -406,9 +405,9 @@ def deep_network(
     field : int, optional
         Prime :math:`q` of the code design, :math:`cq \le d` (default: the smallest prime
         :math:`q \ge c` with :math:`q^2 \ge m`).
-    kind : {"gaussian", "sign"}
+    embedding_kind : {"gaussian", "sign"}
         Random embeddings of the denoiser design.
-    embeddings : {"fixed", "fresh"}
+    embedding_scheme : {"fixed", "fresh"}
         One random embedding for every layer, or a new one per layer (denoiser design).
     dtype : float32 or float64
         Of the embeddings and residual stream (float32: twice as fast; the corrected outputs
@@ -425,12 +424,12 @@ def deep_network(
     DeepNetwork
     """
     m = check_int("n_features", n_features, low=2)
-    d = check_int("width", width, low=1)
+    d = check_int("embed_dim", embed_dim, low=1)
     s = check_sparsity(sparsity, m)
     check_int("depth", depth, low=1)
     check_choice("design", design, DESIGNS)
     s0 = check_int("seed", seed, low=0)
-    n = d if neurons is None else check_int("neurons", neurons, low=1)
+    n = d if gate_neurons is None else check_int("gate_neurons", gate_neurons, low=1)
     circuit = random_circuit(m, depth, gates, seed=np.random.SeedSequence(s0, spawn_key=(0,)))
     code = None
     if design == "code":
@@ -446,7 +445,7 @@ def deep_network(
             q = check_int("field", field, low=c)
         if c * q > d:
             raise ValueError(
-                f"width must be >= blocks * field = {c * q} (orthonormal code units), got {d}"
+                f"embed_dim must be >= blocks * field = {c * q} (orthonormal code units), got {d}"
             )
         code = CodeCorrection(m, d, q, c, 1, _layer_seed(s0, 3, 0), lo=lo, hi=hi)
     return DeepNetwork(
@@ -455,8 +454,8 @@ def deep_network(
         n,
         design=design,
         code=code,
-        kind=kind,
-        embeddings=embeddings,
+        embedding_kind=embedding_kind,
+        embedding_scheme=embedding_scheme,
         dtype=dtype,
         seed=s0,
         and_bias=and_bias,
@@ -692,16 +691,16 @@ def deep_capacity(
     make_network: Callable[[int], DeepNetwork | None],
     *,
     sparsity: int,
-    n_inputs: int,
+    n_samples: int,
     low: int,
     high: int,
     seed: int = 0,
     resolution: float = 0.05,
 ) -> CapacityResult:
-    r"""Largest circuit width :math:`m` whose corrected emulation keeps every bit over its depth.
+    r"""Largest circuit embed_dim :math:`m` whose corrected emulation keeps every bit over its depth.
 
     A trial at :math:`m` builds ``make_network(m)`` (``None``: the design does not fit its
-    budget, a failure), draws ``n_inputs`` s-sparse inputs (seed ``seed``) and runs
+    budget, a failure), draws ``n_samples`` s-sparse inputs (seed ``seed``) and runs
     :func:`run_deep` with correction only, stopping at the first wrong bit; it passes when every
     bit of every input is right at every layer. The search (:func:`~superposition.largest_passing`)
     doubles :math:`m` from ``low`` and bisects geometrically to a relative ``resolution``; it
@@ -713,7 +712,7 @@ def deep_capacity(
         ``m_max`` (``low - 1`` if even ``low`` failed) and every ``(m, passed)`` trial.
     """
     s = check_int("sparsity", sparsity, low=1)
-    k = check_int("n_inputs", n_inputs, low=1)
+    k = check_int("n_samples", n_samples, low=1)
     s0 = check_int("seed", seed, low=0)
     trials: list[tuple[int, bool]] = []
 

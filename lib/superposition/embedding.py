@@ -22,7 +22,8 @@ import numpy as np
 from ._validate import as_generator, check_active, check_choice, check_int, check_sparsity
 from .backend import namespace
 
-KINDS = ("gaussian", "sign")
+EMBEDDING_KINDS = ("gaussian", "sign")
+"""Kinds of random embedding columns: unit Gaussian directions or random signs."""
 BLOCK = 256
 """Features per seeded block of columns (part of the definition of an embedding's bits)."""
 READOUT_CHUNK = 32
@@ -41,7 +42,7 @@ class Embedding:
         Number of features :math:`m \ge 1`.
     embed_dim : int
         Dimension :math:`d_0 \ge 1` of the space they share.
-    kind : {"gaussian", "sign"}
+    embedding_kind : {"gaussian", "sign"}
         ``"gaussian"``: i.i.d. normal columns normalised to unit length.
         ``"sign"``: i.i.d. :math:`\pm 1/\sqrt{d_0}` entries (unit length by construction).
     seed : int
@@ -57,14 +58,14 @@ class Embedding:
 
     n_features: int
     embed_dim: int
-    kind: str = "gaussian"
+    embedding_kind: str = "gaussian"
     seed: int = 0
     dtype: type = np.float64
 
     def __post_init__(self) -> None:
         check_int("n_features", self.n_features, low=1)
         check_int("embed_dim", self.embed_dim, low=1)
-        check_choice("kind", self.kind, KINDS)
+        check_choice("embedding_kind", self.embedding_kind, EMBEDDING_KINDS)
         check_int("seed", self.seed, low=0)
         if np.dtype(self.dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise ValueError(f"dtype must be float32 or float64, got {np.dtype(self.dtype)}")
@@ -84,7 +85,12 @@ class Embedding:
         blk = cache.get(b)
         if blk is None:
             blk = _block(
-                self.n_features, self.embed_dim, self.kind, self.seed, np.dtype(self.dtype).str, b
+                self.n_features,
+                self.embed_dim,
+                self.embedding_kind,
+                self.seed,
+                np.dtype(self.dtype).str,
+                b,
             )
             if (len(cache) + 1) * blk.nbytes <= CACHE_BYTES:
                 cache[b] = blk
@@ -117,21 +123,21 @@ class Embedding:
 
         Parameters
         ----------
-        active : int array, shape ``(n_inputs, s)``
+        active : int array, shape ``(n_samples, s)``
             Indices of the active features of each input (see :func:`sample_sparse`).
 
         Returns
         -------
-        a : array, shape ``(n_inputs, embed_dim)``
+        a : array, shape ``(n_samples, embed_dim)``
         """
         active = check_active(active, self.n_features)
         return self.columns(active).sum(axis=2).T.copy()
 
     def readout(self, a: np.ndarray) -> np.ndarray:
-        r""":math:`\hat x = \Phi^\top a`, shape ``(n_inputs, n_features)``, computed block by block."""
+        r""":math:`\hat x = \Phi^\top a`, shape ``(n_samples, n_features)``, computed block by block."""
         a = np.asarray(a, dtype=self.dtype)
         if a.ndim != 2 or a.shape[1] != self.embed_dim:
-            raise ValueError(f"a must have shape (n_inputs, {self.embed_dim}), got {a.shape}")
+            raise ValueError(f"a must have shape (n_samples, {self.embed_dim}), got {a.shape}")
         out = np.empty((a.shape[0], self.n_features), dtype=self.dtype)
         # BLAS is efficient on wide products: multiply by chunks of READOUT_CHUNK blocks at a time
         for first in range(0, self.n_blocks, READOUT_CHUNK):
@@ -144,30 +150,30 @@ class Embedding:
         return out
 
 
-def _block(m: int, d0: int, kind: str, seed: int, dtype: str, b: int) -> np.ndarray:
-    width = min(BLOCK, m - b * BLOCK)
+def _block(m: int, d0: int, embedding_kind: str, seed: int, dtype: str, b: int) -> np.ndarray:
+    n_cols = min(BLOCK, m - b * BLOCK)
     rng = np.random.default_rng((seed, b))
-    if kind == "gaussian":
-        cols = rng.standard_normal((d0, width))
+    if embedding_kind == "gaussian":
+        cols = rng.standard_normal((d0, n_cols))
         cols /= np.linalg.norm(cols, axis=0, keepdims=True)
     else:
-        cols = (rng.integers(0, 2, size=(d0, width)) * 2.0 - 1.0) / np.sqrt(d0)
+        cols = (rng.integers(0, 2, size=(d0, n_cols)) * 2.0 - 1.0) / np.sqrt(d0)
     cols = cols.astype(dtype, copy=False)
     cols.setflags(write=False)
     return cols
 
 
-def sample_sparse(n_features: int, sparsity: int, n_inputs: int, seed: object = 0) -> np.ndarray:
+def sample_sparse(n_features: int, sparsity: int, n_samples: int, seed: object = 0) -> np.ndarray:
     """Random inputs with exactly ``sparsity`` active features each, chosen uniformly.
 
     Returns
     -------
-    active : int64 array, shape ``(n_inputs, sparsity)``
+    active : int64 array, shape ``(n_samples, sparsity)``
         Sorted, distinct feature indices per row.
     """
     m = check_int("n_features", n_features, low=1)
     s = check_sparsity(sparsity, m)
-    k = check_int("n_inputs", n_inputs, low=1)
+    k = check_int("n_samples", n_samples, low=1)
     rng = as_generator(seed)
     if s * 4 <= m:
         # rejection of rows with repeats: cheap when s << m
@@ -185,7 +191,7 @@ def sample_sparse(n_features: int, sparsity: int, n_inputs: int, seed: object = 
 
 
 def to_dense(active: np.ndarray, n_features: int) -> np.ndarray:
-    """Boolean-valued float matrix ``x`` of shape ``(n_inputs, n_features)`` from active indices."""
+    """Boolean-valued float matrix ``x`` of shape ``(n_samples, n_features)`` from active indices."""
     active = check_active(active, n_features)
     x = np.zeros((active.shape[0], n_features))
     np.put_along_axis(x, active, 1.0, axis=1)
@@ -258,11 +264,11 @@ def readout_errors(phi: Embedding | np.ndarray, active: np.ndarray) -> np.ndarra
     Parameters
     ----------
     phi : Embedding or array ``(d0, m)``
-    active : int array ``(n_inputs, s)``
+    active : int array ``(n_samples, s)``
 
     Returns
     -------
-    err : array ``(n_inputs,)``
+    err : array ``(n_samples,)``
     """
     emb = phi if isinstance(phi, Embedding) else None
     m = _n(phi)
@@ -300,13 +306,13 @@ def readout_error_matrix(phi: Any, x: Any) -> Any:
     Parameters
     ----------
     phi : array ``(d0, m)``
-    x : array ``(n_inputs, m)``, boolean-valued floats
+    x : array ``(n_samples, m)``, boolean-valued floats
 
     Returns
     -------
-    err : array ``(n_inputs, m)``
+    err : array ``(n_samples, m)``
     """
     xp = namespace(phi, x)
     if phi.ndim != 2 or x.ndim != 2 or x.shape[1] != phi.shape[1]:
-        raise ValueError(f"x must have shape (n_inputs, {phi.shape[-1]}), got {tuple(x.shape)}")
+        raise ValueError(f"x must have shape (n_samples, {phi.shape[-1]}), got {tuple(x.shape)}")
     return xp.abs(xp.matmul(xp.matmul(x, xp.permute_dims(phi, (1, 0))), phi) - x)

@@ -3,7 +3,7 @@
 An experiment takes named parameters and ``seed`` and returns a JSON-serialisable mapping of
 metrics; it must be deterministic given its arguments. ``"uand"`` (:func:`uand_error`),
 ``"embed"`` (:func:`embedding_readout_error`), ``"circuit"`` (:func:`circuit_emulation`) and
-``"width"`` (:func:`superposed_width`). :func:`register_experiment` adds one.
+``"width"`` (:func:`superposed_width`, one seed's minimal width). :func:`register_experiment` adds one.
 """
 
 from __future__ import annotations
@@ -32,24 +32,26 @@ __all__ = [
 
 def uand_error(
     n_features: int,
-    width: int,
+    neurons: int,
     sparsity: int,
     *,
     weights: str = "bernoulli",
     arity: int = 2,
     p: float | str | None = None,
-    n_inputs: int = 100,
+    n_samples: int = 100,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Exact errors of all ANDs of a random U-AND layer on ``n_inputs`` random inputs.
+    """Exact errors of all ANDs of a random U-AND layer on ``n_samples`` random inputs.
 
     The same numbers as ``superposition uand ... --seed SEED``: network and inputs from
     ``SeedSequence(seed).spawn(2)``. Metrics: :meth:`~superposition.UAndErrors.summary` and
     ``p``.
     """
     net_seed, input_seed = np.random.SeedSequence(check_int("seed", seed, low=0)).spawn(2)
-    net = build_uand(n_features, width, sparsity, weights=weights, arity=arity, p=p, seed=net_seed)
-    active = E.sample_sparse(n_features, sparsity, n_inputs, seed=input_seed)
+    net = build_uand(
+        n_features, neurons, sparsity, weights=weights, arity=arity, p=p, seed=net_seed
+    )
+    active = E.sample_sparse(n_features, sparsity, n_samples, seed=input_seed)
     return {"p": net.p, **evaluate_uand(net, active).summary()}
 
 
@@ -58,8 +60,8 @@ def embedding_readout_error(
     embed_dim: int,
     sparsity: int = 3,
     *,
-    kind: str = "gaussian",
-    n_inputs: int = 1000,
+    embedding_kind: str = "gaussian",
+    n_samples: int = 1000,
     coherence: bool = False,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -70,8 +72,8 @@ def embedding_readout_error(
     (:math:`O(m^2 d_0)`).
     """
     seed = check_int("seed", seed, low=0)
-    emb = E.Embedding(n_features, embed_dim, kind=kind, seed=seed)
-    err = E.readout_errors(emb, E.sample_sparse(n_features, sparsity, n_inputs, seed=seed + 1))
+    emb = E.Embedding(n_features, embed_dim, embedding_kind=embedding_kind, seed=seed)
+    err = E.readout_errors(emb, E.sample_sparse(n_features, sparsity, n_samples, seed=seed + 1))
     out = {
         "max_readout_error": float(err.max()),
         "mean_readout_error": float(err.mean()),
@@ -85,15 +87,15 @@ def embedding_readout_error(
 
 def circuit_emulation(
     n_features: int,
-    width: int,
+    embed_dim: int,
     sparsity: int,
     depth: int,
     *,
     neurons: int | None = None,
     gates: Sequence[str] | None = None,
     neuron_wiring: str = "targeted",
-    kind: str = "gaussian",
-    n_inputs: int = 1000,
+    embedding_kind: str = "gaussian",
+    n_samples: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any]:
     """A random sparse circuit emulated by MLP layers in superposition, compared layer by layer.
@@ -108,9 +110,14 @@ def circuit_emulation(
     gate_set = tuple(DEFAULT_GATES if gates is None else gates)
     circuit = random_circuit(n_features, depth, gate_set, seed=circuit_ss)
     compiled = compile_circuit(
-        circuit, width, neurons=neurons, neuron_wiring=neuron_wiring, kind=kind, seed=compile_ss
+        circuit,
+        embed_dim,
+        neurons=neurons,
+        neuron_wiring=neuron_wiring,
+        embedding_kind=embedding_kind,
+        seed=compile_ss,
     )
-    x = E.to_dense(E.sample_sparse(n_features, sparsity, n_inputs, seed=input_ss), n_features)
+    x = E.to_dense(E.sample_sparse(n_features, sparsity, n_samples, seed=input_ss), n_features)
     report = emulate(compiled, x.astype(bool)).to_dict()
     return {"neurons": compiled.neurons, **report["final"], "layers": report["layers"]}
 
@@ -122,7 +129,7 @@ def superposed_width(
     *,
     weights: str = "bernoulli",
     embed_dim: int | str | None = "tied",
-    n_inputs: int = 16,
+    n_samples: int = 16,
     high: int = 2**15,
     resolution: float = 0.05,
     p: float | str | None = None,
@@ -131,16 +138,16 @@ def superposed_width(
     """One seed's minimal width for U-AND on superposed inputs (one point of a width sweep).
 
     The smallest width at which the network of seed ``seed`` keeps every output of its
-    ``n_inputs`` sampled inputs within ``target_error``, searched from width 16 up to ``high``
-    (:func:`superposition.superposed.seed_widths` with one seed). Metric ``width``:
+    ``n_samples`` sampled inputs within ``target_error``, searched from width 16 up to ``high``
+    (:func:`superposition.superposed.seed_widths` with one seed). Metric ``neurons``:
     ``high + 1`` when no width up to ``high`` passed.
     """
     w = seed_widths(
         n_features, sparsity, target_error, weights=weights, embed_dim=embed_dim,
-        seeds=[check_int("seed", seed, low=0)], n_inputs=n_inputs, low=16, high=high,
+        seeds=[check_int("seed", seed, low=0)], n_samples=n_samples, low=16, high=high,
         resolution=resolution, p=p,
     )  # fmt: skip
-    return {"width": int(w[0])}
+    return {"neurons": int(w[0])}
 
 
 EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {

@@ -18,7 +18,7 @@ checks the format, the checksum and every tensor against the sidecar, and raises
 a loaded network is plain NumPy (:meth:`LoadedNetwork.forward`); :func:`to_torch` rebuilds it
 as ``torch.nn`` layers when PyTorch is installed (it is optional and imported only there).
 
-Network kinds are a registry (:data:`KINDS`): each kind converts an in-memory network to
+Network kinds are a registry (:data:`NETWORK_KINDS`): each kind converts an in-memory network to
 tensors and metadata, and runs the forward pass of the loaded arrays. Supported:
 
 ``"uand"``
@@ -42,7 +42,7 @@ tensors and metadata, and runs the forward pass of the loaded arrays. Supported:
     layer as plain ``W_in, b, W_out (, W_skip)`` (:meth:`LoadedNetwork.layer_arrays` computes
     them otherwise). The loaded forward pass is :func:`superposition.deep.run_deep`'s, bit for bit.
 
-Further kinds register with :func:`register_kind`.
+Further kinds register with :func:`register_network_kind`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ import numpy as np
 from ._validate import check_bits, check_choice, check_int
 
 FORMAT = "superposition-network"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: the vocabulary of superposition 0.2 (``network_kind``, ``neurons``, ``embed_dim``, …)."""
 EXPLICIT_READOUT_ENTRIES = 2**22
 """Readouts with at most this many entries (outputs × neurons) are stored as a tensor;
 larger ones as the rule that computes them (``readout="auto"``)."""
@@ -81,7 +82,7 @@ _PROGRESS: ContextVar[bool | None] = ContextVar("export_progress", default=False
 
 
 @dataclass(frozen=True)
-class Kind:
+class NetworkKind:
     """How one kind of network is exported and run.
 
     Attributes
@@ -103,23 +104,23 @@ class Kind:
     torch_module: Callable[[LoadedNetwork, Any], Any] | None = None
 
 
-KINDS: dict[str, Kind] = {}
+NETWORK_KINDS: dict[str, NetworkKind] = {}
 """Registered kinds, by name."""
 
 
-def register_kind(kind: Kind) -> Kind:
-    """Add (or replace) a kind in :data:`KINDS`; returns it."""
-    KINDS[kind.name] = kind
-    return kind
+def register_network_kind(network_kind: NetworkKind) -> NetworkKind:
+    """Add (or replace) a network kind in :data:`NETWORK_KINDS`; returns it."""
+    NETWORK_KINDS[network_kind.name] = network_kind
+    return network_kind
 
 
-def kind_of(obj: Any) -> str:
+def network_kind_of(obj: Any) -> str:
     """The registered kind of an in-memory network (``ValueError`` if none matches)."""
-    for kind in KINDS.values():
+    for kind in NETWORK_KINDS.values():
         if kind.matches(obj):
             return kind.name
     raise ValueError(
-        f"network must be one of the registered kinds ({', '.join(KINDS)}), "
+        f"network must be one of the registered kinds ({', '.join(NETWORK_KINDS)}), "
         f"got {type(obj).__name__}"
     )
 
@@ -133,14 +134,14 @@ class LoadedNetwork:
 
     Attributes
     ----------
-    kind : str
+    network_kind : str
     tensors : dict of str to numpy.ndarray
         Every tensor of the weights file, read-only.
     meta : dict
         The sidecar (JSON).
     """
 
-    kind: str
+    network_kind: str
     tensors: dict[str, np.ndarray] = field(repr=False)
     meta: dict[str, Any] = field(repr=False)
 
@@ -149,12 +150,12 @@ class LoadedNetwork:
         return dict(self.meta["sizes"])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """The network's output on a 0/1 batch ``x`` ``(K, n_inputs)`` (see the kind's rule)."""
-        return KINDS[self.kind].forward(self, x)
+        """The network's output on a 0/1 batch ``x`` ``(K, n_features)`` (see the kind's rule)."""
+        return NETWORK_KINDS[self.network_kind].forward(self, x)
 
     # ---- U-AND kinds (basis-aligned, trained, superposed)
     def first_layer(self) -> Any:
-        r"""The wiring :math:`W` ``(width, n_features)``: a dense array, or a ``scipy.sparse``
+        r"""The wiring :math:`W` ``(neurons, n_features)``: a dense array, or a ``scipy.sparse``
         CSR array when it was stored in CSR form (superposed Bernoulli layers)."""
         self._need(*_UAND_KINDS)
         if "layer.weight" in self.tensors:
@@ -166,7 +167,7 @@ class LoadedNetwork:
             t = self.tensors
             cache["W"] = sps.csr_array(
                 (t["layer.weight.data"], t["layer.weight.indices"], t["layer.weight.indptr"]),
-                shape=(self.sizes["width"], self.sizes["n_features"]),
+                shape=(self.sizes["neurons"], self.sizes["n_features"]),
             )
         return cache["W"]
 
@@ -177,7 +178,7 @@ class LoadedNetwork:
         """
         self._need(*_UAND_KINDS)
         x = check_bits(x, self.sizes["n_features"])
-        if self.meta["embedding"]["kind"] == "identity":
+        if self.meta["embedding"]["storage"] == "identity":
             return x.astype(np.float64)
         return _embed_bits(self._phi().columns, x, self.sizes["embed_dim"], self._phi().dtype)
 
@@ -190,18 +191,18 @@ class LoadedNetwork:
         a0 = np.asarray(a0)
         d0 = self.sizes["embed_dim"]
         if a0.ndim != 2 or a0.shape[1] != d0:
-            raise ValueError(f"a0 must have shape (n_inputs, {d0}), got {a0.shape}")
-        z = a0 if self.meta["embedding"]["kind"] == "identity" else self._phi().readout(a0)
+            raise ValueError(f"a0 must have shape (n_samples, {d0}), got {a0.shape}")
+        z = a0 if self.meta["embedding"]["storage"] == "identity" else self._phi().readout(a0)
         h = np.asarray(self.first_layer() @ z.T).T + self.tensors["layer.bias"]
         return np.maximum(h, 0.0)
 
     def hidden(self, x: np.ndarray) -> np.ndarray:
-        r""":math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)` for a 0/1 batch ``x`` → ``(K, width)``.
+        r""":math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)` for a 0/1 batch ``x`` → ``(K, neurons)``.
 
         :math:`\Phi = I` for the basis-aligned kinds: :math:`\mathrm{ReLU}(x W^\top + b)`.
         """
         self._need(*_UAND_KINDS)
-        if self.kind == "superposed":
+        if self.network_kind == "superposed":
             return self.hidden_from(self.embed(x))
         x = check_bits(x, self.sizes["n_features"])
         return _uand_hidden(self.tensors, x)
@@ -211,14 +212,14 @@ class LoadedNetwork:
         sidecar's rule and checked against the recorded SHA-256 (superposed kind)."""
         self._need("superposed")
         emb = self.meta["embedding"]
-        if emb["kind"] == "identity":
+        if emb["storage"] == "identity":
             return np.eye(self.sizes["n_features"])
         if "tensor" in emb:
             return self.tensors[emb["tensor"]]
         return self._phi().matrix()
 
     def readout_rows(self, tuples: np.ndarray) -> np.ndarray:
-        r"""Rows :math:`R_T` of the readout for output tuples ``(t, arity)`` → ``(t, width)``.
+        r"""Rows :math:`R_T` of the readout for output tuples ``(t, arity)`` → ``(t, neurons)``.
 
         From the readout tensor, or computed by the sidecar's rule (``mean_over_gamma`` or
         ``sign``) from the first-layer weights.
@@ -251,7 +252,7 @@ class LoadedNetwork:
         return self.outputs_from_hidden(self.hidden(x), tuples)
 
     def outputs_from_hidden(self, a: np.ndarray, tuples: np.ndarray | None = None) -> np.ndarray:
-        r""":math:`\hat y_T = R_T \cdot a` for activations ``a`` ``(K, width)``."""
+        r""":math:`\hat y_T = R_T \cdot a` for activations ``a`` ``(K, neurons)``."""
         self._need(*_UAND_KINDS)
         a = np.asarray(a)
         if tuples is None:
@@ -270,7 +271,7 @@ class LoadedNetwork:
         psi = self._psi()
         y = np.asarray(y, dtype=psi.dtype)
         if y.ndim != 2 or y.shape[1] != psi.n_features:
-            raise ValueError(f"y must have shape (n_inputs, {psi.n_features}), got {y.shape}")
+            raise ValueError(f"y must have shape (n_samples, {psi.n_features}), got {y.shape}")
         o = np.zeros((y.shape[0], psi.embed_dim), dtype=psi.dtype)
         for first, blk in psi.blocks():
             o += y[:, first : first + blk.shape[1]] @ blk.T
@@ -309,8 +310,8 @@ class LoadedNetwork:
         (:math:`2L + 1` states); ``corrected=False`` skips the correction layers (:math:`L + 1`).
         """
         self._need("circuit", "deep")
-        x = check_bits(x, self.sizes["n_inputs"])
-        if self.kind == "deep":
+        x = check_bits(x, self.sizes["n_features"])
+        if self.network_kind == "deep":
             yield from self._deep_residuals(x, corrected)
             return
         a = _encode(self.tensors["embedding.0"], x)
@@ -323,14 +324,14 @@ class LoadedNetwork:
         r""":math:`\hat x^{(\ell)} = \Phi_\ell^\top a`: the readout of every named value of layer :math:`\ell`."""
         self._need("circuit", "deep")
         ell = check_int("layer", layer, low=0, high=self.sizes["depth"])
-        if self.kind == "deep":
+        if self.network_kind == "deep":
             return np.asarray(a) @ self._deep_rows(ell).T
         return np.asarray(a) @ self.tensors[f"embedding.{ell}"]
 
     def ground_truth(self, x: np.ndarray) -> list[np.ndarray]:
         r"""The exact circuit values :math:`x^{(0)}, \dots, x^{(L)}` from the stored wiring and truth tables."""
         self._need("circuit", "deep")
-        vals = [check_bits(x, self.sizes["n_inputs"]).astype(np.int8)]
+        vals = [check_bits(x, self.sizes["n_features"]).astype(np.int8)]
         for ell in range(self.sizes["depth"]):
             u = self.tensors[f"circuit.{ell}.left"]
             v = self.tensors[f"circuit.{ell}.right"]
@@ -369,7 +370,7 @@ class LoadedNetwork:
             in_phi = self._deep_phi(ell - 1).astype(np.float64)
             arrays = {
                 "W_in": np.asarray(in_phi @ wt.astype(np.float64)).T,
-                "b": np.full(self.sizes["neurons"], -theta),
+                "b": np.full(self.sizes["gate_neurons"], -theta),
                 "W_out": np.asarray(out_phi @ pt.T.astype(np.float64)) / (2.0 - theta),
                 "W_skip": out_phi @ np.asarray(in_phi @ lt.astype(np.float64)).T,
             }
@@ -385,13 +386,13 @@ class LoadedNetwork:
         return {n: np.ascontiguousarray(v, dtype=dtype) for n, v in arrays.items()}
 
     def _deep_phi(self, ell: int) -> np.ndarray:
-        r""":math:`\Phi_\ell` ``(width, n_features)`` of value layer ``ell`` (deep kind)."""
+        r""":math:`\Phi_\ell` ``(embed_dim, n_features)`` of value layer ``ell`` (deep kind)."""
         emb = self.meta["embedding"]
         i = ell if emb["scheme"] == "fresh" else 0
         pm = emb["phi"][i]
         if "tensor" in pm:
             return self.tensors[pm["tensor"]]
-        if pm["kind"] == "code":
+        if pm["storage"] == "code":
             import scipy.sparse as sps
 
             units = self.tensors["correction.units"]
@@ -406,7 +407,7 @@ class LoadedNetwork:
         return _embedding_from_meta(pm, self.tensors, f"embedding.phi[{i}]").matrix()
 
     def _deep_rows(self, ell: int) -> np.ndarray:
-        """:math:`\\Phi_\\ell^\\top` as C-contiguous rows ``(n_features, width)`` (a few cached)."""
+        """:math:`\\Phi_\\ell^\\top` as C-contiguous rows ``(n_features, embed_dim)`` (a few cached)."""
         emb = self.meta["embedding"]
         i = ell if emb["scheme"] == "fresh" else 0
         cache = self.__dict__.setdefault("_rows", {})
@@ -417,7 +418,7 @@ class LoadedNetwork:
         return cache[i]
 
     def _deep_factors(self, ell: int) -> tuple[Any, Any, Any]:
-        m, n = self.sizes["n_features"], self.sizes["neurons"]
+        m, n = self.sizes["n_features"], self.sizes["gate_neurons"]
         shapes = {"wiring_t": (m, n), "product_t": (n, m), "linear_t": (m, m)}
         return tuple(_csr_from(self.tensors, f"gate.{ell}.{f}", shapes[f]) for f in _GATE_FACTORS)
 
@@ -461,8 +462,8 @@ class LoadedNetwork:
             yield a
 
     def _need(self, *kinds: str) -> None:
-        if self.kind not in kinds:
-            raise ValueError(f"this method applies to kinds {kinds}, not {self.kind!r}")
+        if self.network_kind not in kinds:
+            raise ValueError(f"this method applies to kinds {kinds}, not {self.network_kind!r}")
 
 
 # ------------------------------------------------------------------ export / load
@@ -475,7 +476,7 @@ def network_arrays(
 
     Parameters
     ----------
-    network : a registered kind (see :data:`KINDS`)
+    network : a registered kind (see :data:`NETWORK_KINDS`)
     readout : {"auto", "explicit", "rule"}
         U-AND kinds: store the readout as a tensor (``"explicit"``), as its rule (``"rule"``,
         constructions only), or a tensor up to :data:`EXPLICIT_READOUT_ENTRIES` entries
@@ -485,10 +486,10 @@ def network_arrays(
         terminal).
     """
     mode = check_choice("readout", readout, _READOUT_MODES)
-    kind = kind_of(network)
+    kind = network_kind_of(network)
     token = _PROGRESS.set(progress)
     try:
-        tensors, meta = KINDS[kind].to_arrays(network, mode)
+        tensors, meta = NETWORK_KINDS[kind].to_arrays(network, mode)
     finally:
         _PROGRESS.reset(token)
     tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
@@ -551,7 +552,7 @@ def export_network(
     # one metadata key: safetensors writes its metadata map in hash order, and the bytes of a
     # file must not depend on it (same network, same bytes)
     tag = json.dumps(
-        {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind}, sort_keys=True
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "network_kind": kind}, sort_keys=True
     )
     save_file(tensors, str(tmp), metadata={"superposition": tag})
     digest = _sha256(tmp)
@@ -601,9 +602,9 @@ def load_network(path: str | os.PathLike) -> LoadedNetwork:
             f"{spath}: format_version {meta.get('format_version')!r}, this library reads "
             f"{FORMAT_VERSION}"
         )
-    kind = meta.get("kind")
-    if kind not in KINDS:
-        raise ValueError(f"{spath}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    kind = meta.get("network_kind")
+    if kind not in NETWORK_KINDS:
+        raise ValueError(f"{spath}: unknown kind {kind!r}; known: {', '.join(NETWORK_KINDS)}")
     digest = _sha256(wpath)
     if digest != meta.get("sha256"):
         raise ValueError(
@@ -643,9 +644,9 @@ def to_torch(network: LoadedNetwork | Any) -> Any:
     except ModuleNotFoundError:
         raise ValueError("to_torch needs PyTorch, which is not installed") from None
     net = network if isinstance(network, LoadedNetwork) else as_loaded(network)
-    build = KINDS[net.kind].torch_module
+    build = NETWORK_KINDS[net.network_kind].torch_module
     if build is None:
-        raise ValueError(f"no torch builder for kind {net.kind!r}")
+        raise ValueError(f"no torch builder for network kind {net.network_kind!r}")
     return build(net, torch)
 
 
@@ -680,7 +681,7 @@ def _sidecar(
     out = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "kind": kind,
+        "network_kind": kind,
         "library": f"superposition {__version__}",
         "tensors_file": tensors_file,
         "sha256": sha256,
@@ -779,7 +780,7 @@ class _StoredEmbedding:
 
         a = np.asarray(a, dtype=self.dtype)
         if a.ndim != 2 or a.shape[1] != self.embed_dim:
-            raise ValueError(f"a must have shape (n_inputs, {self.embed_dim}), got {a.shape}")
+            raise ValueError(f"a must have shape (n_samples, {self.embed_dim}), got {a.shape}")
         out = np.empty((a.shape[0], self.n_features), dtype=self.dtype)
         step = READOUT_CHUNK * BLOCK
         for start in range(0, self.n_features, step):
@@ -802,10 +803,10 @@ def _blocks_sha256(emb: Any) -> str:
 
 _EMBEDDING_RULE = (
     "column block b (features b*block ... b*block + block - 1, fewer in the last) is drawn "
-    "from numpy.random.default_rng((seed, b)): kind 'gaussian': standard_normal((dim, w)), "
-    "each column divided by its Euclidean norm; kind 'sign': (integers(0, 2, size=(dim, w)) "
+    "from numpy.random.default_rng((seed, b)): embedding_kind 'gaussian': standard_normal((dim, w)), "
+    "each column divided by its Euclidean norm; embedding_kind 'sign': (integers(0, 2, size=(dim, w)) "
     "* 2.0 - 1.0) / sqrt(dim); computed in float64, then cast to dtype "
-    "(superposition.embedding.Embedding(n, dim, kind=kind, seed=seed, dtype=dtype))"
+    "(superposition.embedding.Embedding(n, dim, embedding_kind=embedding_kind, seed=seed, dtype=dtype))"
 )
 
 
@@ -820,13 +821,13 @@ def _embedding_arrays(
 
     d0, n = emb.embed_dim, emb.n_features
     meta: dict[str, Any] = {
-        "kind": "random",
+        "storage": "random",
         "shape": [d0, n],
         "dtype": np.dtype(emb.dtype).name,
         "note": note,
         "rule": {
             "generator": "superposition.embedding.Embedding",
-            "kind": emb.kind,
+            "embedding_kind": emb.embedding_kind,
             "seed": int(emb.seed),
             "block": BLOCK,
             "formula": _EMBEDDING_RULE,
@@ -855,7 +856,13 @@ def _embedding_from_meta(meta: dict[str, Any], tensors: dict[str, np.ndarray], k
             f"{key}: rule with blocks of {rule.get('block')} columns; this library draws {BLOCK}"
         )
     d0, n = meta["shape"]
-    emb = Embedding(n, d0, kind=rule["kind"], seed=rule["seed"], dtype=np.dtype(meta["dtype"]))
+    emb = Embedding(
+        n,
+        d0,
+        embedding_kind=rule["embedding_kind"],
+        seed=rule["seed"],
+        dtype=np.dtype(meta["dtype"]),
+    )
     if _blocks_sha256(emb) != meta["sha256"]:
         raise ValueError(
             f"{key}: regenerated by its rule, it has other bits than the exported one (SHA-256 "
@@ -925,7 +932,7 @@ def _readout_arrays(
             )
         tup = tuple_unrank(np.arange(n_out), m, n)
         R = readout.outputs(readout.prepare(np.eye(d)), tup).T.copy()
-        return {"readout.weight": R}, {"tensor": "readout.weight", "shape": "(n_outputs, width)"}
+        return {"readout.weight": R}, {"tensor": "readout.weight", "shape": "(n_outputs, neurons)"}
     if isinstance(readout, MeanReadout):
         return {}, {
             "rule": "mean_over_gamma",
@@ -942,7 +949,7 @@ def _readout_arrays(
 def _uand_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     import scipy.sparse as sps
 
-    m, d, n = net.n_features, net.width, net.arity
+    m, d, n = net.n_features, net.neurons, net.arity
     W = net.W.toarray() if sps.issparse(net.W) else np.asarray(net.W)
     tensors = {"layer.weight": W, "layer.bias": np.full(d, net.bias, dtype=W.dtype)}
     readout_tensors, readout = _readout_arrays(
@@ -952,13 +959,13 @@ def _uand_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
     meta = {
         "sizes": {
             "n_features": m,
-            "width": d,
+            "neurons": d,
             "sparsity": net.sparsity,
             "arity": n,
             "n_outputs": net.n_outputs,
         },
         "construction": {"weights": net.weights, "p": float(net.p), "bias": float(net.bias)},
-        "embedding": {"kind": "identity", "note": "basis-aligned: the layer reads x itself"},
+        "embedding": {"storage": "identity", "note": "basis-aligned: the layer reads x itself"},
         "forward": "a = relu(x @ layer.weight.T + layer.bias); y = a @ R.T",
         "outputs": _output_meta(m, n),
         "readout": readout,
@@ -997,7 +1004,9 @@ def _torch_dtype(torch: Any, arr: np.ndarray) -> Any:
     return torch.float64 if arr.dtype == np.float64 else torch.float32
 
 
-register_kind(Kind("uand", _uand_matches, _uand_to_arrays, _uand_forward, _uand_torch))
+register_network_kind(
+    NetworkKind("uand", _uand_matches, _uand_to_arrays, _uand_forward, _uand_torch)
+)
 
 
 # ------------------------------------------------------------------ kind: trained U-AND
@@ -1016,23 +1025,23 @@ def _trained_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict
     meta = {
         "sizes": {
             "n_features": net.n_features,
-            "width": net.width,
+            "neurons": net.neurons,
             "sparsity": net.sparsity,
             "arity": net.arity,
             "n_outputs": net.n_outputs,
         },
         "construction": {"weights": "trained", "training": dict(net.config)},
         "seed": net.config.get("seed"),
-        "embedding": {"kind": "identity", "note": "basis-aligned: the layer reads x itself"},
+        "embedding": {"storage": "identity", "note": "basis-aligned: the layer reads x itself"},
         "forward": "a = relu(x @ layer.weight.T + layer.bias); y = a @ readout.weight.T",
         "outputs": _output_meta(net.n_features, net.arity),
-        "readout": {"tensor": "readout.weight", "shape": "(n_outputs, width)"},
+        "readout": {"tensor": "readout.weight", "shape": "(n_outputs, neurons)"},
     }
     return tensors, meta
 
 
-register_kind(
-    Kind("trained_uand", _trained_matches, _trained_to_arrays, _uand_forward, _uand_torch)
+register_network_kind(
+    NetworkKind("trained_uand", _trained_matches, _trained_to_arrays, _uand_forward, _uand_torch)
 )
 
 
@@ -1053,26 +1062,26 @@ class WithOutputEmbedding:
     ----------
     network : SuperposedUAnd
     out_dim : int, optional
-        Dimension of the output space (default: the layer's width).
-    kind : {"gaussian", "sign"}
+        Dimension of the output space (default: the layer's number of neurons).
+    embedding_kind : {"gaussian", "sign"}
     seed : int
         Seed of :math:`\Psi` (1, as in :func:`~superposition.superposed.output_embedding_errors`).
     """
 
     network: Any
     out_dim: int | None = None
-    kind: str = "gaussian"
+    embedding_kind: str = "gaussian"
     seed: int = 1
 
     def __post_init__(self) -> None:
-        from .embedding import KINDS as EMBEDDING_KINDS
+        from .embedding import EMBEDDING_KINDS
         from .superposed import SuperposedUAnd
 
         if not isinstance(self.network, SuperposedUAnd):
             raise ValueError(f"network must be a SuperposedUAnd, got {type(self.network).__name__}")
         if self.out_dim is not None:
             check_int("out_dim", self.out_dim, low=1)
-        check_choice("kind", self.kind, EMBEDDING_KINDS)
+        check_choice("embedding_kind", self.embedding_kind, EMBEDDING_KINDS)
         check_int("seed", self.seed, low=0)
 
     def psi(self) -> Any:
@@ -1080,9 +1089,13 @@ class WithOutputEmbedding:
         from .embedding import Embedding
 
         net = self.network
-        dout = net.width if self.out_dim is None else self.out_dim
+        dout = net.neurons if self.out_dim is None else self.out_dim
         return Embedding(
-            comb(net.n_features, net.arity), dout, kind=self.kind, seed=self.seed, dtype=np.float32
+            comb(net.n_features, net.arity),
+            dout,
+            embedding_kind=self.embedding_kind,
+            seed=self.seed,
+            dtype=np.float32,
         )
 
 
@@ -1099,7 +1112,7 @@ def _superposed_to_arrays(obj: Any, mode: str) -> tuple[dict[str, np.ndarray], d
 
     snet = obj.network if isinstance(obj, WithOutputEmbedding) else obj
     net = snet.net
-    m, d, n = net.n_features, net.width, net.arity
+    m, d, n = net.n_features, net.neurons, net.arity
     tensors: dict[str, np.ndarray] = {}
     if sps.issparse(net.W):
         W = sps.csr_array(net.W)
@@ -1108,14 +1121,14 @@ def _superposed_to_arrays(obj: Any, mode: str) -> tuple[dict[str, np.ndarray], d
         tensors["layer.weight.data"] = W.data
         first = {
             "format": "csr",
-            "shape": "(width, n_features)",
+            "shape": "(neurons, n_features)",
             "tensors": ["layer.weight.indptr", "layer.weight.indices", "layer.weight.data"],
             "note": "row i of W holds data[indptr[i]:indptr[i+1]] in the columns "
             "indices[indptr[i]:indptr[i+1]] (scipy.sparse.csr_array((data, indices, indptr)))",
         }
     else:
         tensors["layer.weight"] = np.asarray(net.W)
-        first = {"format": "dense", "shape": "(width, n_features)", "tensors": ["layer.weight"]}
+        first = {"format": "dense", "shape": "(neurons, n_features)", "tensors": ["layer.weight"]}
     tensors["layer.bias"] = np.full(d, net.bias, dtype=np.float64)
     construction: dict[str, Any] = {
         "weights": net.weights,
@@ -1133,7 +1146,7 @@ def _superposed_to_arrays(obj: Any, mode: str) -> tuple[dict[str, np.ndarray], d
     tensors.update(readout_tensors)
     if snet.embedding is None:
         embedding: dict[str, Any] = {
-            "kind": "identity",
+            "storage": "identity",
             "note": "basis-aligned: the layer reads x itself",
         }
         d0 = m
@@ -1148,7 +1161,7 @@ def _superposed_to_arrays(obj: Any, mode: str) -> tuple[dict[str, np.ndarray], d
         d0 = snet.embedding.embed_dim
     sizes = {
         "n_features": m,
-        "width": d,
+        "neurons": d,
         "embed_dim": d0,
         "sparsity": net.sparsity,
         "arity": n,
@@ -1216,8 +1229,10 @@ def _superposed_torch(net: LoadedNetwork, torch: Any) -> Any:
     )
 
 
-register_kind(
-    Kind("superposed", _superposed_matches, _superposed_to_arrays, _uand_forward, _superposed_torch)
+register_network_kind(
+    NetworkKind(
+        "superposed", _superposed_matches, _superposed_to_arrays, _uand_forward, _superposed_torch
+    )
 )
 
 
@@ -1245,21 +1260,21 @@ def _circuit_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict
         tensors[f"circuit.{ell}.code"] = np.asarray(layer.code, dtype=np.int64)
     meta = {
         "sizes": {
-            "n_inputs": circuit.n_inputs,
+            "n_features": circuit.n_features,
             "depth": circuit.depth,
-            "widths": list(circuit.widths),
-            "width": net.width,
+            "n_features_per_layer": list(circuit.n_features_per_layer),
+            "embed_dim": net.embed_dim,
             "neurons": net.neurons,
         },
         "embedding": {
-            "kind": "tensor",
+            "storage": "tensor",
             "tensors": [f"embedding.{ell}" for ell in range(circuit.depth + 1)],
-            "note": "a^(0) = embedding.0 @ x; embedding.l is Phi_l, shape (width, m_l)",
+            "note": "a^(0) = embedding.0 @ x; embedding.l is Phi_l, shape (embed_dim, m_l)",
         },
         "forward": "a^(l+1) = a^(l) @ W_skip.T + relu(a^(l) @ W_in.T + b) @ W_out.T "
         "(tensors layer.l.*); forward(x) returns a^(L)",
         "outputs": {
-            "count": int(sum(circuit.widths)),
+            "count": int(sum(circuit.n_features_per_layer)),
             "name": "x^(l)_g: gate g of layer l (l = 0: the inputs)",
             "target": "x^(l)_g = f_g(x^(l-1)_left[g], x^(l-1)_right[g]), f_g(x, y) = "
             "(code[g] >> (2x + y)) & 1 (tensors circuit.l.left/right/code)",
@@ -1270,10 +1285,10 @@ def _circuit_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict
             "the bit is this value thresholded at 1/2",
         },
         "circuit": {
-            "n_inputs": circuit.n_inputs,
+            "n_features": circuit.n_features,
             "depth": circuit.depth,
             "layers": [layer.describe() for layer in circuit.layers]
-            if sum(circuit.widths[1:]) <= NAMED_OUTPUTS
+            if sum(circuit.n_features_per_layer[1:]) <= NAMED_OUTPUTS
             else "see tensors circuit.l.left/right/code",
         },
     }
@@ -1319,8 +1334,8 @@ def _circuit_torch(net: LoadedNetwork, torch: Any) -> Any:
     return _Circuit()
 
 
-register_kind(
-    Kind("circuit", _circuit_matches, _circuit_to_arrays, _circuit_forward, _circuit_torch)
+register_network_kind(
+    NetworkKind("circuit", _circuit_matches, _circuit_to_arrays, _circuit_forward, _circuit_torch)
 )
 
 
@@ -1358,7 +1373,7 @@ def _deep_plain_entries(L: int, d: int, n: int, c: int) -> int:
 
 def _deep_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     circuit = net.circuit
-    L, m, d, n = net.depth, net.n_features, net.width, net.neurons
+    L, m, d, n = net.depth, net.n_features, net.embed_dim, net.gate_neurons
     dtype = np.dtype(net.dtype)
     tensors: dict[str, np.ndarray] = {}
     # value-layer embeddings
@@ -1367,7 +1382,7 @@ def _deep_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
         tensors["correction.units"] = np.asarray(code.units, dtype=np.float64)
         tensors["correction.codes"] = np.asarray(code.codes, dtype=np.int64)
         psi: dict[str, Any] = {
-            "kind": "code",
+            "storage": "code",
             "shape": [d, m],
             "dtype": dtype.name,
             "rule": "Psi = (S @ correction.units.T).T / sqrt(blocks), cast to dtype, with S the "
@@ -1381,7 +1396,7 @@ def _deep_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
         scheme = "code"
         which = "every value layer is read and written through phi[0], the code's Psi"
     else:
-        idx = list(range(L + 1)) if net.embeddings == "fresh" else [0]
+        idx = list(range(L + 1)) if net.embedding_scheme == "fresh" else [0]
         store = len(idx) * d * m <= EXPLICIT_EMBEDDING_ENTRIES
         phis = []
         for i in idx:
@@ -1393,7 +1408,7 @@ def _deep_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
             )
             tensors.update(t)
             phis.append(meta_i)
-        scheme = net.embeddings
+        scheme = net.embedding_scheme
         which = (
             "value layer l is read and written through phi[l]"
             if scheme == "fresh"
@@ -1431,18 +1446,17 @@ def _deep_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
     lo, hi = (net.code.lo, net.code.hi) if net.code is not None else (net.lo, net.hi)
     meta: dict[str, Any] = {
         "sizes": {
-            "n_inputs": m,
             "n_features": m,
             "depth": L,
-            "width": d,
-            "neurons": n,
+            "embed_dim": d,
+            "gate_neurons": n,
             "correction_neurons": net.correction_neurons,
             "network_layers": 2 * L,
         },
         "construction": {
             "design": net.design,
-            "embeddings": net.embeddings,
-            "embedding_kind": net.kind,
+            "embedding_scheme": net.embedding_scheme,
+            "embedding_kind": net.embedding_kind,
             "dtype": dtype.name,
             "and_bias": theta,
             "lo": float(lo),
@@ -1454,7 +1468,7 @@ def _deep_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
         "forward": "a = x @ Phi_0.T; then for l = 1..L: gate layer l, then correction layer l; "
         "forward(x) returns the state after correction layer L (see 'gate', 'correction')",
         "gate": {
-            "tensors": "gate.l.wiring_t (n_features, neurons), gate.l.product_t (neurons, "
+            "tensors": "gate.l.wiring_t (n_features, gate_neurons), gate.l.product_t (gate_neurons, "
             "n_features), gate.l.linear_t (n_features, n_features); CSR: .indptr .indices .data",
             "formula": "r = a @ Phi_(l-1); h = relu(r @ wiring_t - and_bias); "
             "v = r @ linear_t + (h @ product_t) * (1 / (2 - and_bias)); a' = v @ Phi_l.T "
@@ -1482,7 +1496,7 @@ def _deep_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
             "a = x @ Phi_0.T) as a @ Phi_l; the bit is this value thresholded at 1/2",
         },
         "circuit": {
-            "n_inputs": m,
+            "n_features": m,
             "depth": L,
             "layers": [layer.describe() for layer in circuit.layers]
             if m * L <= NAMED_OUTPUTS
@@ -1552,4 +1566,6 @@ def _deep_torch(net: LoadedNetwork, torch: Any) -> Any:
     return _Deep()
 
 
-register_kind(Kind("deep", _deep_matches, _deep_to_arrays, _deep_forward, _deep_torch))
+register_network_kind(
+    NetworkKind("deep", _deep_matches, _deep_to_arrays, _deep_forward, _deep_torch)
+)

@@ -79,7 +79,7 @@ class Wiring:
     ----------
     n_features : int
         :math:`m`.
-    width : int
+    neurons : int
         :math:`d`.
     indptr : int64 array, shape ``(m + 1,)``
     indices : int32 array, shape ``(nnz,)``
@@ -87,7 +87,7 @@ class Wiring:
     """
 
     n_features: int
-    width: int
+    neurons: int
     indptr: Any
     indices: Any
 
@@ -105,7 +105,7 @@ class Wiring:
         """The same wiring with its arrays in namespace ``xp``."""
         return Wiring(
             self.n_features,
-            self.width,
+            self.neurons,
             asarray(to_numpy(self.indptr), xp, dtype=xp.int64),
             asarray(to_numpy(self.indices), xp, dtype=xp.int32),
         )
@@ -126,12 +126,12 @@ class Wiring:
         lengths = self.indptr[1:] - self.indptr[:-1]
         cols = xp.repeat(xp.arange(self.n_features, dtype=xp.int64), lengths)
         flat = xp.astype(self.indices, xp.int64) * self.n_features + cols
-        dense = bincount(flat, self.width * self.n_features)
-        return xp.reshape(xp.astype(dense, xp.float64), (self.width, self.n_features))
+        dense = bincount(flat, self.neurons * self.n_features)
+        return xp.reshape(xp.astype(dense, xp.float64), (self.neurons, self.n_features))
 
 
 def sample_wiring(
-    n_features: int, width: int, p: float, *, seed: object = 0, block_nnz: int = 2**22
+    n_features: int, neurons: int, p: float, *, seed: object = 0, block_nnz: int = 2**22
 ) -> Wiring:
     r"""Bernoulli(``p``) wiring :math:`W_{ik}` i.i.d., sampled sparsely in bounded memory.
 
@@ -142,7 +142,7 @@ def sample_wiring(
 
     Parameters
     ----------
-    n_features, width : int
+    n_features, neurons : int
         :math:`m, d \ge 1`.
     p : float in (0, 1]
     seed : int, SeedSequence or Generator
@@ -155,13 +155,13 @@ def sample_wiring(
         NumPy arrays (move them with :meth:`Wiring.to`).
     """
     m = check_int("n_features", n_features, low=1)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     p = check_probability("p", p)
     if p == 0:
         raise ValueError("p must be in (0, 1], got 0")
     block_nnz = check_int("block_nnz", block_nnz, low=1)
     if d >= 2**31:
-        raise ValueError(f"width must be below 2**31 for int32 neuron indices, got {d}")
+        raise ValueError(f"neurons must be below 2**31 for int32 neuron indices, got {d}")
     rng = as_generator(seed)
     cols_per_block = max(1, min(m, int(block_nnz / (p * d))))
     indptr = np.zeros(m + 1, dtype=np.int64)
@@ -195,7 +195,7 @@ def sample_wiring(
 
 def _flat_active(active: Any, n_features: int) -> tuple[Any, int, int]:
     if len(active.shape) != 2:
-        raise ValueError(f"active must have shape (n_inputs, s), got {tuple(active.shape)}")
+        raise ValueError(f"active must have shape (n_samples, s), got {tuple(active.shape)}")
     k, s = active.shape
     xp = namespace(active)
     if k * s and (int(xp.min(active)) < 0 or int(xp.max(active)) >= n_features):
@@ -225,7 +225,7 @@ def wiring_preactivations(wiring: Wiring, active: Any, bias: float = 0.0, dtype:
     dtype = xp.float64 if dtype is None else dtype
     bias = check_real("bias", bias)
     flat, k, s = _flat_active(active, wiring.n_features)
-    d = wiring.width
+    d = wiring.neurons
     starts = xp.take(wiring.indptr, flat)
     lengths = xp.take(wiring.indptr, flat + 1) - starts
     neurons = xp.astype(xp.take(wiring.indices, ranges(starts, lengths)), xp.int64)
@@ -288,8 +288,8 @@ def dense_columns(wiring: Wiring, c0: int, c1: int, dtype: Any = None) -> Any:
     lengths = wiring.indptr[c0 + 1 : c1 + 1] - wiring.indptr[c0:c1]
     cols = xp.repeat(xp.arange(c1 - c0, dtype=xp.int64), lengths)
     flat = xp.astype(wiring.indices[lo:hi], xp.int64) * (c1 - c0) + cols
-    dense = bincount(flat, wiring.width * (c1 - c0))
-    return xp.reshape(xp.astype(dense, dtype), (wiring.width, c1 - c0))
+    dense = bincount(flat, wiring.neurons * (c1 - c0))
+    return xp.reshape(xp.astype(dense, dtype), (wiring.neurons, c1 - c0))
 
 
 def pair_counts(wiring: Wiring, rows: tuple[int, int], cols: tuple[int, int]) -> Any:
@@ -314,9 +314,9 @@ def pair_counts(wiring: Wiring, rows: tuple[int, int], cols: tuple[int, int]) ->
         raise ValueError(
             f"rows and cols must be (start, stop) with start <= stop, got {rows}, {cols}"
         )
-    if wiring.width >= 2**24:
+    if wiring.neurons >= 2**24:
         raise ValueError(
-            f"pair_counts is exact in float32 only for width < 2**24, got {wiring.width}"
+            f"pair_counts is exact in float32 only for neurons < 2**24, got {wiring.neurons}"
         )
     xp = namespace(wiring.indptr)
     left = dense_columns(wiring, r0, r1)
@@ -388,7 +388,7 @@ def sign_pair_errors(
     scale = check_real("scale", scale, low=0.0)
     if activations.shape[1] != d or activations.shape[0] != active.shape[0]:
         raise ValueError(
-            f"activations must have shape (n_inputs, width) = ({active.shape[0]}, {d}), "
+            f"activations must have shape (n_samples, neurons) = ({active.shape[0]}, {d}), "
             f"got {tuple(activations.shape)}"
         )
     _flat_active(active, m)

@@ -44,7 +44,7 @@ from scipy import special
 
 from . import theory
 from ._validate import check_active, check_choice, check_int, check_real, check_sparsity
-from .embedding import KINDS, Embedding, sample_sparse
+from .embedding import EMBEDDING_KINDS, Embedding, sample_sparse
 from .search import fraction_passing, smallest_passing
 from .uand import (
     WEIGHTS,
@@ -58,9 +58,9 @@ from .uand import (
 )
 
 EMBED_TIED = "tied"
-"""``embed_dim="tied"`` in :func:`minimal_width`: the residual width equals the layer width."""
+"""``embed_dim="tied"`` in :func:`minimal_width`: the embedding dimension equals the number of neurons."""
 MAX_DENSE_ELEMENTS = 2**27
-"""Largest ``width * n_features`` (or ``n_features**2``) :func:`max_errors` holds densely
+"""Largest ``neurons * n_features`` (or ``n_features**2``) :func:`max_errors` holds densely
 (float32: 512 MiB)."""
 
 
@@ -81,7 +81,7 @@ def embedding_noise_var(n_features: int, sparsity: int, embed_dim: int) -> float
     return s * (m - 1) / d0
 
 
-def superposed_p(n_features: int, width: int, sparsity: int, embed_dim: int | None) -> float:
+def superposed_p(n_features: int, neurons: int, sparsity: int, embed_dim: int | None) -> float:
     r"""Bernoulli connection probability for superposed inputs (arity 2).
 
     The worst output of a Bernoulli layer is biased by the other active features,
@@ -96,11 +96,11 @@ def superposed_p(n_features: int, width: int, sparsity: int, embed_dim: int | No
     unique (found by bisection; capped at 1). With :math:`d_0 = \infty` (``embed_dim=None``)
     it is :func:`superposition.theory.worst_case_p`, :math:`(s'^2d)^{-1/4}`. With
     :math:`d_0 = d` and large :math:`m` the noise term wins:
-    :math:`p \approx (ms)^{-1/3}`, :math:`dp^2 \approx d\,(ms)^{-2/3}`: the width must grow
+    :math:`p \approx (ms)^{-1/3}`, :math:`dp^2 \approx d\,(ms)^{-2/3}`: the number of neurons must grow
     like :math:`(ms)^{2/3}`, the paper's argument.
     """
     m = check_int("n_features", n_features, low=2)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
     if embed_dim is None:
         return theory.worst_case_p(d, s)
@@ -182,7 +182,7 @@ class SuperposedUAnd:
     Attributes
     ----------
     net : UAnd
-        The wiring :math:`W` (``(width, n_features)``) and bias; ``net.activations`` is the
+        The wiring :math:`W` (``(neurons, n_features)``) and bias; ``net.activations`` is the
         basis-aligned layer.
     embedding : Embedding or None
         :math:`\Phi` (``(embed_dim, n_features)``); ``None`` reads :math:`x` itself
@@ -197,8 +197,8 @@ class SuperposedUAnd:
         return self.net.n_features
 
     @property
-    def width(self) -> int:
-        return self.net.width
+    def neurons(self) -> int:
+        return self.net.neurons
 
     @property
     def sparsity(self) -> int:
@@ -235,7 +235,7 @@ class SuperposedUAnd:
         if self.weights == "bernoulli":
             return MeanReadout(self.net.csc, self.arity)
         c = superposed_sign_constant(self.sparsity, self.weights, self.noise_var)
-        return SignReadout(np.sign(self.net.W), scale=1.0 / (self.width * c))
+        return SignReadout(np.sign(self.net.W), scale=1.0 / (self.neurons * c))
 
     def embedded(self, active: np.ndarray) -> np.ndarray:
         r"""The network's input :math:`\Phi x`, shape ``(K, embed_dim)`` (``(K, m)``: :math:`x`)."""
@@ -252,7 +252,7 @@ class SuperposedUAnd:
         return a0 if self.embedding is None else self.embedding.readout(a0)
 
     def preactivations(self, active: np.ndarray) -> np.ndarray:
-        r""":math:`W\,(\Phi^\top\Phi x) + b`, float64 array of shape ``(K, width)``.
+        r""":math:`W\,(\Phi^\top\Phi x) + b`, float64 array of shape ``(K, neurons)``.
 
         Computed as :math:`W` times the feature readout: memory
         :math:`O(K(m + d))` beyond :math:`W`, and :math:`W\Phi^\top` is never formed.
@@ -262,11 +262,11 @@ class SuperposedUAnd:
         return np.asarray(h).T + self.net.bias
 
     def activations(self, active: np.ndarray) -> np.ndarray:
-        r""":math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)`, shape ``(K, width)``."""
+        r""":math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)`, shape ``(K, neurons)``."""
         return np.maximum(self.preactivations(active), 0.0)
 
     def input_weights(self) -> np.ndarray:
-        r"""The dense first layer :math:`W_{\text{in}} = W\Phi^\top`, shape ``(width, embed_dim)``.
+        r"""The dense first layer :math:`W_{\text{in}} = W\Phi^\top`, shape ``(neurons, embed_dim)``.
 
         Materialised: for checks at small sizes only (the layer itself never forms it).
         """
@@ -278,7 +278,7 @@ class SuperposedUAnd:
 
 def build_superposed_uand(
     n_features: int,
-    width: int,
+    neurons: int,
     sparsity: int,
     embed_dim: int | None,
     *,
@@ -292,7 +292,7 @@ def build_superposed_uand(
 
     Parameters
     ----------
-    n_features, width, sparsity : int
+    n_features, neurons, sparsity : int
         :math:`m, d, s` as in :func:`superposition.uand.build_uand`.
     embed_dim : int or None
         :math:`d_0 \ge 1`; ``None`` feeds :math:`x` itself (:math:`\Phi = I`).
@@ -313,13 +313,13 @@ def build_superposed_uand(
     SuperposedUAnd
     """
     m = check_int("n_features", n_features, low=1)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
     w = check_choice("weights", weights, WEIGHTS)
     n = check_int("arity", arity, low=2)
     if embed_dim is not None:
         check_int("embed_dim", embed_dim, low=1)
-    kind = check_choice("embedding_kind", embedding_kind, KINDS)
+    kind = check_choice("embedding_kind", embedding_kind, EMBEDDING_KINDS)
     ss = _seed_sequence(seed)
     w_seed, phi_seed = ss.spawn(2)
     if w == "bernoulli" and (p is None or p == "superposed"):
@@ -335,7 +335,7 @@ def build_superposed_uand(
         net = build_uand(m, d, s, weights=w, arity=n, p=p, seed=np.random.default_rng(w_seed))
     emb = None
     if embed_dim is not None:
-        emb = Embedding(m, embed_dim, kind=kind, seed=int(phi_seed.generate_state(1)[0]))
+        emb = Embedding(m, embed_dim, embedding_kind=kind, seed=int(phi_seed.generate_state(1)[0]))
     return SuperposedUAnd(net, emb)
 
 
@@ -363,7 +363,7 @@ def _bernoulli_layer(m: int, d: int, s: int, n: int, p: float, rng: np.random.Ge
     ind = np.concatenate(indices)
     W = sps.csr_array((np.ones(ind.size), ind, np.concatenate(indptr)), shape=(d, m))
     return UAnd(
-        n_features=m, width=d, sparsity=s, arity=n, weights="bernoulli", p=p, W=W, bias=-(n - 1.0)
+        n_features=m, neurons=d, sparsity=s, arity=n, weights="bernoulli", p=p, W=W, bias=-(n - 1.0)
     )
 
 
@@ -492,10 +492,10 @@ def max_errors(
     """
     if snet.arity != 2:
         raise ValueError(f"max_errors needs arity 2, got {snet.arity}; use evaluate_superposed")
-    m, d = snet.n_features, snet.width
+    m, d = snet.n_features, snet.neurons
     if m * m > MAX_DENSE_ELEMENTS or m * d > MAX_DENSE_ELEMENTS:
         raise ValueError(
-            f"n_features={m}, width={d} exceed the dense budget of max_errors "
+            f"n_features={m}, neurons={d} exceed the dense budget of max_errors "
             f"(m*m and m*d <= {MAX_DENSE_ELEMENTS})"
         )
     if stop_above is not None:
@@ -569,7 +569,7 @@ def output_embedding_errors(
     active: np.ndarray,
     *,
     out_dim: int | None = None,
-    kind: str = "gaussian",
+    embedding_kind: str = "gaussian",
     seed: object = 1,
 ) -> dict[str, float]:
     r"""Write the :math:`\binom m2` AND outputs into superposition and read them back there.
@@ -585,9 +585,9 @@ def output_embedding_errors(
         Arity 2.
     active : int array, shape ``(K, s)``
     out_dim : int, optional
-        Dimension of the output space; defaults to ``snet.width`` (the layer writes a
+        Dimension of the output space; defaults to ``snet.neurons`` (the layer writes a
         ``d``-dimensional output).
-    kind : {"gaussian", "sign"}
+    embedding_kind : {"gaussian", "sign"}
     seed : int
         Seed of :math:`\Psi`.
 
@@ -601,11 +601,11 @@ def output_embedding_errors(
     m = snet.n_features
     if m < 2:
         raise ValueError("output_embedding_errors needs n_features >= 2")
-    dout = snet.width if out_dim is None else check_int("out_dim", out_dim, low=1)
+    dout = snet.neurons if out_dim is None else check_int("out_dim", out_dim, low=1)
     check_int("seed", seed, low=0)
     active = check_active(active, m)
     n_out = comb(m, 2)
-    psi = Embedding(n_out, dout, kind=kind, seed=int(seed), dtype=np.float32)
+    psi = Embedding(n_out, dout, embedding_kind=embedding_kind, seed=int(seed), dtype=np.float32)
     _, outs = max_errors(snet, active, outputs=True)
     from .uand import tuple_rank
 
@@ -647,29 +647,29 @@ def output_embedding_errors(
 
 def width_trial(
     n_features: int,
-    width: int,
+    neurons: int,
     sparsity: int,
     *,
     embed_dim: int | str | None = EMBED_TIED,
     weights: str = "bernoulli",
-    n_inputs: int = 16,
+    n_samples: int = 16,
     seed: int = 0,
     stop_above: float | None = None,
     p: float | str | None = None,
 ) -> PatternMax:
-    r"""Worst errors of one random network of width ``width`` (seed ``seed``) on ``n_inputs`` inputs.
+    r"""Worst errors of one random network of ``neurons`` neurons (seed ``seed``) on ``n_samples`` inputs.
 
-    The network is drawn from ``SeedSequence([seed, width, d0])`` and the inputs (exactly
+    The network is drawn from ``SeedSequence([seed, neurons, d0])`` and the inputs (exactly
     ``sparsity`` active, uniform) from ``SeedSequence([seed, 1])``: the same inputs at every
-    width, a fresh network at each.
+    number of neurons, a fresh network at each.
 
     ``embed_dim``: an int :math:`d_0`, ``"tied"`` (:math:`d_0 = d`) or ``None`` (basis-aligned).
     """
     m = check_int("n_features", n_features, low=2)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
     d0 = _resolve_embed_dim(embed_dim, d)
-    k = check_int("n_inputs", n_inputs, low=1)
+    k = check_int("n_samples", n_samples, low=1)
     check_int("seed", seed, low=0)
     net_seed = np.random.SeedSequence([seed, d, 0 if d0 is None else d0])
     snet = build_superposed_uand(m, d, s, d0, weights=weights, p=p, seed=net_seed)
@@ -677,12 +677,12 @@ def width_trial(
     return max_errors(snet, active, stop_above=stop_above)  # type: ignore[return-value]
 
 
-def _resolve_embed_dim(embed_dim: int | str | None, width: int) -> int | None:
+def _resolve_embed_dim(embed_dim: int | str | None, neurons: int) -> int | None:
     if embed_dim is None:
         return None
     if isinstance(embed_dim, str):
         check_choice("embed_dim", embed_dim, (EMBED_TIED,))
-        return width
+        return neurons
     return check_int("embed_dim", embed_dim, low=1)
 
 
@@ -692,15 +692,15 @@ class WidthSearch:
 
     Attributes
     ----------
-    width : int
-        :math:`d^*`, the smallest width found to pass (``high + 1`` if none did).
+    neurons : int
+        :math:`d^*`, the smallest number of neurons found to pass (``high + 1`` if none did).
     bracket : tuple of (int or None, int or None)
-        ``(largest width tested that failed, d*)``; ``None`` where there was none.
+        ``(largest number of neurons tested that failed, d*)``; ``None`` where there was none.
     trials : list of dict
-        Every network evaluated: ``width``, ``seed``, ``max_abs_error``, ``passed``.
+        Every network evaluated: ``neurons``, ``seed``, ``max_abs_error``, ``passed``.
     """
 
-    width: int
+    neurons: int
     bracket: tuple[int | None, int | None]
     trials: list[dict[str, Any]]
 
@@ -713,17 +713,17 @@ def minimal_width(
     weights: str = "bernoulli",
     embed_dim: int | str | None = EMBED_TIED,
     seeds: Sequence[int] = range(5),
-    n_inputs: int = 16,
+    n_samples: int = 16,
     fraction: float = 0.9,
     low: int = 16,
     high: int = 2**15,
     resolution: float = 0.05,
     p: float | str | None = None,
 ) -> WidthSearch:
-    r"""The minimal width :math:`d^*(m;\varepsilon,s)` of a U-AND layer on superposed inputs.
+    r"""The minimal width :math:`d^*(m;\varepsilon,s)` (fewest neurons) of a U-AND layer on superposed inputs.
 
     The smallest :math:`d` at which at least ``fraction`` of ``seeds`` give a network whose
-    worst error over all :math:`\binom m2` outputs of ``n_inputs`` random inputs is
+    worst error over all :math:`\binom m2` outputs of ``n_samples`` random inputs is
     :math:`\le \varepsilon` (:func:`width_trial`), found by geometric bracketing and
     bisection on a log grid (:func:`superposition.search.smallest_passing` over
     :func:`superposition.search.fraction_passing`), to relative resolution ``resolution``.
@@ -739,7 +739,7 @@ def minimal_width(
     embed_dim : int, "tied" or None
         :math:`d_0` fixed, :math:`d_0 = d` (the paper's count), or basis-aligned.
     seeds : sequence of int
-    n_inputs, fraction, low, high, resolution
+    n_samples, fraction, low, high, resolution
         See above; ``1 <= low <= high``.
     p : optional
         Bernoulli connection probability (default :func:`superposed_p`).
@@ -761,18 +761,18 @@ def minimal_width(
     seeds = [check_int("seed", x, low=0) for x in seeds]
     if not seeds:
         raise ValueError("seeds must not be empty")
-    check_int("n_inputs", n_inputs, low=1)
+    check_int("n_samples", n_samples, low=1)
     low = check_int("low", low, low=1)
     high = check_int("high", high, low=low)
     trials: list[dict[str, Any]] = []
 
     def one(d: int, seed: int) -> bool:
         r = width_trial(
-            m, d, s, embed_dim=embed_dim, weights=weights, n_inputs=n_inputs, seed=seed,
+            m, d, s, embed_dim=embed_dim, weights=weights, n_samples=n_samples, seed=seed,
             stop_above=eps, p=p,
         )  # fmt: skip
         err = r.max_abs_error
-        trials.append({"width": d, "seed": seed, "max_abs_error": err, "passed": err <= eps})
+        trials.append({"neurons": d, "seed": seed, "max_abs_error": err, "passed": err <= eps})
         return err <= eps
 
     def passes(d: int) -> bool:
@@ -781,11 +781,11 @@ def minimal_width(
     best = smallest_passing(passes, low, high, resolution)
     # a width failed if fewer than `fraction` of its seeds passed (fraction_passing may stop early)
     need = int(np.ceil(fraction * len(seeds) - 1e-12))
-    tested = {tr["width"] for tr in trials}
+    tested = {tr["neurons"] for tr in trials}
     failed = [
         w_
         for w_ in tested
-        if w_ < best and sum(tr["passed"] for tr in trials if tr["width"] == w_) < need
+        if w_ < best and sum(tr["passed"] for tr in trials if tr["neurons"] == w_) < need
     ]
     lo = max(failed) if failed else None
     return WidthSearch(best, (lo, best if best <= high else None), trials)
@@ -799,14 +799,14 @@ def seed_widths(
     weights: str = "bernoulli",
     embed_dim: int | str | None = EMBED_TIED,
     seeds: Sequence[int] = range(5),
-    n_inputs: int = 16,
+    n_samples: int = 16,
     low: int = 16,
     high: int = 2**15,
     resolution: float = 0.05,
     p: float | str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    r"""Each seed's own threshold: the smallest width at which that seed's network passes.
+    r"""Each seed's own threshold: the smallest number of neurons at which that seed's network passes.
 
     One :func:`superposition.search.smallest_passing` search per seed (``high + 1`` where none
     passed); when ``low`` already passes, the search restarts from ``low // 2``, so ``low``
@@ -814,7 +814,7 @@ def seed_widths(
     is the :math:`\lceil 0.9K\rceil`-th smallest of these (:func:`superposition.fit.quantile`);
     keeping them all lets :func:`superposition.fit.fit_power_law` resample seeds.
 
-    ``progress``, if given, is called as ``progress(seed, width)`` after each search.
+    ``progress``, if given, is called as ``progress(seed, neurons)`` after each search.
     """
     m = check_int("n_features", n_features, low=2)
     s = check_sparsity(sparsity, m)
@@ -824,7 +824,7 @@ def seed_widths(
 
         def passes(d: int, seed: int = seed) -> bool:
             r = width_trial(
-                m, d, s, embed_dim=embed_dim, weights=weights, n_inputs=n_inputs, seed=seed,
+                m, d, s, embed_dim=embed_dim, weights=weights, n_samples=n_samples, seed=seed,
                 stop_above=eps, p=p,
             )  # fmt: skip
             return r.max_abs_error <= eps

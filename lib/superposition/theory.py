@@ -36,20 +36,20 @@ def readout_error_scale(sparsity: int, embed_dim: int) -> float:
 
 
 def max_readout_error_scale(
-    n_features: int, sparsity: int, embed_dim: int, n_inputs: int = 1
+    n_features: int, sparsity: int, embed_dim: int, n_samples: int = 1
 ) -> float:
-    r"""Heuristic size of the worst readout error over ``n_inputs`` inputs and all ``m`` features.
+    r"""Heuristic size of the worst readout error over ``n_samples`` inputs and all ``m`` features.
 
     Each of the :math:`mK` readouts is roughly :math:`N(0, s/d_0)`; the largest of :math:`N`
     such |values| is about :math:`\sigma\sqrt{2\ln N}`, so
     :math:`\varepsilon_{\max} \approx \sqrt{2 s \ln(mK) / d_0}`.
     """
     m = check_int("n_features", n_features, low=2)
-    k = check_int("n_inputs", n_inputs, low=1)
+    k = check_int("n_samples", n_samples, low=1)
     return readout_error_scale(sparsity, embed_dim) * float(np.sqrt(2.0 * np.log(float(m) * k)))
 
 
-def capacity_scale(embed_dim: int, sparsity: int, error: float, n_inputs: int = 1) -> float:
+def capacity_scale(embed_dim: int, sparsity: int, error: float, n_samples: int = 1) -> float:
     r"""Heuristic number of features that fit in ``d0`` dimensions at worst readout error ``ε``.
 
     Inverting :func:`max_readout_error_scale`: :math:`m_{\max} \approx e^{\varepsilon^2 d_0/(2s)} / K`.
@@ -57,7 +57,7 @@ def capacity_scale(embed_dim: int, sparsity: int, error: float, n_inputs: int = 
     """
     d0 = check_int("embed_dim", embed_dim, low=1)
     s = check_int("sparsity", sparsity, low=1)
-    k = check_int("n_inputs", n_inputs, low=1)
+    k = check_int("n_samples", n_samples, low=1)
     if not error > 0:
         raise ValueError(f"error must be > 0, got {error}")
     return float(np.exp(error**2 * d0 / (2.0 * s)) / k)
@@ -71,24 +71,24 @@ def capacity_scale(embed_dim: int, sparsity: int, error: float, n_inputs: int = 
 SIGN_WEIGHTS = ("rademacher", "gaussian")
 
 
-def paper_p(n_features: int, width: int) -> float:
+def paper_p(n_features: int, neurons: int) -> float:
     r"""The paper's connection probability :math:`p = \ln^2 m / \sqrt d` (may exceed 1).
 
-    It is a probability only once :math:`d > \ln^4 m` (see :func:`paper_min_width`); the
+    It is a probability only once :math:`d > \ln^4 m` (see :func:`paper_min_neurons`); the
     construction refuses larger values, this function just reports the formula.
     """
     m = check_int("n_features", n_features, low=2)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     return float(np.log(m) ** 2 / np.sqrt(d))
 
 
-def paper_min_width(n_features: int) -> float:
-    r"""The width below which :func:`paper_p` exceeds 1: :math:`d = \ln^4 m`."""
+def paper_min_neurons(n_features: int) -> float:
+    r"""The number of neurons below which :func:`paper_p` exceeds 1: :math:`d = \ln^4 m`."""
     m = check_int("n_features", n_features, low=2)
     return float(np.log(m) ** 4)
 
 
-def balanced_p(width: int, sparsity: int, arity: int = 2) -> float:
+def balanced_p(neurons: int, sparsity: int, arity: int = 2) -> float:
     r"""Connection probability that minimises the heuristic mean-square readout error.
 
     The worst output pattern has :math:`n-1` of its :math:`n` inputs active; a neuron of
@@ -109,14 +109,14 @@ def balanced_p(width: int, sparsity: int, arity: int = 2) -> float:
     best :math:`p` for the *typical* output; the worst output over many is set by the rare ones
     read from very few neurons, which :func:`worst_case_p` targets.
     """
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     n = check_int("arity", arity, low=2)
     s = check_int("sparsity", sparsity, low=1)
     s_other = max(s - n + 1, 1)
     return float(min(1.0, ((n - 1) / (2.0 * s_other * d)) ** (1.0 / (n + 1))))
 
 
-def worst_case_p(width: int, sparsity: int, arity: int = 2) -> float:
+def worst_case_p(neurons: int, sparsity: int, arity: int = 2) -> float:
     r"""Connection probability aimed at the worst output rather than the typical one.
 
     Equates the bias of the worst pattern, :math:`s'p` (:math:`s' = \max(s-n+1, 1)`), with the
@@ -130,24 +130,24 @@ def worst_case_p(width: int, sparsity: int, arity: int = 2) -> float:
     maximum error, are rarer. The price: a larger mean error, and most outputs nonzero, which
     makes exact evaluation at large :math:`m` much more expensive.
     """
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     n = check_int("arity", arity, low=2)
     s = check_int("sparsity", sparsity, low=1)
     s_other = max(s - n + 1, 1)
     return float(min(1.0, (s_other**2 * d) ** (-1.0 / (n + 2))))
 
 
-def expected_gamma_size(width: int, p: float, arity: int = 2) -> float:
+def expected_gamma_size(neurons: int, p: float, arity: int = 2) -> float:
     r""":math:`\mathbb E|\Gamma(T)| = d p^n`: neurons wired to all ``arity`` members of a tuple."""
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     p = check_probability("p", p)
     n = check_int("arity", arity, low=1)
     return float(d * p**n)
 
 
-def empty_gamma_probability(width: int, p: float, arity: int = 2) -> float:
+def empty_gamma_probability(neurons: int, p: float, arity: int = 2) -> float:
     r""":math:`P(\Gamma(T) = \emptyset) = (1 - p^n)^d`; such an output reads 0 (error 1 if all active)."""
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     p = check_probability("p", p)
     n = check_int("arity", arity, low=1)
     return float(np.exp(d * np.log1p(-(p**n)))) if p < 1 else 0.0
@@ -163,16 +163,16 @@ def heuristic_error_mean(other_active: int, p: float) -> float:
     return float(s1 * p)
 
 
-def heuristic_error_var(other_active: int, p: float, width: int) -> float:
+def heuristic_error_var(other_active: int, p: float, neurons: int) -> float:
     r"""The heuristic variance bound (Busch 2025): :math:`s'^2(1-p^2)/d + s'(1-p)/(dp)`."""
     s1 = check_int("other_active", other_active, low=0)
     p = check_probability("p", p)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     return float(s1**2 * (1 - p**2) / d + s1 * (1 - p) / (d * p))
 
 
 def bernoulli_error_moments(
-    width: int, p: float, sparsity: int, n_active: int, arity: int = 2
+    neurons: int, p: float, sparsity: int, n_active: int, arity: int = 2
 ) -> dict[str, float]:
     r"""Exact moments of one Bernoulli U-AND output's error, over the random weights.
 
@@ -198,7 +198,7 @@ def bernoulli_error_moments(
     """
     from scipy import stats
 
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     p = check_probability("p", p)
     n = check_int("arity", arity, low=1)
     s = check_int("sparsity", sparsity, low=0)
@@ -275,7 +275,9 @@ def relu_second_moment(sparsity: int, weights: str = "rademacher") -> float:
     return float(Fraction(sum(comb(s, k) * max(2 * k - s, 0) ** 2 for k in range(s + 1)), 2**s))
 
 
-def sign_error_moments(width: int, sparsity: int, weights: str, n_active: int) -> dict[str, float]:
+def sign_error_moments(
+    neurons: int, sparsity: int, weights: str, n_active: int
+) -> dict[str, float]:
     r"""Exact mean and variance of one sign-symmetric U-AND output's error (analytic readout).
 
     :math:`\hat y_{kl} = \frac1{d c}\sum_i \mathrm{sgn}(W_{ik}W_{il})\,a_i`, a mean of :math:`d`
@@ -292,7 +294,7 @@ def sign_error_moments(width: int, sparsity: int, weights: str, n_active: int) -
     -------
     dict with ``mean`` (0), ``std``, ``mean_abs`` (Gaussian approximation).
     """
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     s = check_int("sparsity", sparsity, low=2)
     j = check_int("n_active", n_active, low=0, high=2)
     c = sign_readout_constant(s, weights)
@@ -302,7 +304,7 @@ def sign_error_moments(width: int, sparsity: int, weights: str, n_active: int) -
 
 
 def bernoulli_exceed_probability(
-    width: int, p: float, sparsity: int, n_active: int, error: float, arity: int = 2
+    neurons: int, p: float, sparsity: int, n_active: int, error: float, arity: int = 2
 ) -> float:
     r"""Exact probability that one Bernoulli U-AND output's error exceeds ``error``.
 
@@ -323,7 +325,7 @@ def bernoulli_exceed_probability(
     """
     from scipy import stats
 
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     p = check_probability("p", p)
     n = check_int("arity", arity, low=1)
     s = check_int("sparsity", sparsity, low=0)

@@ -29,7 +29,7 @@ initialisation and every batch, the products run on one BLAS thread (as in
 :mod:`superposition.sweep`), and the same seed gives the same bits.
 
 A :class:`TrainedUAnd` has the attributes :func:`superposition.evaluate_uand` reads
-(``n_features``, ``width``, ``arity``, ``weights``, ``readout``, ``activations``), so trained and
+(``n_features``, ``neurons``, ``arity``, ``weights``, ``readout``, ``activations``), so trained and
 constructed networks are scored by the same exact evaluator over all :math:`\binom mn` outputs.
 """
 
@@ -85,11 +85,11 @@ class TrainedUAnd:
 
     Attributes
     ----------
-    n_features, width, sparsity, arity : int
+    n_features, neurons, sparsity, arity : int
         :math:`m, d, s, n` (``sparsity``: the number of active inputs it was trained on).
-    W : float array, shape ``(width, n_features)``
-    b : float array, shape ``(width,)``
-    R : float array, shape ``(C(m, n), width)``
+    W : float array, shape ``(neurons, n_features)``
+    b : float array, shape ``(neurons,)``
+    R : float array, shape ``(C(m, n), neurons)``
         Readout, rows in lexicographic order of the output tuples.
     losses : float64 array, shape ``(steps,)``
         Training loss (:func:`loss_and_gradients`) of every step's batch.
@@ -98,7 +98,7 @@ class TrainedUAnd:
     """
 
     n_features: int
-    width: int
+    neurons: int
     sparsity: int
     arity: int
     W: np.ndarray = field(repr=False)
@@ -118,12 +118,12 @@ class TrainedUAnd:
         return DenseReadout(self.R, self.n_features, self.arity)
 
     def preactivations(self, active: np.ndarray) -> np.ndarray:
-        """:math:`Wx + b` for a batch of sparse inputs ``active`` ``(K, s')`` → ``(K, width)``."""
+        """:math:`Wx + b` for a batch of sparse inputs ``active`` ``(K, s')`` → ``(K, neurons)``."""
         active = check_active(active, self.n_features)
         return _preact(self.W, self.b, active)
 
     def activations(self, active: np.ndarray) -> np.ndarray:
-        r""":math:`a = \mathrm{ReLU}(Wx + b)`, shape ``(K, width)``."""
+        r""":math:`a = \mathrm{ReLU}(Wx + b)`, shape ``(K, neurons)``."""
         return np.maximum(self.preactivations(active), 0.0)
 
     def outputs(self, active: np.ndarray) -> np.ndarray:
@@ -254,7 +254,7 @@ class _Adam:
 
 def train_uand(
     n_features: int,
-    width: int,
+    neurons: int,
     sparsity: int,
     *,
     arity: int = 2,
@@ -273,7 +273,7 @@ def train_uand(
 
     Parameters
     ----------
-    n_features, width, sparsity : int
+    n_features, neurons, sparsity : int
         :math:`m, d, s`; ``sparsity >= arity``.
     arity : int
         :math:`n \ge 2`: the outputs are all :math:`\binom mn` ANDs of ``arity`` inputs.
@@ -306,7 +306,7 @@ def train_uand(
     TrainedUAnd
     """
     m = check_int("n_features", n_features, low=2)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
     n = check_int("arity", arity, low=2, high=m)
     if s < n:
@@ -328,7 +328,7 @@ def train_uand(
     if n_out * d > MAX_OUTPUT_PARAMETERS:
         raise ValueError(
             f"the readout would have C({m},{n}) x {d} = {n_out * d} entries; the limit is "
-            f"MAX_OUTPUT_PARAMETERS = {MAX_OUTPUT_PARAMETERS}: reduce n_features or width"
+            f"MAX_OUTPUT_PARAMETERS = {MAX_OUTPUT_PARAMETERS}: reduce n_features or neurons"
         )
     init_rng, data_rng = as_generator(seed).spawn(2)
     W = (init_rng.standard_normal((d, m)) * (init_scale / np.sqrt(s))).astype(dtype)

@@ -75,7 +75,7 @@ MAX_EXHAUSTIVE_INPUTS = 2_000_000
 
 
 def connection_probability(
-    p: float | str | None, n_features: int, width: int, sparsity: int, arity: int = 2
+    p: float | str | None, n_features: int, neurons: int, sparsity: int, arity: int = 2
 ) -> float:
     r"""Resolve the Bernoulli connection probability ``p``.
 
@@ -94,7 +94,7 @@ def connection_probability(
         at a larger mean error.
         ``"paper"``: :math:`\ln^2 m/\sqrt d`; a ``ValueError`` when it exceeds 1, i.e. when
         :math:`d \le \ln^4 m` (with 2,000 neurons, for every :math:`m \ge 803`).
-    n_features, width, sparsity, arity : int
+    n_features, neurons, sparsity, arity : int
         :math:`m, d, s, n`.
 
     Returns
@@ -102,7 +102,7 @@ def connection_probability(
     float in (0, 1]
     """
     m = check_int("n_features", n_features, low=1)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
     n = check_int("arity", arity, low=2)
     if p is None:
@@ -118,8 +118,8 @@ def connection_probability(
         value = theory.paper_p(m, d)
         if value > 1:
             raise ValueError(
-                f"p='paper' is ln(m)^2/sqrt(d) = {value:.3g} > 1 for n_features={m}, width={d}; "
-                f"it needs width > ln(m)^4 = {theory.paper_min_width(m):.0f}"
+                f"p='paper' is ln(m)^2/sqrt(d) = {value:.3g} > 1 for n_features={m}, neurons={d}; "
+                f"it needs neurons > ln(m)^4 = {theory.paper_min_neurons(m):.0f}"
             )
         return value
     return check_probability("p", p)
@@ -135,7 +135,7 @@ class UAnd:
     ----------
     n_features : int
         :math:`m`.
-    width : int
+    neurons : int
         :math:`d`.
     sparsity : int
         :math:`s`, the number of active inputs the construction is designed for (it fixes
@@ -145,14 +145,14 @@ class UAnd:
     weights : {"bernoulli", "rademacher", "gaussian"}
     p : float
         Connection probability (1 for the dense sign-symmetric layers).
-    W : scipy.sparse.csr_array or numpy.ndarray, shape ``(width, n_features)``
+    W : scipy.sparse.csr_array or numpy.ndarray, shape ``(neurons, n_features)``
         Bernoulli: a CSR matrix of ones (never dense). Sign-symmetric: a dense float64 array.
     bias : float
         :math:`b`, the same for every neuron: :math:`-(n-1)` (Bernoulli) or 0.
     """
 
     n_features: int
-    width: int
+    neurons: int
     sparsity: int
     arity: int
     weights: str
@@ -171,7 +171,7 @@ class UAnd:
         if self.weights == "bernoulli":
             return MeanReadout(self.csc, self.arity)
         c = theory.sign_readout_constant(self.sparsity, self.weights)
-        return SignReadout(np.sign(self.W), scale=1.0 / (self.width * c))
+        return SignReadout(np.sign(self.W), scale=1.0 / (self.neurons * c))
 
     @property
     def n_outputs(self) -> int:
@@ -189,7 +189,7 @@ class UAnd:
 
         Returns
         -------
-        h : float64 array, shape ``(K, width)``
+        h : float64 array, shape ``(K, neurons)``
         """
         x = _indicator(check_active(active, self.n_features), self.n_features)
         h = x @ self.W.T
@@ -197,13 +197,13 @@ class UAnd:
         return h + self.bias
 
     def activations(self, active: np.ndarray) -> np.ndarray:
-        r""":math:`a = \mathrm{ReLU}(Wx + b)`, float64 array of shape ``(K, width)``."""
+        r""":math:`a = \mathrm{ReLU}(Wx + b)`, float64 array of shape ``(K, neurons)``."""
         return np.maximum(self.preactivations(active), 0.0)
 
 
 def build_uand(
     n_features: int,
-    width: int,
+    neurons: int,
     sparsity: int,
     *,
     weights: str = "bernoulli",
@@ -217,7 +217,7 @@ def build_uand(
     ----------
     n_features : int
         :math:`m \ge` ``arity``.
-    width : int
+    neurons : int
         :math:`d \ge 1` neurons.
     sparsity : int
         :math:`s`, active inputs per input, ``1 <= s <= m`` (``>= 2`` for sign-symmetric weights).
@@ -239,7 +239,7 @@ def build_uand(
     UAnd
     """
     m = check_int("n_features", n_features, low=1)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
     w = check_choice("weights", weights, WEIGHTS)
     n = check_int("arity", arity, low=2)
@@ -447,7 +447,7 @@ def fit_uand_readout(
     active = sample_sparse(m, s, k, seed=as_generator(seed))
     A = net.activations(active)
     gram = A.T @ A
-    scale = max(float(np.trace(gram)) / net.width, 1e-300)
+    scale = max(float(np.trace(gram)) / net.neurons, 1e-300)
     gram[np.diag_indices_from(gram)] += lam * scale if lam > 0 else 0.0
     try:
         factor = scipy.linalg.cho_factor(gram, lower=True, check_finite=False)
@@ -543,7 +543,7 @@ def touched_counts(net: UAnd, active: np.ndarray) -> TouchedCounts:
     n_type = np.bincount(types, minlength=2**s)
     inactive = np.setdiff1d(np.arange(m), act)
     onehot = sps.csr_array(
-        (np.ones(net.width), types, np.arange(net.width + 1)), shape=(net.width, 2**s)
+        (np.ones(net.neurons), types, np.arange(net.neurons + 1)), shape=(net.neurons, 2**s)
     )
     wired = np.asarray((onehot.T @ net.W[:, inactive]).toarray()).round().astype(np.int64)
     wired[0] = 0
@@ -551,7 +551,7 @@ def touched_counts(net: UAnd, active: np.ndarray) -> TouchedCounts:
 
 
 def sample_touched_counts(
-    n_features: int, width: int, sparsity: int, p: float | str | None = None, *, seed: object = 0
+    n_features: int, neurons: int, sparsity: int, p: float | str | None = None, *, seed: object = 0
 ) -> TouchedCounts:
     r"""Draw :class:`TouchedCounts` of one input on a random Bernoulli layer, exactly, in :math:`O(2^s m)`.
 
@@ -566,14 +566,14 @@ def sample_touched_counts(
 
     Parameters
     ----------
-    n_features, width, sparsity : int
+    n_features, neurons, sparsity : int
         :math:`m, d, s` (:math:`2 \le s \le 16`).
     p : float, "balanced", "worst_case", "paper" or None
         As in :func:`build_uand` (arity 2).
     seed : int, SeedSequence or Generator
     """
     m = check_int("n_features", n_features, low=2)
-    d = check_int("width", width, low=1)
+    d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
     if not 2 <= s <= 16:
         raise ValueError(f"sparsity must be between 2 and 16 here, got {s}")
@@ -718,7 +718,7 @@ class UAndErrors:
     histogram: np.ndarray | None = None
 
     @property
-    def n_inputs(self) -> int:
+    def n_samples(self) -> int:
         return int(self.input_max_abs.size)
 
     @property
@@ -812,7 +812,7 @@ class UAndErrors:
 class _Acc:
     """Running sums for :class:`UAndErrors`; values may carry multiplicity weights."""
 
-    def __init__(self, arity: int, n_inputs: int, bins: np.ndarray | None) -> None:
+    def __init__(self, arity: int, n_samples: int, bins: np.ndarray | None) -> None:
         n1 = arity + 1
         self.arity = arity
         self.count = np.zeros(n1, dtype=np.int64)
@@ -822,7 +822,7 @@ class _Acc:
         self.sum_abs = np.zeros(n1)
         self.sum_sq = np.zeros(n1)
         self.max_abs = np.zeros(n1)
-        self.input_max = np.zeros(n_inputs)
+        self.input_max = np.zeros(n_samples)
         self.bins = bins
         self.hist = None if bins is None else np.zeros((n1, len(bins) - 1))
 
@@ -949,9 +949,9 @@ def evaluate_uand(
         raise ValueError(f"readout arity {readout.arity} does not match the network's {net.arity}")
     if activations is not None:
         activations = np.asarray(activations, dtype=np.float64)
-        if activations.shape != (active.shape[0], net.width):
+        if activations.shape != (active.shape[0], net.neurons):
             raise ValueError(
-                f"activations must have shape (n_inputs, width) = {(active.shape[0], net.width)}, "
+                f"activations must have shape (n_samples, neurons) = {(active.shape[0], net.neurons)}, "
                 f"got {activations.shape}"
             )
     sparse_ok = (
@@ -1025,7 +1025,7 @@ def _evaluate_tiles(
     progress: bool | None,
 ) -> None:
     """Dense tiles over the lexicographic order of outputs (any construction and readout)."""
-    m, n, d = net.n_features, net.arity, net.width
+    m, n, d = net.n_features, net.arity, net.neurons
     n_out = comb(m, n)
     k_all = active.shape[0]
     chunk = max(1, min(k_all, TILE_BYTES // (64 * max(d, 1))))  # inputs per pass
@@ -1050,7 +1050,7 @@ def _evaluate_tiles(
 
 def _sparse_cost(net: UAnd, active: np.ndarray) -> float:
     """Rough seconds for the sparse pair algorithm (constants measured on a 2-core x86 machine)."""
-    m, d, p = net.n_features, net.width, net.p
+    m, d, p = net.n_features, net.neurons, net.p
     k, s = active.shape
     f = d * (1 - (1 - p) ** s - s * p * (1 - p) ** max(s - 1, 0))  # neurons with >= 2 active
     support = p * m
@@ -1070,7 +1070,7 @@ def _sparse_cost(net: UAnd, active: np.ndarray) -> float:
 def _tiles_cost(net: UAnd, active: np.ndarray) -> float:
     """Rough seconds for dense output tiles with the Bernoulli mean readout."""
     k = active.shape[0]
-    return k * net.n_outputs * (4e-8 + 3e-9 * net.width * net.p**net.arity)
+    return k * net.n_outputs * (4e-8 + 3e-9 * net.neurons * net.p**net.arity)
 
 
 def _tile_stats(acc: _Acc, yhat: np.ndarray, J: np.ndarray, k0: int) -> None:
@@ -1131,7 +1131,7 @@ def _evaluate_pairs_sparse(
     several firing neurons (inside the overlap of two supports: few) are corrected exactly: their
     single-neuron values enter with weight -1 and the true value ``Σ a_i / |Γ|`` with weight +1.
     """
-    m, d = net.n_features, net.width
+    m, d = net.n_features, net.neurons
     k_all, s = active.shape
     W, Wc = net.W, net.csc
     indptr, indices = W.indptr, W.indices

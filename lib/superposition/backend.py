@@ -83,6 +83,42 @@ def get_backend(name: str | None = None) -> ModuleType:
     return array_api_compat.array_namespace(cupy.empty(0))  # pragma: no cover - GPU only
 
 
+def evaluation_namespace(*arrays: Any, backend: str | None = None) -> ModuleType:
+    """The namespace an evaluator computes in.
+
+    The namespace of the first argument that is an array of a namespace other than NumPy (an
+    evaluator given CuPy or ``array_api_strict`` arrays stays there); otherwise the backend named
+    by ``backend``, or ``$SUPERPOSITION_BACKEND``, or NumPy (:func:`get_backend`). Plain NumPy
+    arrays, lists and numbers never choose: they are moved with :func:`asarray`.
+    """
+    for x in arrays:
+        if x is None or isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
+            continue
+        try:
+            xp = array_api_compat.array_namespace(x)
+        except TypeError:
+            continue
+        if not array_api_compat.is_numpy_namespace(xp):
+            return xp
+    return get_backend(backend)
+
+
+def name_of(xp: ModuleType) -> str:
+    """The backend name of namespace ``xp``: ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return getattr(xp, "__name__", str(xp))
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    """Whether ``xp`` is NumPy (where a kernel may call NumPy or SciPy directly)."""
+    return array_api_compat.is_numpy_namespace(xp)
+
+
 def gpu_available() -> bool:
     """True if CuPy imports and sees a CUDA device."""
     try:
@@ -103,12 +139,18 @@ def asarray(x: Any, xp: ModuleType | None = None, dtype: Any = None) -> Any:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A NumPy copy of any array (device arrays are copied to the host)."""
+    """A NumPy array of any array (device arrays are copied to the host; NumPy arrays as is).
+
+    The one explicit way from another namespace to NumPy: through DLPack, so an implicit
+    conversion (``np.asarray`` of a foreign array) is never needed.
+    """
     if isinstance(x, np.ndarray):
         return x
+    if isinstance(x, (np.generic, int, float, bool, list, tuple)):
+        return np.asarray(x)
     if hasattr(x, "get"):  # CuPy
         return x.get()
-    return np.asarray(x)  # array-API arrays on the CPU support the buffer/array protocol
+    return np.from_dlpack(x)
 
 
 @contextlib.contextmanager

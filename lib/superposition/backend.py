@@ -173,8 +173,10 @@ def blas_threads(threads: int = 1) -> Iterator[None]:
 # ---------------------------------------------------------------- primitives the standard lacks
 
 
-def bincount(x: Any, minlength: int) -> Any:
-    """How often each value ``0 .. minlength - 1`` occurs in ``x`` (a scatter-add of ones).
+def bincount(x: Any, minlength: int, weights: Any = None) -> Any:
+    r"""How often each value ``0 .. minlength - 1`` occurs in ``x``, or the sum of its ``weights``.
+
+    A scatter-add, which the array API standard lacks.
 
     Parameters
     ----------
@@ -182,25 +184,40 @@ def bincount(x: Any, minlength: int) -> Any:
         Values in ``[0, minlength)`` (not checked: the caller guarantees it).
     minlength : int
         Length of the result.
+    weights : float array, shape ``(n,)``, optional
+        Added instead of ones.
 
     Returns
     -------
-    counts : int64 array, shape ``(minlength,)``, in the namespace of ``x``.
-        NumPy and CuPy use their native ``bincount`` (:math:`O(n + \\text{minlength})`); any
-        other namespace sorts ``x`` and differences ``searchsorted`` over the bin edges
-        (:math:`O(n \\log n + \\text{minlength} \\log n)`), with identical results.
+    counts : int64 array (no weights) or float64 array (weights), shape ``(minlength,)``, in
+        the namespace of ``x``. NumPy and CuPy use their native ``bincount``
+        (:math:`O(n + \text{minlength})`; with weights, sums in float64 in index order). Any other
+        namespace sorts ``x`` and differences ``searchsorted`` over the bin edges
+        (:math:`O(n \log n)`); with weights it differences a float64 cumulative sum in sorted
+        order, so a bin's sum is exact to about ``n u |total|`` (``u = 2**-53``) rather than
+        ``len(bin) u |bin|``.
     """
     minlength = check_int("minlength", minlength, low=0)
     xp = namespace(x)
     if array_api_compat.is_numpy_namespace(xp):
-        counts = np.bincount(np.asarray(x, dtype=np.intp), minlength=minlength)
-        return counts.astype(np.int64, copy=False)
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)
+        counts = np.bincount(np.asarray(x, dtype=np.intp), weights=w, minlength=minlength)
+        return counts if w is not None else counts.astype(np.int64, copy=False)
     if array_api_compat.is_cupy_namespace(xp):  # pragma: no cover - GPU only
         import cupy
 
-        return cupy.bincount(x, minlength=minlength).astype(cupy.int64)
-    edges = xp.searchsorted(xp.sort(x), xp.arange(minlength + 1, dtype=x.dtype), side="left")
-    return xp.astype(edges[1:] - edges[:-1], xp.int64)
+        if weights is None:
+            return cupy.bincount(x, minlength=minlength).astype(cupy.int64)
+        return cupy.bincount(x, weights=weights.astype(cupy.float64), minlength=minlength)
+    x = xp.astype(x, xp.int64)
+    order = xp.argsort(x)
+    xs = xp.take(x, order)
+    edges = xp.searchsorted(xs, xp.arange(minlength + 1, dtype=xp.int64), side="left")
+    if weights is None:
+        return xp.astype(edges[1:] - edges[:-1], xp.int64)
+    ws = xp.take(xp.astype(weights, xp.float64), order)
+    csum = xp.concat([xp.zeros(1, dtype=xp.float64), xp.cumulative_sum(ws)])
+    return xp.take(csum, edges[1:]) - xp.take(csum, edges[:-1])
 
 
 def ranges(starts: Any, lengths: Any) -> Any:

@@ -83,6 +83,42 @@ def get_backend(name: str | None = None) -> ModuleType:
     return array_api_compat.array_namespace(cupy.empty(0))  # pragma: no cover - GPU only
 
 
+def evaluation_namespace(*arrays: Any, backend: str | None = None) -> ModuleType:
+    """The namespace an evaluator computes in.
+
+    The namespace of the first argument that is an array of a namespace other than NumPy (an
+    evaluator given CuPy or ``array_api_strict`` arrays stays there); otherwise the backend named
+    by ``backend``, or ``$SUPERPOSITION_BACKEND``, or NumPy (:func:`get_backend`). Plain NumPy
+    arrays, lists and numbers never choose: they are moved with :func:`asarray`.
+    """
+    for x in arrays:
+        if x is None or isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
+            continue
+        try:
+            xp = array_api_compat.array_namespace(x)
+        except TypeError:
+            continue
+        if not array_api_compat.is_numpy_namespace(xp):
+            return xp
+    return get_backend(backend)
+
+
+def name_of(xp: ModuleType) -> str:
+    """The backend name of namespace ``xp``: ``"numpy"``, ``"cupy"`` or ``"array_api_strict"``."""
+    if array_api_compat.is_numpy_namespace(xp):
+        return "numpy"
+    if array_api_compat.is_cupy_namespace(xp):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return getattr(xp, "__name__", str(xp))
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    """Whether ``xp`` is NumPy (where a kernel may call NumPy or SciPy directly)."""
+    return array_api_compat.is_numpy_namespace(xp)
+
+
 def gpu_available() -> bool:
     """True if CuPy imports and sees a CUDA device."""
     try:
@@ -103,12 +139,18 @@ def asarray(x: Any, xp: ModuleType | None = None, dtype: Any = None) -> Any:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A NumPy copy of any array (device arrays are copied to the host)."""
+    """A NumPy array of any array (device arrays are copied to the host; NumPy arrays as is).
+
+    The one explicit way from another namespace to NumPy: through DLPack, so an implicit
+    conversion (``np.asarray`` of a foreign array) is never needed.
+    """
     if isinstance(x, np.ndarray):
         return x
+    if isinstance(x, (np.generic, int, float, bool, list, tuple)):
+        return np.asarray(x)
     if hasattr(x, "get"):  # CuPy
         return x.get()
-    return np.asarray(x)  # array-API arrays on the CPU support the buffer/array protocol
+    return np.from_dlpack(x)
 
 
 @contextlib.contextmanager
@@ -131,8 +173,10 @@ def blas_threads(threads: int = 1) -> Iterator[None]:
 # ---------------------------------------------------------------- primitives the standard lacks
 
 
-def bincount(x: Any, minlength: int) -> Any:
-    """How often each value ``0 .. minlength - 1`` occurs in ``x`` (a scatter-add of ones).
+def bincount(x: Any, minlength: int, weights: Any = None) -> Any:
+    r"""How often each value ``0 .. minlength - 1`` occurs in ``x``, or the sum of its ``weights``.
+
+    A scatter-add, which the array API standard lacks.
 
     Parameters
     ----------
@@ -140,25 +184,40 @@ def bincount(x: Any, minlength: int) -> Any:
         Values in ``[0, minlength)`` (not checked: the caller guarantees it).
     minlength : int
         Length of the result.
+    weights : float array, shape ``(n,)``, optional
+        Added instead of ones.
 
     Returns
     -------
-    counts : int64 array, shape ``(minlength,)``, in the namespace of ``x``.
-        NumPy and CuPy use their native ``bincount`` (:math:`O(n + \\text{minlength})`); any
-        other namespace sorts ``x`` and differences ``searchsorted`` over the bin edges
-        (:math:`O(n \\log n + \\text{minlength} \\log n)`), with identical results.
+    counts : int64 array (no weights) or float64 array (weights), shape ``(minlength,)``, in
+        the namespace of ``x``. NumPy and CuPy use their native ``bincount``
+        (:math:`O(n + \text{minlength})`; with weights, sums in float64 in index order). Any other
+        namespace sorts ``x`` and differences ``searchsorted`` over the bin edges
+        (:math:`O(n \log n)`); with weights it differences a float64 cumulative sum in sorted
+        order, so a bin's sum is exact to about ``n u |total|`` (``u = 2**-53``) rather than
+        ``len(bin) u |bin|``.
     """
     minlength = check_int("minlength", minlength, low=0)
     xp = namespace(x)
     if array_api_compat.is_numpy_namespace(xp):
-        counts = np.bincount(np.asarray(x, dtype=np.intp), minlength=minlength)
-        return counts.astype(np.int64, copy=False)
+        w = None if weights is None else np.asarray(weights, dtype=np.float64)
+        counts = np.bincount(np.asarray(x, dtype=np.intp), weights=w, minlength=minlength)
+        return counts if w is not None else counts.astype(np.int64, copy=False)
     if array_api_compat.is_cupy_namespace(xp):  # pragma: no cover - GPU only
         import cupy
 
-        return cupy.bincount(x, minlength=minlength).astype(cupy.int64)
-    edges = xp.searchsorted(xp.sort(x), xp.arange(minlength + 1, dtype=x.dtype), side="left")
-    return xp.astype(edges[1:] - edges[:-1], xp.int64)
+        if weights is None:
+            return cupy.bincount(x, minlength=minlength).astype(cupy.int64)
+        return cupy.bincount(x, weights=weights.astype(cupy.float64), minlength=minlength)
+    x = xp.astype(x, xp.int64)
+    order = xp.argsort(x)
+    xs = xp.take(x, order)
+    edges = xp.searchsorted(xs, xp.arange(minlength + 1, dtype=xp.int64), side="left")
+    if weights is None:
+        return xp.astype(edges[1:] - edges[:-1], xp.int64)
+    ws = xp.take(xp.astype(weights, xp.float64), order)
+    csum = xp.concat([xp.zeros(1, dtype=xp.float64), xp.cumulative_sum(ws)])
+    return xp.take(csum, edges[1:]) - xp.take(csum, edges[:-1])
 
 
 def ranges(starts: Any, lengths: Any) -> Any:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ._validate import as_generator, check_active, check_choice, check_int, check_sparsity
-from .backend import namespace
+from .backend import asarray, evaluation_namespace, is_numpy, name_of, namespace, to_numpy
 
 EMBEDDING_KINDS = ("gaussian", "sign")
 """Kinds of random embedding columns: unit Gaussian directions or random signs."""
@@ -74,51 +75,77 @@ class Embedding:
     def n_blocks(self) -> int:
         return -(-self.n_features // BLOCK)
 
-    def block(self, b: int) -> np.ndarray:
+    def block(self, b: int, xp: ModuleType | None = None) -> Any:
         r"""Columns ``b*BLOCK : (b+1)*BLOCK`` of :math:`\Phi`, shape ``(embed_dim, ≤ BLOCK)``, read-only.
 
-        Blocks are kept in a per-embedding cache while it holds at most :data:`CACHE_BYTES`;
-        beyond that they are regenerated from their seeds on every use.
+        Drawn with NumPy from the block's seed, then moved to namespace ``xp`` (default NumPy).
+        Blocks are kept in a per-embedding cache (one per namespace) while it holds at most
+        :data:`CACHE_BYTES`; beyond that they are regenerated from their seeds on every use.
         """
         check_int("b", b, low=0, high=self.n_blocks - 1)
-        cache = self.__dict__.setdefault("_cache", {})
+        name = "numpy" if xp is None or is_numpy(xp) else name_of(xp)
+        cache = self.__dict__.setdefault("_cache", {}).setdefault(name, {})
         blk = cache.get(b)
         if blk is None:
-            blk = _block(
-                self.n_features,
-                self.embed_dim,
-                self.embedding_kind,
-                self.seed,
-                np.dtype(self.dtype).str,
-                b,
-            )
-            if (len(cache) + 1) * blk.nbytes <= CACHE_BYTES:
+            blk = self.__dict__["_cache"].get("numpy", {}).get(b)
+            if blk is None:
+                blk = _block(
+                    self.n_features,
+                    self.embed_dim,
+                    self.embedding_kind,
+                    self.seed,
+                    np.dtype(self.dtype).str,
+                    b,
+                )
+            if name != "numpy":
+                blk = asarray(blk, xp)
+            if (len(cache) + 1) * self.embed_dim * BLOCK * np.dtype(self.dtype).itemsize <= (
+                CACHE_BYTES
+            ):
                 cache[b] = blk
         return blk
 
-    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(first_feature, columns)`` for every block, in order."""
+    def blocks(self, xp: ModuleType | None = None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(first_feature, columns)`` for every block, in order (namespace ``xp``)."""
         for b in range(self.n_blocks):
-            yield b * BLOCK, self.block(b)
+            yield b * BLOCK, self.block(b, xp)
 
-    def matrix(self) -> np.ndarray:
+    def matrix(self, xp: ModuleType | None = None) -> Any:
         r""":math:`\Phi`, shape ``(embed_dim, n_features)`` (materialised; mind the memory)."""
-        return np.concatenate([blk for _, blk in self.blocks()], axis=1)
+        if xp is None or is_numpy(xp):
+            return np.concatenate([blk for _, blk in self.blocks()], axis=1)
+        return xp.concat([blk for _, blk in self.blocks(xp)], axis=1)
 
-    def columns(self, features: np.ndarray) -> np.ndarray:
-        """Columns for an integer array of feature indices, shape ``(embed_dim, *features.shape)``."""
-        f = np.asarray(features)
-        if f.size and (f.min() < 0 or f.max() >= self.n_features):
+    def _xp_dtype(self, xp: ModuleType) -> Any:
+        return xp.float32 if np.dtype(self.dtype) == np.float32 else xp.float64
+
+    def columns(self, features: Any) -> Any:
+        """Columns for an integer array of feature indices, shape ``(embed_dim, *features.shape)``.
+
+        In the namespace of ``features`` (NumPy indices: the configured backend).
+        """
+        xp = evaluation_namespace(features)
+        idx = to_numpy(features).astype(np.int64, copy=False)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_features):
             raise ValueError(f"features must be in [0, {self.n_features - 1}]")
-        flat = f.reshape(-1)
-        out = np.empty((self.embed_dim, flat.size), dtype=self.dtype)
-        blocks_needed, where = np.unique(flat // BLOCK, return_inverse=True)
-        for i, b in enumerate(blocks_needed):
-            sel = where == i
-            out[:, sel] = self.block(int(b))[:, flat[sel] - b * BLOCK]
-        return out.reshape((self.embed_dim, *f.shape))
+        flat = idx.reshape(-1)
+        shape = (self.embed_dim, *idx.shape)
+        if flat.size == 0:
+            return xp.zeros(shape, dtype=self._xp_dtype(xp))
+        # gather block by block in block order, then put the columns back in the asked order
+        order = np.argsort(flat // BLOCK, kind="stable")
+        blocks, starts = np.unique(flat[order] // BLOCK, return_index=True)
+        ends = np.append(starts[1:], flat.size)
+        parts = [
+            xp.take(self.block(int(bk), xp), asarray(flat[order[s0:s1]] - bk * BLOCK, xp), axis=1)
+            for bk, s0, s1 in zip(blocks, starts, ends, strict=True)
+        ]
+        gathered = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
+        return xp.reshape(xp.take(gathered, asarray(inverse, xp), axis=1), shape)
 
-    def embed(self, active: np.ndarray) -> np.ndarray:
+    def embed(self, active: Any) -> Any:
         r""":math:`a = \Phi x` for a batch of sparse inputs.
 
         Parameters
@@ -128,21 +155,32 @@ class Embedding:
 
         Returns
         -------
-        a : array, shape ``(n_samples, embed_dim)``
+        a : array, shape ``(n_samples, embed_dim)``, in the evaluation namespace
+            (:func:`superposition.backend.evaluation_namespace` of ``active``).
         """
         active = check_active(active, self.n_features)
-        return self.columns(active).sum(axis=2).T.copy()
+        xp = evaluation_namespace(active)
+        return xp.matrix_transpose(xp.sum(self.columns(asarray(active, xp)), axis=2))
 
-    def readout(self, a: np.ndarray) -> np.ndarray:
-        r""":math:`\hat x = \Phi^\top a`, shape ``(n_samples, n_features)``, computed block by block."""
-        a = np.asarray(a, dtype=self.dtype)
-        if a.ndim != 2 or a.shape[1] != self.embed_dim:
-            raise ValueError(f"a must have shape (n_samples, {self.embed_dim}), got {a.shape}")
-        out = np.empty((a.shape[0], self.n_features), dtype=self.dtype)
+    def readout(self, a: Any) -> Any:
+        r""":math:`\hat x = \Phi^\top a`, shape ``(n_samples, n_features)``, computed block by block.
+
+        In the namespace of ``a`` (NumPy input: the configured backend).
+        """
+        xp = evaluation_namespace(a)
+        a = xp.astype(asarray(a, xp), self._xp_dtype(xp))
+        if len(a.shape) != 2 or a.shape[1] != self.embed_dim:
+            raise ValueError(
+                f"a must have shape (n_samples, {self.embed_dim}), got {tuple(a.shape)}"
+            )
+        out = xp.empty((a.shape[0], self.n_features), dtype=self._xp_dtype(xp))
         # BLAS is efficient on wide products: multiply by chunks of READOUT_CHUNK blocks at a time
         for first in range(0, self.n_blocks, READOUT_CHUNK):
-            chunk = np.concatenate(
-                [self.block(b) for b in range(first, min(first + READOUT_CHUNK, self.n_blocks))],
+            chunk = xp.concat(
+                [
+                    self.block(b, xp)
+                    for b in range(first, min(first + READOUT_CHUNK, self.n_blocks))
+                ],
                 axis=1,
             )
             start = first * BLOCK
@@ -198,36 +236,31 @@ def to_dense(active: np.ndarray, n_features: int) -> np.ndarray:
     return x
 
 
-def coherence(phi: Embedding | np.ndarray) -> float:
+def coherence(phi: Embedding | Any) -> float:
     r"""Mutual coherence :math:`\mu = \max_{i \ne j} |\varphi_i \cdot \varphi_j|`.
 
-    Computed block by block (memory ``O(BLOCK²)``, nothing of size ``m²`` is stored).
+    Computed block by block (memory ``O(BLOCK²)``, nothing of size ``m²`` is stored), in the
+    evaluation namespace.
     """
-    emb = phi if isinstance(phi, Embedding) else None
     if _n(phi) < 2:
         return 0.0
-    if emb is None:
-        mat = np.asarray(phi)
-        blocks = [(s, mat[:, s : s + BLOCK]) for s in range(0, mat.shape[1], BLOCK)]
-    else:
-        blocks = list(emb.blocks())
+    blocks, xp = _blocks_of(phi)
     best = 0.0
     for i, (_, b1) in enumerate(blocks):
         for _, b2 in blocks[i:]:
-            g = np.abs(b1.T @ b2)
+            g = xp.abs(xp.matrix_transpose(b1) @ b2)
             if b1 is b2:
-                np.fill_diagonal(g, 0.0)
-            best = max(best, float(g.max()))
+                n = g.shape[0]
+                g = xp.where(xp.eye(n, dtype=xp.bool), xp.zeros_like(g), g)
+            best = max(best, float(xp.max(g)))
     return best
 
 
-def overlaps(
-    phi: Embedding | np.ndarray, max_pairs: int | None = None, seed: object = 0
-) -> np.ndarray:
+def overlaps(phi: Embedding | Any, max_pairs: int | None = None, seed: object = 0) -> Any:
     r"""The off-diagonal overlaps :math:`\varphi_i\cdot\varphi_j`, :math:`i<j`.
 
     All :math:`\binom m2` of them, or, when ``max_pairs`` is smaller, a uniform sample of
-    ``max_pairs`` distinct pairs.
+    ``max_pairs`` distinct pairs (drawn with NumPy from ``seed``), in the evaluation namespace.
     """
     m = _n(phi)
     n_pairs = m * (m - 1) // 2
@@ -235,30 +268,34 @@ def overlaps(
         rng = as_generator(seed)
         flat = np.sort(rng.choice(n_pairs, size=max_pairs, replace=False))
         i, j = _pair_from_flat(flat, m)
-        cols = phi.columns if isinstance(phi, Embedding) else (lambda f: phi[:, f])
-        return np.einsum("dk,dk->k", cols(i), cols(j))
-    if isinstance(phi, Embedding):
-        parts = []
-        for s1, b1 in phi.blocks():
-            for s2, b2 in phi.blocks():
-                if s2 < s1:
-                    continue
-                g = b1.T @ b2
-                if s1 == s2:
-                    parts.append(g[np.triu_indices(g.shape[0], 1)])
-                else:
-                    parts.append(g.ravel())
-        return np.concatenate(parts) if parts else np.empty(0)
-    g = np.asarray(phi).T @ np.asarray(phi)
-    return g[np.triu_indices(m, 1)]
+        if isinstance(phi, Embedding):
+            ci, cj = phi.columns(i), phi.columns(j)
+        else:
+            xp = evaluation_namespace(phi)
+            mat = asarray(phi, xp)
+            ci, cj = xp.take(mat, asarray(i, xp), axis=1), xp.take(mat, asarray(j, xp), axis=1)
+        return namespace(ci).sum(ci * cj, axis=0)
+    blocks, xp = _blocks_of(phi)
+    parts = []
+    for i, (s1, b1) in enumerate(blocks):
+        for s2, b2 in blocks[i:]:
+            g = xp.matrix_transpose(b1) @ b2
+            if s1 == s2:
+                n = g.shape[0]
+                upper = xp.arange(n)[None, :] > xp.arange(n)[:, None]
+                parts.append(g[upper])
+            else:
+                parts.append(xp.reshape(g, (-1,)))
+    return xp.concat(parts) if parts else xp.zeros(0)
 
 
-def max_readout_error(phi: Embedding | np.ndarray, active: np.ndarray) -> float:
+def max_readout_error(phi: Embedding | Any, active: Any) -> float:
     """The worst readout error over a batch: ``readout_errors(phi, active).max()``."""
-    return float(readout_errors(phi, active).max())
+    err = readout_errors(phi, active)
+    return float(namespace(err).max(err))
 
 
-def readout_errors(phi: Embedding | np.ndarray, active: np.ndarray) -> np.ndarray:
+def readout_errors(phi: Embedding | Any, active: Any) -> Any:
     r"""Per-input worst readout error :math:`\max_k |(\Phi^\top \Phi x)_k - x_k|`.
 
     Parameters
@@ -268,24 +305,44 @@ def readout_errors(phi: Embedding | np.ndarray, active: np.ndarray) -> np.ndarra
 
     Returns
     -------
-    err : array ``(n_samples,)``
+    err : array ``(n_samples,)``, in the evaluation namespace
     """
-    emb = phi if isinstance(phi, Embedding) else None
     m = _n(phi)
     active = check_active(active, m)
-    if emb is None:
-        mat = np.asarray(phi)
-        a = mat[:, active].sum(axis=2).T
-        xhat = a @ mat
+    if isinstance(phi, Embedding):
+        xp = evaluation_namespace(active)
+        act = asarray(active, xp)
+        xhat = phi.readout(phi.embed(act))
     else:
-        xhat = emb.readout(emb.embed(active))
-    rows = np.arange(active.shape[0])[:, None]
-    xhat[rows, active] -= 1.0
-    return np.abs(xhat).max(axis=1)
+        xp = evaluation_namespace(phi, active)
+        mat, act = asarray(phi, xp), asarray(active, xp)
+        cols = xp.reshape(xp.take(mat, xp.reshape(act, (-1,)), axis=1), (mat.shape[0], *act.shape))
+        xhat = xp.matrix_transpose(xp.sum(cols, axis=2)) @ mat
+    return xp.max(xp.abs(xhat - indicator(act, m, xhat.dtype)), axis=1)
 
 
-def _n(phi: Embedding | np.ndarray) -> int:
-    return phi.n_features if isinstance(phi, Embedding) else int(np.asarray(phi).shape[1])
+def indicator(active: Any, n_features: int, dtype: Any = None) -> Any:
+    """The 0/1 matrix ``x`` ``(n_samples, n_features)`` of active indices, in their namespace."""
+    xp = namespace(active)
+    dtype = xp.float64 if dtype is None else dtype
+    x = xp.zeros((active.shape[0], n_features), dtype=dtype)
+    cols = xp.arange(n_features)[None, :]
+    for j in range(active.shape[1]):
+        x = x + xp.astype(cols == active[:, j : j + 1], dtype)
+    return x
+
+
+def _blocks_of(phi: Embedding | Any) -> tuple[list[tuple[int, Any]], ModuleType]:
+    if isinstance(phi, Embedding):
+        xp = evaluation_namespace()
+        return list(phi.blocks(xp)), xp
+    xp = evaluation_namespace(phi)
+    mat = asarray(phi, xp)
+    return [(s, mat[:, s : s + BLOCK]) for s in range(0, mat.shape[1], BLOCK)], xp
+
+
+def _n(phi: Embedding | Any) -> int:
+    return phi.n_features if isinstance(phi, Embedding) else int(phi.shape[1])
 
 
 def _pair_from_flat(flat: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -61,6 +61,8 @@ from typing import Any
 import numpy as np
 
 from ._validate import check_bits, check_choice, check_int
+from .backend import to_numpy
+from .kernels import Wiring
 
 FORMAT = "superposition-network"
 FORMAT_VERSION = 2
@@ -947,10 +949,8 @@ def _readout_arrays(
 
 
 def _uand_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    import scipy.sparse as sps
-
     m, d, n = net.n_features, net.neurons, net.arity
-    W = net.W.toarray() if sps.issparse(net.W) else np.asarray(net.W)
+    W = net.dense()
     tensors = {"layer.weight": W, "layer.bias": np.full(d, net.bias, dtype=W.dtype)}
     readout_tensors, readout = _readout_arrays(
         net.readout, m, d, n, mode, sign_scale="scale = 1/(d c_D(s))"
@@ -1106,7 +1106,6 @@ def _superposed_matches(obj: Any) -> bool:
 
 
 def _superposed_to_arrays(obj: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    import scipy.sparse as sps
 
     from .superposed import superposed_sign_constant
 
@@ -1114,11 +1113,11 @@ def _superposed_to_arrays(obj: Any, mode: str) -> tuple[dict[str, np.ndarray], d
     net = snet.net
     m, d, n = net.n_features, net.neurons, net.arity
     tensors: dict[str, np.ndarray] = {}
-    if sps.issparse(net.W):
-        W = sps.csr_array(net.W)
-        tensors["layer.weight.indptr"] = W.indptr
-        tensors["layer.weight.indices"] = W.indices
-        tensors["layer.weight.data"] = W.data
+    if isinstance(net.W, Wiring):
+        rows = net.W.supports()  # the features of each neuron: W in compressed rows
+        tensors["layer.weight.indptr"] = np.asarray(rows.host_indptr, dtype=np.int64)
+        tensors["layer.weight.indices"] = to_numpy(rows.indices).astype(np.int32)
+        tensors["layer.weight.data"] = np.ones(rows.nnz)
         first = {
             "format": "csr",
             "shape": "(neurons, n_features)",

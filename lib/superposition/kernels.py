@@ -26,6 +26,7 @@ test oracle (``tests/test_kernels.py``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from math import comb
 from types import ModuleType
@@ -34,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from ._validate import as_generator, check_int, check_probability, check_real
-from .backend import asarray, bincount, namespace, ranges, to_numpy
+from .backend import asarray, bincount, is_numpy, name_of, namespace, ranges, to_numpy
+from .errors import ErrorAccumulator, UAndErrors
 
 F32_UNIT_ROUNDOFF = 2.0**-24
 """Unit roundoff :math:`u` of float32."""
@@ -102,13 +104,102 @@ class Wiring:
         return int(self.indptr.shape[0]) * 8 + self.nnz * 4
 
     def to(self, xp: ModuleType) -> Wiring:
-        """The same wiring with its arrays in namespace ``xp``."""
-        return Wiring(
-            self.n_features,
-            self.neurons,
-            asarray(to_numpy(self.indptr), xp, dtype=xp.int64),
-            asarray(to_numpy(self.indices), xp, dtype=xp.int32),
-        )
+        """The same wiring with its arrays in namespace ``xp`` (cached; itself if already there)."""
+        if namespace(self.indptr) is xp:
+            return self
+        cache = self.__dict__.setdefault("_to", {})
+        key = name_of(xp)
+        if key not in cache:
+            cache[key] = Wiring(
+                self.n_features,
+                self.neurons,
+                asarray(to_numpy(self.indptr), xp, dtype=xp.int64),
+                asarray(to_numpy(self.indices), xp, dtype=xp.int32),
+            )
+        return cache[key]
+
+    @property
+    def host_indptr(self) -> np.ndarray:
+        """``indptr`` as a NumPy array (cached): slice bounds for loops run on the host."""
+        cache = self.__dict__.setdefault("_host", {})
+        if "indptr" not in cache:
+            cache["indptr"] = to_numpy(self.indptr).astype(np.int64, copy=False)
+        return cache["indptr"]
+
+    def supports(self) -> Wiring:
+        """The transpose: the features wired to each neuron, as a :class:`Wiring` whose
+        "features" are the neurons (``supports().indices[indptr[i]:indptr[i+1]]`` are the
+        features of neuron ``i``, increasing). Computed once, in NumPy, then cached."""
+        cache = self.__dict__.setdefault("_host", {})
+        if "supports" not in cache:
+            ptr = self.host_indptr
+            idx = to_numpy(self.indices).astype(np.int64)
+            cols = np.repeat(np.arange(self.n_features, dtype=np.int64), np.diff(ptr))
+            order = np.argsort(idx, kind="stable")  # by neuron, features increasing within
+            counts = np.bincount(idx, minlength=self.neurons)
+            indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+            dtype = np.int32 if self.n_features < 2**31 else np.int64
+            cache["supports"] = Wiring(
+                self.neurons, self.n_features, indptr, cols[order].astype(dtype)
+            )
+        return cache["supports"].to(namespace(self.indptr))
+
+    def columns(self, features: Any, dtype: Any = None) -> Any:
+        """Columns ``features`` (int array ``(t,)``) as a dense 0/1 matrix ``(d, t)``."""
+        xp = namespace(self.indptr)
+        dtype = xp.float64 if dtype is None else dtype
+        f = xp.astype(asarray(features, xp), xp.int64)
+        starts = xp.take(self.indptr, f)
+        lengths = xp.take(self.indptr, f + 1) - starts
+        rows = xp.astype(xp.take(self.indices, ranges(starts, lengths)), xp.int64)
+        cols = xp.repeat(xp.arange(f.shape[0], dtype=xp.int64), lengths)
+        dense = bincount(rows * f.shape[0] + cols, self.neurons * f.shape[0])
+        return xp.reshape(xp.astype(dense, dtype), (self.neurons, f.shape[0]))
+
+    def product(self, z: Any, bias: float = 0.0) -> Any:
+        r""":math:`h = z W^\top + b`: every neuron sums the values ``z`` ``(K, m)`` of its features.
+
+        Returns ``(K, d)`` in the namespace of ``z`` (the wiring is moved there). NumPy uses
+        SciPy's sparse product; any other namespace gathers the columns of each feature's
+        neurons and scatter-adds them (:func:`superposition.backend.bincount` with weights), in
+        chunks of features of bounded memory.
+        """
+        xp = namespace(z)
+        w = self.to(xp)
+        k, m = z.shape
+        if m != self.n_features:
+            raise ValueError(f"z must have shape (n_samples, {self.n_features}), got {z.shape}")
+        if is_numpy(xp):
+            import scipy.sparse as sps
+
+            W = sps.csc_array(
+                (np.ones(self.nnz, dtype=z.dtype), to_numpy(w.indices), w.host_indptr),
+                shape=(self.neurons, m),
+            )
+            h = np.asarray((W @ z.T).T)
+        else:
+            h = xp.zeros((k, self.neurons), dtype=z.dtype)
+            ptr = self.host_indptr
+            step = max(1, (1 << 22) // max(k * max(self.nnz // max(m, 1), 1), 1))
+            for c0 in range(0, m, step):
+                c1 = min(c0 + step, m)
+                lo, hi = int(ptr[c0]), int(ptr[c1])
+                if hi == lo:
+                    continue
+                lengths = w.indptr[c0 + 1 : c1 + 1] - w.indptr[c0:c1]
+                feat = xp.repeat(xp.arange(c0, c1, dtype=xp.int64), lengths)  # (nnz,)
+                neu = xp.astype(w.indices[lo:hi], xp.int64)
+                vals = xp.take(z, feat, axis=1)  # (K, nnz)
+                rows = xp.repeat(xp.arange(k, dtype=xp.int64), hi - lo)
+                flat = rows * self.neurons + xp.reshape(xp.broadcast_to(neu, (k, hi - lo)), (-1,))
+                h = h + xp.reshape(
+                    xp.astype(
+                        bincount(flat, k * self.neurons, weights=xp.reshape(vals, (-1,))),
+                        z.dtype,
+                    ),
+                    (k, self.neurons),
+                )
+        return h + bias if bias else h
 
     @classmethod
     def from_sparse(cls, W: Any) -> Wiring:
@@ -283,8 +374,12 @@ def dense_columns(wiring: Wiring, c0: int, c1: int, dtype: Any = None) -> Any:
     """Columns ``c0 .. c1 - 1`` of the wiring as a dense 0/1 matrix of shape ``(d, c1 - c0)``."""
     xp = namespace(wiring.indptr)
     dtype = xp.float32 if dtype is None else dtype
-    lo = int(wiring.indptr[c0])
-    hi = int(wiring.indptr[c1])
+    ptr = wiring.host_indptr
+    lo, hi = int(ptr[c0]), int(ptr[c1])
+    if is_numpy(xp):  # set the ones in place: no scatter-add needed
+        out = np.zeros((wiring.neurons, c1 - c0), dtype=dtype)
+        out[wiring.indices[lo:hi], np.repeat(np.arange(c1 - c0), np.diff(ptr[c0 : c1 + 1]))] = 1
+        return out
     lengths = wiring.indptr[c0 + 1 : c1 + 1] - wiring.indptr[c0:c1]
     cols = xp.repeat(xp.arange(c1 - c0, dtype=xp.int64), lengths)
     flat = xp.astype(wiring.indices[lo:hi], xp.int64) * (c1 - c0) + cols
@@ -380,8 +475,6 @@ def sign_pair_errors(
         the absolute errors to the sums, and that fraction of itself to the sum of squares
         (Higham §3.1), on top of the per-output bound of :func:`sign_readout_tolerance`.
     """
-    from .uand import UAndErrors
-
     xp = namespace(signs, activations, active)
     dtype = signs.dtype if dtype is None else dtype
     d, m = signs.shape
@@ -457,5 +550,316 @@ def sign_pair_errors(
                 nonzero[j] += int(xp.count_nonzero(e + float(j == 2)))
         input_max[t] = worst
     return UAndErrors(
-        n, m, count, np.round(nonzero).astype(np.int64), tot, tot_abs, tot_sq, top, input_max
+        n,
+        m,
+        count,
+        np.round(nonzero).astype(np.int64),
+        tot,
+        tot_abs,
+        tot_sq,
+        top,
+        input_max,
+        backend=name_of(xp),
     )
+
+
+# ---------------------------------------------------------------- Bernoulli mean readout errors
+
+
+def bernoulli_pair_errors(
+    wiring: Wiring,
+    activations: Any,
+    active: Any,
+    acc: ErrorAccumulator,
+    *,
+    tile_bytes: int = 2**27,
+    tile_entries: int | None = None,
+    progress: bool | None = False,
+) -> None:
+    r"""Exact errors of all :math:`\binom m2` outputs of the Bernoulli mean readout, added to ``acc``.
+
+    :math:`\hat y_{kl} = \frac{1}{|\Gamma(k,l)|}\sum_{i\in\Gamma(k,l)} a_i` (0 when
+    :math:`\Gamma(k,l) = \{i : W_{ik} = W_{il} = 1\}` is empty) for any activations
+    :math:`a \ge 0` (basis-aligned, or read from superposition). Only an output whose
+    :math:`\Gamma` holds a firing neuron (:math:`a_i > 0`) can be nonzero:
+
+    * pattern 2 (both features active): the mean of :math:`a` over the intersection of the two
+      neuron lists;
+    * pattern 1 (one active feature :math:`u`): one row of outputs, from the supports of the
+      neurons wired to :math:`u` (counts and activation sums by scatter-add);
+    * pattern 0 (neither active): a firing neuron :math:`i` reaches the pairs inside
+      :math:`S_i \setminus A` (its support minus the active features). A pair reached by one
+      firing neuron reads :math:`a_i/|\Gamma(k,l)|`, so each such neuron needs only the
+      histogram of the integer :math:`|\Gamma(k,l)|` over its pairs, gathered from row tiles
+      of the Gram matrix :math:`W^\top W` (float32 products of 0/1 blocks: exact integers
+      below :math:`2^{24}`). Pairs reached by several firing neurons (inside the overlap of
+      two supports: few) are corrected exactly: their single-neuron values enter with weight
+      :math:`-1` and the true :math:`\sum_i a_i/|\Gamma|` with weight :math:`+1`.
+
+    Time :math:`O(m^2 d)` for the Gram tiles plus :math:`O(K f (pm)^2)` with :math:`f` firing
+    neurons per input; nothing of size :math:`m^2` is held.
+
+    Parameters
+    ----------
+    wiring : Wiring
+        :math:`W`, in the namespace of ``activations``.
+    activations : float array, shape ``(K, d)``
+    active : int array, shape ``(K, s)``
+        Active features of each input (distinct, sorted), any namespace.
+    acc : superposition.errors.ErrorAccumulator
+        Arity 2; receives the statistics of every output (its pattern counts are not touched).
+    tile_bytes : int
+        Memory budget of a Gram tile and of the supports held at once.
+    tile_entries : int, optional
+        Gram entries per row tile (default: the byte budget, at most :math:`m/8` rows).
+    progress : bool or None
+        tqdm bar over the inputs.
+    """
+    from tqdm import tqdm
+
+    xp = namespace(activations)
+    w = wiring.to(xp)
+    sup_w = w.supports()
+    m = w.n_features
+    act_host = to_numpy(active).astype(np.int64)
+    k_all, s = act_host.shape
+    cptr, sptr = w.host_indptr, sup_w.host_indptr
+    count_dtype, count_np = _count_dtype(w, xp)
+    per_tile = tile_entries or tile_bytes // np.dtype(count_np).itemsize
+    rows = max(1, min(m, per_tile // max(m, 1)))
+    if tile_entries is None:  # a tile of r rows also computes r²/2 lower-triangle entries
+        rows = min(rows, -(-m // 8))
+    done = 0
+    bar = tqdm(total=k_all, disable=None if progress is None else not progress, unit="input")
+    while done < k_all:  # groups of inputs whose firing neurons' supports fit the budget
+        insts: list[tuple[int, float, Any, int, int]] = []  # (input, a_i, support \ A, lo, hi)
+        multi: list[tuple[int, list[Any], tuple[str, Any], Any]] = []
+        budget = tile_bytes
+        k0 = done
+        while done < k_all and budget > 0:
+            t = done
+            A = act_host[t]
+            a = xp.astype(activations[t, :], xp.float64)
+            nbrs = [w.indices[int(cptr[k]) : int(cptr[k + 1])] for k in A]
+            for u in range(s):  # pattern 2
+                for v in range(u + 1, s):
+                    gam = nbrs[u][_contains(nbrs[v], nbrs[u])]
+                    y = (
+                        float(xp.mean(xp.take(a, xp.astype(gam, xp.int64))))
+                        if gam.shape[0]
+                        else 0.0
+                    )
+                    acc.add(
+                        2, xp.asarray([y - 1.0], dtype=xp.float64), nonzero=float(y != 0), inputs=t
+                    )
+            keep_host = np.ones(m, dtype=bool)
+            keep_host[A] = False
+            keep = asarray(keep_host, xp)
+            inactive = asarray(np.flatnonzero(keep_host), xp)
+            for u in range(s):  # pattern 1: one row of outputs per active feature
+                own = xp.astype(nbrs[u], xp.int64)
+                starts = xp.take(sup_w.indptr, own)
+                lengths = xp.take(sup_w.indptr, own + 1) - starts
+                cols = xp.astype(xp.take(sup_w.indices, ranges(starts, lengths)), xp.int64)
+                owner_a = xp.repeat(xp.take(a, own), lengths)
+                gamma = bincount(cols, m)
+                num = bincount(cols, m, weights=owner_a)
+                y = xp.where(
+                    gamma > 0, num / xp.astype(xp.where(gamma > 0, gamma, 1), xp.float64), 0.0
+                )
+                y = xp.take(y, inactive)
+                acc.add(1, y, nonzero=float(xp.count_nonzero(y)), inputs=t)
+            firing = to_numpy(xp.nonzero(a > 0)[0])  # pattern 0
+            a_host = to_numpy(xp.take(a, asarray(firing, xp))) if firing.size else np.zeros(0)
+            supports = []
+            for i, a_i in zip(firing, a_host, strict=True):
+                sup = sup_w.indices[int(sptr[i]) : int(sptr[i + 1])]
+                sup = sup[xp.take(keep, xp.astype(sup, xp.int64))]
+                supports.append(sup)
+                if sup.shape[0] >= 2:
+                    insts.append(
+                        (t, float(a_i), xp.astype(sup, xp.int64), int(sup[0]), int(sup[-2]))
+                    )
+                budget -= sup.shape[0] * 4
+            plan = _overlap_plan(supports, m, xp)
+            if plan is not None:
+                multi.append((t, supports, plan, asarray(a_host, xp)))
+                budget -= _plan_nbytes(plan)
+            done += 1
+        _pattern0(w, insts, multi, acc, rows, count_dtype, xp)
+        bar.update(done - k0)
+    bar.close()
+
+
+def _count_dtype(w: Wiring, xp: ModuleType) -> tuple[Any, Any]:
+    """Smallest unsigned integer type holding every pair count ``|Γ(k, l)| <= max column degree``."""
+    top = int(np.diff(w.host_indptr).max(initial=0))
+    if top < 2**8:
+        return xp.uint8, np.uint8
+    if top < 2**16:
+        return xp.uint16, np.uint16
+    return xp.uint32, np.uint32
+
+
+def _contains(sorted_set: Any, x: Any) -> Any:
+    """Boolean mask: which entries of ``x`` are in the sorted array ``sorted_set``."""
+    xp = namespace(x)
+    if sorted_set.shape[0] == 0:
+        return xp.zeros(x.shape, dtype=xp.bool)
+    pos = xp.clip(xp.searchsorted(sorted_set, x), max=sorted_set.shape[0] - 1)
+    return xp.take(sorted_set, pos) == x
+
+
+def _overlap_plan(supports: list[Any], m: int, xp: ModuleType) -> tuple[str, Any] | None:
+    """Where the pairs inside at least two ``supports`` lie (listed again for each Gram row tile).
+
+    Few supports: their pairwise intersections (``("few", [both, ...])``); many: the features
+    in at least two supports and the 0/1 membership of each (``("many", (shared, member))``).
+    ``None`` when no pair is shared.
+    """
+    f = len(supports)
+    if f * (f - 1) // 2 <= 512:
+        inter = []
+        for u in range(f):
+            for v in range(u + 1, f):
+                both = supports[u][_contains(supports[v], supports[u])]
+                if both.shape[0] >= 2:
+                    inter.append(xp.astype(both, xp.int64))
+        return ("few", inter) if inter else None
+    sizes = [int(sup.shape[0]) for sup in supports]
+    flat = xp.concat([xp.astype(sup, xp.int64) for sup in supports])
+    owner = xp.repeat(xp.arange(f, dtype=xp.int64), asarray(np.array(sizes, np.int64), xp))
+    member = xp.reshape(bincount(owner * m + flat, f * m), (f, m)) > 0
+    shared = xp.nonzero(xp.sum(xp.astype(member, xp.int64), axis=0) >= 2)[0]
+    if shared.shape[0] < 2:
+        return None
+    return "many", (shared, xp.astype(xp.take(member, shared, axis=1), xp.float32))
+
+
+def _plan_nbytes(plan: tuple[str, Any]) -> int:
+    kind, data = plan
+    if kind == "few":
+        return sum(int(b.shape[0]) * 8 for b in data)
+    return int(data[0].shape[0]) * 8 + int(data[1].shape[0] * data[1].shape[1]) * 4
+
+
+def _triu(n: int, xp: ModuleType) -> tuple[Any, Any]:
+    """``np.triu_indices(n, 1)`` as int64 arrays of ``xp`` (cached per namespace)."""
+    return _triu_cached(n, name_of(xp), xp)
+
+
+@functools.lru_cache(maxsize=256)
+def _triu_cached(n: int, _name: str, xp: ModuleType) -> tuple[Any, Any]:
+    r, c = np.triu_indices(n, 1)
+    return asarray(r.astype(np.int64), xp), asarray(c.astype(np.int64), xp)
+
+
+def _shared_pairs(
+    plan: tuple[str, Any], m: int, k0: int, k1: int, xp: ModuleType
+) -> tuple[Any, Any]:
+    """Pairs ``k < l`` with ``k0 <= k < k1`` inside at least two supports, sorted."""
+    kind, data = plan
+    empty = xp.zeros(0, dtype=xp.int64)
+    if kind == "few":
+        keys = []
+        bounds = xp.asarray([k0, k1], dtype=xp.int64)
+        for b64 in data:
+            i0, i1 = (int(v) for v in xp.searchsorted(b64, bounds))
+            if i0 >= i1:
+                continue
+            n = b64.shape[0]
+            r, c = _triu(n, xp)  # row-major: the pairs of rows [i0, i1) are one slice
+            lo, hi = i0 * n - i0 * (i0 + 1) // 2, i1 * n - i1 * (i1 + 1) // 2
+            if hi > lo:
+                keys.append(xp.take(b64, r[lo:hi]) * m + xp.take(b64, c[lo:hi]))
+        if not keys:
+            return empty, empty
+        key = xp.sort(xp.concat(keys))
+        key = key[xp.concat([xp.ones(1, dtype=xp.bool), key[1:] != key[:-1]])]  # distinct
+        return key // m, key % m
+    shared, mq = data
+    q0, q1 = (int(v) for v in xp.searchsorted(shared, xp.asarray([k0, k1], dtype=shared.dtype)))
+    mk, ml = [empty], [empty]
+    step = max(1, 2**22 // max(shared.shape[0] - q0, 1))
+    for a0 in range(q0, q1, step):
+        a1 = min(a0 + step, q1)
+        co = xp.matrix_transpose(mq[:, a0:a1]) @ mq[:, a0:]
+        r, c = xp.nonzero(co >= 2)
+        up = c > r
+        mk.append(xp.take(shared, a0 + r[up]))
+        ml.append(xp.take(shared, a0 + c[up]))
+    return xp.concat(mk), xp.concat(ml)
+
+
+def _pattern0(
+    w: Wiring,
+    insts: list[tuple[int, float, Any, int, int]],
+    multi: list[tuple[int, list[Any], tuple[str, Any], Any]],
+    acc: ErrorAccumulator,
+    rows: int,
+    count_dtype: Any,
+    xp: ModuleType,
+) -> None:
+    """Pattern-0 statistics from row tiles ``[k0, k1)`` of the Gram matrix ``|Γ(k, l)| = (WᵀW)_kl``."""
+    if not insts:
+        return
+    m = w.n_features
+    lo = np.array([v[3] for v in insts])
+    hi = np.array([v[4] for v in insts])  # a row feature needs a later column
+    for k0 in range(0, m, rows):
+        k1 = min(k0 + rows, m)
+        live = np.flatnonzero((lo < k1) & (hi >= k0))
+        if live.size == 0:
+            continue
+        r = k1 - k0
+        left = dense_columns(w, k0, k1)
+        gram = xp.empty((r, m - k0), dtype=count_dtype)
+        step = max(1, 2**22 // r)  # float32 blocks of 16 MB
+        bounds = xp.asarray([k0, k1], dtype=xp.int64)
+        for c0 in range(k0, m, step):
+            c1 = min(c0 + step, m)
+            right = left if (c0, c1) == (k0, k1) else dense_columns(w, c0, c1)
+            part = xp.matrix_transpose(left) @ right
+            # exact integers: NumPy casts them on assignment, other namespaces explicitly
+            gram[:, c0 - k0 : c1 - k0] = part if is_numpy(xp) else xp.astype(part, count_dtype)
+        if is_numpy(xp):
+            np.fill_diagonal(gram[:, :r], 0)  # |N(k)| is not a pair
+        else:
+            eye = xp.arange(r)[:, None] == xp.arange(r)[None, :]
+            gram[:, :r] = xp.where(eye, xp.zeros_like(gram[:, :r]), gram[:, :r])
+        flat_gram = xp.reshape(gram, (-1,))
+        top = int(xp.max(gram))
+        for q in live:
+            t, a_i, s64, _, _ = insts[q]
+            u0, u1 = (int(v) for v in xp.searchsorted(s64, bounds))
+            nr = u1 - u0
+            if nr == 0 or u0 + 1 >= s64.shape[0]:
+                continue
+            flat = (s64[u0:u1, None] - k0) * (m - k0) + (s64[None, u0:] - k0)
+            block = xp.reshape(xp.take(flat_gram, xp.reshape(flat, (-1,))), flat.shape)
+            # the leading (nr, nr) square is symmetric with a zero diagonal: halve its counts
+            hist = bincount(xp.reshape(block, (-1,)), top + 1)
+            hist = hist - bincount(xp.reshape(block[:, :nr], (-1,)), top + 1) // 2
+            g = xp.nonzero(hist[1:])[0] + 1
+            wts = xp.astype(xp.take(hist, g), xp.float64)
+            acc.add(
+                0, a_i / xp.astype(g, xp.float64), weight=wts, nonzero=float(xp.sum(wts)), inputs=t
+            )
+        for t, supports, plan, aF in multi:
+            mk, ml = _shared_pairs(plan, m, k0, k1, xp)
+            if mk.shape[0] == 0:
+                continue
+            gam = xp.astype(xp.take(flat_gram, (mk - k0) * (m - k0) + (ml - k0)), xp.float64)
+            cov = xp.stack(
+                [_contains(sup, mk) & _contains(sup, ml) for sup in supports], axis=0
+            )  # (firing neurons, pairs)
+            true = (aF @ xp.astype(cov, xp.float64)) / gam  # the pair's output, counted once
+            single = (aF[:, None] / gam[None, :])[cov]  # what the single-neuron pass counted
+            vals = xp.concat([true, single])
+            wts = xp.concat(
+                [
+                    xp.ones(true.shape[0], dtype=xp.float64),
+                    -xp.ones(single.shape[0], dtype=xp.float64),
+                ]
+            )
+            acc.add(0, vals, weight=wts, nonzero=float(xp.sum(wts)), inputs=t)

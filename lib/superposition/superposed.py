@@ -39,12 +39,13 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg.blas as blas
-import scipy.sparse as sps
 from scipy import special
 
 from . import theory
 from ._validate import check_active, check_choice, check_int, check_real, check_sparsity
-from .embedding import EMBEDDING_KINDS, Embedding, sample_sparse
+from .backend import asarray, evaluation_namespace, is_numpy, name_of, namespace, to_numpy
+from .embedding import EMBEDDING_KINDS, Embedding, indicator, sample_sparse
+from .kernels import Wiring
 from .search import fraction_passing, smallest_passing
 from .uand import (
     WEIGHTS,
@@ -55,6 +56,7 @@ from .uand import (
     UAndErrors,
     build_uand,
     evaluate_uand,
+    tuple_rank,
 )
 
 EMBED_TIED = "tied"
@@ -233,37 +235,51 @@ class SuperposedUAnd:
         r"""The analytic readout: the Bernoulli mean over :math:`\Gamma`, or the sign readout
         scaled by :math:`1/(d\,c)` with :math:`c` = :func:`superposed_sign_constant`."""
         if self.weights == "bernoulli":
-            return MeanReadout(self.net.csc, self.arity)
+            return MeanReadout(self.net.W, self.arity)
         c = superposed_sign_constant(self.sparsity, self.weights, self.noise_var)
         return SignReadout(np.sign(self.net.W), scale=1.0 / (self.neurons * c))
 
-    def embedded(self, active: np.ndarray) -> np.ndarray:
-        r"""The network's input :math:`\Phi x`, shape ``(K, embed_dim)`` (``(K, m)``: :math:`x`)."""
-        active = check_active(active, self.n_features)
-        if self.embedding is None:
-            x = np.zeros((active.shape[0], self.n_features))
-            np.put_along_axis(x, active, 1.0, axis=1)
-            return x
-        return self.embedding.embed(active)
+    def embedded(self, active: Any) -> Any:
+        r"""The network's input :math:`\Phi x`, shape ``(K, embed_dim)`` (``(K, m)``: :math:`x`).
 
-    def feature_readout(self, active: np.ndarray) -> np.ndarray:
+        In the evaluation namespace (:func:`superposition.backend.evaluation_namespace`).
+        """
+        active = check_active(active, self.n_features)
+        xp = evaluation_namespace(active)
+        act = asarray(active, xp)
+        if self.embedding is None:
+            return indicator(act, self.n_features)
+        return self.embedding.embed(act)
+
+    def feature_readout(self, active: Any) -> Any:
         r""":math:`\Phi^\top\Phi x = x + e`, shape ``(K, n_features)``, block by block."""
         a0 = self.embedded(active)
         return a0 if self.embedding is None else self.embedding.readout(a0)
 
-    def preactivations(self, active: np.ndarray) -> np.ndarray:
+    def preactivations(self, active: Any) -> Any:
         r""":math:`W\,(\Phi^\top\Phi x) + b`, float64 array of shape ``(K, neurons)``.
 
-        Computed as :math:`W` times the feature readout: memory
-        :math:`O(K(m + d))` beyond :math:`W`, and :math:`W\Phi^\top` is never formed.
+        Computed as :math:`W` times the feature readout: memory :math:`O(K(m + d))` beyond
+        :math:`W`, and :math:`W\Phi^\top` is never formed (a sparse product for Bernoulli
+        wiring, a dense one for sign-symmetric weights).
         """
         z = self.feature_readout(active)
-        h = self.net.W @ z.T
-        return np.asarray(h).T + self.net.bias
+        xp = namespace(z)
+        z = xp.astype(z, xp.float64)
+        if isinstance(self.net.W, Wiring):
+            return self.net.W.product(z, self.net.bias)
+        W = self.net.W
+        if not is_numpy(xp):
+            key = f"_W_{name_of(xp)}"
+            if key not in self.__dict__:
+                self.__dict__[key] = asarray(self.net.W, xp)
+            W = self.__dict__[key]
+        return xp.matrix_transpose(W @ xp.matrix_transpose(z)) + self.net.bias
 
-    def activations(self, active: np.ndarray) -> np.ndarray:
+    def activations(self, active: Any) -> Any:
         r""":math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)`, shape ``(K, neurons)``."""
-        return np.maximum(self.preactivations(active), 0.0)
+        h = self.preactivations(active)
+        return namespace(h).maximum(h, 0.0)
 
     def input_weights(self) -> np.ndarray:
         r"""The dense first layer :math:`W_{\text{in}} = W\Phi^\top`, shape ``(neurons, embed_dim)``.
@@ -272,8 +288,7 @@ class SuperposedUAnd:
         """
         if self.embedding is None:
             raise ValueError("input_weights needs an embedding (embed_dim is None)")
-        phi = self.embedding.matrix()
-        return np.asarray(self.net.W @ phi.T)
+        return self.net.dense() @ self.embedding.matrix().T
 
 
 def build_superposed_uand(
@@ -329,42 +344,11 @@ def build_superposed_uand(
             p = "balanced"
     elif p == "superposed":
         raise ValueError(f"p='superposed' applies to weights='bernoulli' only, got weights={w!r}")
-    if w == "bernoulli" and not isinstance(p, str):
-        net = _bernoulli_layer(m, d, s, n, float(p), np.random.default_rng(w_seed))
-    else:
-        net = build_uand(m, d, s, weights=w, arity=n, p=p, seed=np.random.default_rng(w_seed))
+    net = build_uand(m, d, s, weights=w, arity=n, p=p, seed=np.random.default_rng(w_seed))
     emb = None
     if embed_dim is not None:
         emb = Embedding(m, embed_dim, embedding_kind=kind, seed=int(phi_seed.generate_state(1)[0]))
     return SuperposedUAnd(net, emb)
-
-
-def _bernoulli_layer(m: int, d: int, s: int, n: int, p: float, rng: np.random.Generator) -> UAnd:
-    """The Bernoulli U-AND layer of :func:`superposition.uand.build_uand`, drawn in one pass.
-
-    Entries i.i.d. Bernoulli(``p``), generated row block by row block as uniform draws below
-    ``p`` (the same distribution as a binomial count per neuron and a uniform support; other
-    bits, and no Python loop over neurons).
-    """
-    if n > m:
-        raise ValueError(f"arity must be between 2 and n_features={m}, got {n}")
-    p = float(check_real("p", p, low=0.0, high=1.0, low_open=True))
-    rows = max(1, 2**22 // m)
-    indptr = [np.zeros(1, np.int64)]
-    indices = []
-    total = 0
-    for r0 in range(0, d, rows):
-        block = rng.random((min(rows, d - r0), m)) < p
-        r, c = np.nonzero(block)
-        indices.append(c.astype(np.int32 if m < 2**31 else np.int64))
-        counts = np.bincount(r, minlength=block.shape[0])
-        indptr.append(total + np.cumsum(counts))
-        total += int(counts.sum())
-    ind = np.concatenate(indices)
-    W = sps.csr_array((np.ones(ind.size), ind, np.concatenate(indptr)), shape=(d, m))
-    return UAnd(
-        n_features=m, neurons=d, sparsity=s, arity=n, weights="bernoulli", p=p, W=W, bias=-(n - 1.0)
-    )
 
 
 def _seed_sequence(seed: object) -> np.random.SeedSequence:
@@ -391,8 +375,8 @@ def evaluate_superposed(
     r"""Exact errors of all :math:`\binom mn` outputs on superposed inputs (any arity, any readout).
 
     The activations are computed from :math:`\Phi x` and handed to
-    :func:`superposition.uand.evaluate_uand` (dense output tiles). ``readout`` defaults to
-    ``snet.readout``.
+    :func:`superposition.uand.evaluate_uand`: the sparse pair algorithm for the Bernoulli mean
+    readout of arity 2, dense output tiles otherwise. ``readout`` defaults to ``snet.readout``.
     """
     readout = snet.readout if readout is None else readout
     active = check_active(active, snet.n_features)
@@ -400,7 +384,7 @@ def evaluate_superposed(
         snet.net,
         active,
         readout=readout,
-        method="tiles",
+        method="auto",
         tile=tile,
         bins=bins,
         progress=progress,
@@ -501,64 +485,79 @@ def max_errors(
     if stop_above is not None:
         stop_above = check_real("stop_above", stop_above, low=0.0)
     active = check_active(active, m)
-    k_all = active.shape[0]
-    A = snet.activations(active)
+    xp = evaluation_namespace(active)
+    act_host = to_numpy(active)
+    k_all = act_host.shape[0]
+    A = snet.activations(asarray(active, xp))
     bern = snet.weights == "bernoulli"
     W = snet.net.W
-    Wd = W.astype(np.float32).toarray(order="F") if bern else np.asfortranarray(W, np.float32)
+    Wd = W.toarray() if bern else asarray(np.sign(W), xp)  # (d, m)
+    Wd = xp.astype(Wd if bern else Wd, xp.float32)
+    upper = xp.arange(m)[None, :] > xp.arange(m)[:, None]  # strict upper triangle
     if bern:
-        gram = blas.ssyrk(1.0, Wd, trans=1)  # (m, m) upper triangle: |Γ(k, l)|
-        q = np.divide(1.0, gram, out=np.zeros_like(gram), where=gram > 0)
+        gram = _gram_upper(Wd)  # (m, m): |Γ(k, l)| above the diagonal
+        q = xp.where(upper & (gram > 0), 1.0 / xp.where(gram > 0, gram, 1.0), 0.0)
         del gram
-        q = np.triu(q, 1)
     else:
         # the analytic readout's scale, without building its dense sign matrix
         scale = 1.0 / (d * superposed_sign_constant(snet.sparsity, snet.weights, snet.noise_var))
-        Wd = np.sign(Wd, out=Wd)
-        q = np.triu(np.full((m, m), scale, dtype=np.float32), 1)
+        q = xp.where(upper, xp.asarray(scale, dtype=xp.float32), xp.asarray(0.0, dtype=xp.float32))
+    q = xp.astype(q, xp.float32)
     per = np.zeros((k_all, 3))
     count = np.zeros(3, dtype=np.int64)
     tot = np.zeros(3)
     tot_abs = np.zeros(3)
-    outs: list[np.ndarray] = []
-    iu = np.triu_indices(m, 1) if outputs else None
+    outs: list[Any] = []
     for t in range(k_all):
-        F = np.flatnonzero(A[t] > 0)
-        if F.size:
-            B = Wd[F] * np.sqrt(A[t, F]).astype(np.float32)[:, None]
-            Y = blas.ssyrk(1.0, np.asfortranarray(B), trans=1)
+        F = xp.nonzero(A[t, :] > 0)[0]
+        if F.shape[0]:
+            B = (
+                xp.take(Wd, F, axis=0)
+                * xp.astype(xp.sqrt(xp.take(A[t, :], F)), xp.float32)[:, None]
+            )
+            Y = _gram_upper(B) * q
         else:
-            Y = np.zeros((m, m), dtype=np.float32, order="F")
-        np.multiply(Y, q, out=Y)
+            Y = xp.zeros((m, m), dtype=xp.float32)
         if outputs:
-            outs.append(Y[iu].copy())
-        act = active[t]
-        # pattern 2: pairs of active features; pattern 1: their rows and columns; pattern 0: the rest
-        s_ = act.size
-        rows = Y[act, :].copy()
-        cols = Y[:, act].copy()
-        sub = Y[np.ix_(act, act)]
-        e2 = sub[np.triu_indices(s_, 1)] - 1.0
-        Y[act, :] = 0.0
-        Y[:, act] = 0.0
-        per[t, 0] = max(float(Y.max(initial=0.0)), -float(Y.min(initial=0.0)))
-        y0 = float(Y.sum(dtype=np.float64))
+            outs.append(Y[upper])
+        s_ = act_host.shape[1]
+        act = asarray(act_host[t], xp)
+        # pattern 2: pairs of active features; pattern 1: their rows and columns; 0: the rest
+        on = xp.sum(xp.astype(xp.arange(m)[:, None] == act[None, :], xp.float32), axis=1) > 0
+        rows = xp.take(Y, act, axis=0)  # (s, m)
+        cols = xp.take(Y, act, axis=1)  # (m, s)
+        sub = xp.take(rows, act, axis=1)  # (s, s), upper triangle filled
+        e2 = sub[xp.arange(s_)[None, :] > xp.arange(s_)[:, None]] - 1.0
+        zero = xp.zeros_like(Y)
+        Y0 = xp.where(on[:, None] | on[None, :], zero, Y)
+        per[t, 0] = max(float(xp.max(Y0)), -float(xp.min(Y0))) if m else 0.0
+        y0 = float(xp.sum(xp.astype(Y0, xp.float64)))
         tot[0] += y0
-        tot_abs[0] += y0 if bern else float(np.abs(Y).sum(dtype=np.float64))  # Bernoulli: Y >= 0
-        rows[:, act] = 0.0
-        cols[act, :] = 0.0
-        e1 = np.concatenate([rows.ravel(), cols.ravel()]).astype(np.float64)
-        per[t, 1] = float(np.abs(e1).max(initial=0.0))
-        per[t, 2] = float(np.abs(e2).max(initial=0.0))
-        tot[1] += e1.sum()
-        tot_abs[1] += np.abs(e1).sum()
-        tot[2] += e2.sum(dtype=np.float64)
-        tot_abs[2] += np.abs(e2).sum(dtype=np.float64)
+        tot_abs[0] += y0 if bern else float(xp.sum(xp.astype(xp.abs(Y0), xp.float64)))  # Y >= 0
+        rows = xp.where(on[None, :], xp.zeros_like(rows), rows)
+        cols = xp.where(on[:, None], xp.zeros_like(cols), cols)
+        e1 = xp.astype(xp.concat([xp.reshape(rows, (-1,)), xp.reshape(cols, (-1,))]), xp.float64)
+        e2 = xp.astype(e2, xp.float64)
+        per[t, 1] = float(xp.max(xp.abs(e1))) if e1.shape[0] else 0.0
+        per[t, 2] = float(xp.max(xp.abs(e2))) if e2.shape[0] else 0.0
+        tot[1] += float(xp.sum(e1))
+        tot_abs[1] += float(xp.sum(xp.abs(e1)))
+        tot[2] += float(xp.sum(e2))
+        tot_abs[2] += float(xp.sum(xp.abs(e2)))
         count += (comb(m - s_, 2), s_ * (m - s_), comb(s_, 2))
         if stop_above is not None and per[t].max() > stop_above:
             break
     res = PatternMax(per, count, tot, tot_abs)
     return (res, outs) if outputs else res
+
+
+def _gram_upper(B: Any) -> Any:
+    r""":math:`B^\top B` in float32, at least its upper triangle (BLAS ``ssyrk`` on NumPy: half
+    the flops; a full matrix product elsewhere)."""
+    xp = namespace(B)
+    if is_numpy(xp):
+        return blas.ssyrk(1.0, np.asfortranarray(B, dtype=np.float32), trans=1)
+    return xp.matrix_transpose(B) @ B
 
 
 # ---------------------------------------------------------------- outputs back into superposition
@@ -607,8 +606,8 @@ def output_embedding_errors(
     n_out = comb(m, 2)
     psi = Embedding(n_out, dout, embedding_kind=embedding_kind, seed=int(seed), dtype=np.float32)
     _, outs = max_errors(snet, active, outputs=True)
-    from .uand import tuple_rank
-
+    xp = namespace(outs[0])
+    act_host = to_numpy(active)
     worst = ideal = 0.0
     total = 0.0
     # inputs in groups: both the network's and the exact outputs of a group go through one
@@ -617,23 +616,22 @@ def output_embedding_errors(
     for start in range(0, len(outs), group):
         stop = min(len(outs), start + group)
         k = stop - start
-        y = np.zeros((2 * k, n_out), dtype=np.float32)
+        exact = np.zeros((k, n_out), dtype=np.float32)  # the true ANDs, set on the host
         for j, t in enumerate(range(start, stop)):
-            y[j] = outs[t]
-            act = active[t]
-            pairs = np.array([(u, v) for i, u in enumerate(act) for v in act[i + 1 :]], np.int64)
+            a_t = act_host[t]
+            pairs = np.array([(u, v) for i, u in enumerate(a_t) for v in a_t[i + 1 :]], np.int64)
             if pairs.size:
-                y[k + j, tuple_rank(pairs.reshape(-1, 2), m)] = 1.0
-        o = np.zeros((2 * k, dout), dtype=np.float32)
-        for first, blk in psi.blocks():
-            o += y[:, first : first + blk.shape[1]] @ blk.T
-        back = np.asarray(psi.readout(o), dtype=np.float64)  # (2k, n_out); targets y[k:]
-        back[:k] -= y[k:]
-        back[k:] -= y[k:]
-        err = np.abs(back)
-        worst = max(worst, float(err[:k].max()))
-        total += float(err[:k].sum(dtype=np.float64))
-        ideal = max(ideal, float(err[k:].max()))
+                exact[j, tuple_rank(pairs.reshape(-1, 2), m)] = 1.0
+        y_exact = asarray(exact, xp)
+        y = xp.concat([xp.stack(outs[start:stop], axis=0), y_exact], axis=0)  # (2k, n_out)
+        o = xp.zeros((2 * k, dout), dtype=xp.float32)
+        for first, blk in psi.blocks(xp):
+            o = o + y[:, first : first + blk.shape[1]] @ xp.matrix_transpose(blk)
+        back = xp.astype(psi.readout(o), xp.float64)  # (2k, n_out); targets y_exact
+        err = xp.abs(back - xp.concat([y_exact, y_exact], axis=0))
+        worst = max(worst, float(xp.max(err[:k, :])))
+        total += float(xp.sum(err[:k, :]))
+        ideal = max(ideal, float(xp.max(err[k:, :])))
     return {
         "out_dim": dout,
         "max_abs_error": worst,

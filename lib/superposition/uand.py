@@ -42,7 +42,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse as sps
 from tqdm import tqdm
 
 from . import theory
@@ -55,8 +54,17 @@ from ._validate import (
     check_real,
     check_sparsity,
 )
-from .backend import namespace
-from .embedding import sample_sparse
+from .backend import asarray, evaluation_namespace, is_numpy, namespace, ranges, to_numpy
+from .embedding import indicator, sample_sparse
+from .errors import ErrorAccumulator, UAndErrors
+from .kernels import (
+    Wiring,
+    bernoulli_pair_errors,
+    gather_preactivations,
+    relu,
+    sample_wiring,
+    wiring_preactivations,
+)
 
 WEIGHTS = ("bernoulli", "rademacher", "gaussian")
 """First-layer weight distributions."""
@@ -145,8 +153,9 @@ class UAnd:
     weights : {"bernoulli", "rademacher", "gaussian"}
     p : float
         Connection probability (1 for the dense sign-symmetric layers).
-    W : scipy.sparse.csr_array or numpy.ndarray, shape ``(neurons, n_features)``
-        Bernoulli: a CSR matrix of ones (never dense). Sign-symmetric: a dense float64 array.
+    W : Wiring or numpy.ndarray, shape ``(neurons, n_features)``
+        Bernoulli: a :class:`superposition.kernels.Wiring` (the neuron lists of each feature;
+        never dense). Sign-symmetric: a dense float64 array.
     bias : float
         :math:`b`, the same for every neuron: :math:`-(n-1)` (Bernoulli) or 0.
     """
@@ -161,17 +170,26 @@ class UAnd:
     bias: float
 
     @cached_property
-    def csc(self) -> sps.csc_array:
-        """``W`` in compressed sparse columns (Bernoulli): neuron lists per feature."""
-        return sps.csc_array(self.W)
-
-    @cached_property
     def readout(self) -> Readout:
         """The analytic readout: :class:`MeanReadout` (Bernoulli) or :class:`SignReadout`."""
         if self.weights == "bernoulli":
-            return MeanReadout(self.csc, self.arity)
+            return MeanReadout(self.W, self.arity)
         c = theory.sign_readout_constant(self.sparsity, self.weights)
         return SignReadout(np.sign(self.W), scale=1.0 / (self.neurons * c))
+
+    def dense(self) -> np.ndarray:
+        """``W`` as a dense float64 NumPy array ``(neurons, n_features)`` (small networks)."""
+        if isinstance(self.W, Wiring):
+            return to_numpy(self.W.toarray())
+        return np.asarray(self.W)
+
+    def columns_by_feature(self, xp: Any) -> Any:
+        """``W`` transposed, ``(n_features, neurons)``, in namespace ``xp`` (dense weights; cached)."""
+        cache = self.__dict__.setdefault("_wt", {})
+        key = getattr(xp, "__name__", str(xp))
+        if key not in cache:
+            cache[key] = asarray(np.ascontiguousarray(np.asarray(self.W).T), xp)
+        return cache[key]
 
     @property
     def n_outputs(self) -> int:
@@ -189,16 +207,21 @@ class UAnd:
 
         Returns
         -------
-        h : float64 array, shape ``(K, neurons)``
+        h : float64 array, shape ``(K, neurons)``, in the evaluation namespace
+            (:func:`superposition.backend.evaluation_namespace` of ``active``): the neuron lists
+            of the active features gathered (Bernoulli) or their weight columns summed, never
+            the dense :math:`O(Kmd)` product.
         """
-        x = _indicator(check_active(active, self.n_features), self.n_features)
-        h = x @ self.W.T
-        h = h.toarray() if sps.issparse(h) else np.asarray(h)
-        return h + self.bias
+        active = check_active(active, self.n_features)
+        xp = evaluation_namespace(active)
+        act = asarray(active, xp)
+        if isinstance(self.W, Wiring):
+            return wiring_preactivations(self.W.to(xp), act, self.bias)
+        return gather_preactivations(self.columns_by_feature(xp), act, self.bias)
 
-    def activations(self, active: np.ndarray) -> np.ndarray:
+    def activations(self, active: np.ndarray) -> Any:
         r""":math:`a = \mathrm{ReLU}(Wx + b)`, float64 array of shape ``(K, neurons)``."""
-        return np.maximum(self.preactivations(active), 0.0)
+        return relu(self.preactivations(active))
 
 
 def build_uand(
@@ -263,13 +286,7 @@ def build_uand(
     rng = as_generator(seed)
     if w == "bernoulli":
         prob = connection_probability(p, m, d, s, n)
-        counts = rng.binomial(m, prob, size=d)
-        indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-        indices = np.empty(indptr[-1], dtype=np.int32 if m < 2**31 else np.int64)
-        for i, k in enumerate(counts):
-            indices[indptr[i] : indptr[i + 1]] = np.sort(rng.choice(m, size=int(k), replace=False))
-        W = sps.csr_array((np.ones(indptr[-1]), indices, indptr), shape=(d, m))
-        return UAnd(m, d, s, n, w, prob, W, -(n - 1.0))
+        return UAnd(m, d, s, n, w, prob, sample_wiring(m, d, prob, seed=rng), -(n - 1.0))
     if w == "rademacher":
         W = rng.integers(0, 2, size=(d, m), dtype=np.int8).astype(np.float64) * 2.0 - 1.0
     else:
@@ -316,25 +333,29 @@ class MeanReadout:
 
     Attributes
     ----------
-    W : scipy.sparse.csc_array, shape ``(d, m)``
+    wiring : Wiring, shape ``(d, m)``
         The 0/1 first layer.
     arity : int
     """
 
-    W: sps.csc_array = field(repr=False)
+    wiring: Wiring = field(repr=False)
     arity: int
 
-    def prepare(self, activations: np.ndarray) -> np.ndarray:
-        return np.asarray(activations, dtype=np.float64)
+    def prepare(self, activations: Any) -> Any:
+        xp = namespace(activations)
+        return xp.astype(activations, xp.float64)
 
-    def outputs(self, prepared: np.ndarray, tuples: np.ndarray) -> np.ndarray:
-        P = self.W[:, tuples[:, 0]]
-        for j in range(1, tuples.shape[1]):
-            P = P.multiply(self.W[:, tuples[:, j]])
-        P = sps.csc_array(P)
-        gamma = np.asarray(P.sum(axis=0)).ravel()
+    def outputs(self, prepared: Any, tuples: Any) -> Any:
+        """``(K, t)`` outputs: the tuple's columns of :math:`W` multiplied densely ``(d, t)``."""
+        xp = namespace(prepared)
+        w = self.wiring.to(xp)
+        tup = asarray(tuples, xp)
+        P = w.columns(tup[:, 0])
+        for j in range(1, tup.shape[1]):
+            P = P * w.columns(tup[:, j])
+        gamma = xp.sum(P, axis=0)
         num = prepared @ P
-        return np.divide(num, gamma, out=np.zeros_like(num), where=gamma > 0)
+        return xp.where(gamma > 0, num / xp.where(gamma > 0, gamma, 1.0), xp.zeros_like(num))
 
 
 @dataclass(frozen=True, eq=False)
@@ -344,7 +365,7 @@ class SignReadout:
     Attributes
     ----------
     signs : float array, shape ``(d, m)``
-        :math:`\mathrm{sgn}(W)`.
+        :math:`\mathrm{sgn}(W)` (NumPy; moved to the namespace of the activations, cached).
     scale : float
         :math:`1/(d\,c_D(s))`.
     """
@@ -353,14 +374,25 @@ class SignReadout:
     scale: float
     arity: int = 2
 
-    def prepare(self, activations: np.ndarray) -> np.ndarray:
-        return np.asarray(activations, dtype=np.float64)
+    def prepare(self, activations: Any) -> Any:
+        xp = namespace(activations)
+        return xp.astype(activations, xp.float64)
 
-    def outputs(self, prepared: np.ndarray, tuples: np.ndarray) -> np.ndarray:
-        P = self.signs[:, tuples[:, 0]] * self.signs[:, tuples[:, 1]]
-        out = prepared @ P
-        out *= self.scale
-        return out
+    def outputs(self, prepared: Any, tuples: Any) -> Any:
+        xp = namespace(prepared)
+        signs = self._signs(xp)
+        tup = asarray(tuples, xp)
+        P = xp.take(signs, tup[:, 0], axis=1) * xp.take(signs, tup[:, 1], axis=1)
+        return (prepared @ P) * self.scale
+
+    def _signs(self, xp: Any) -> Any:
+        if is_numpy(xp):
+            return self.signs
+        cache = self.__dict__.setdefault("_signs_in", {})
+        key = getattr(xp, "__name__", str(xp))
+        if key not in cache:
+            cache[key] = asarray(self.signs, xp)
+        return cache[key]
 
 
 @dataclass(frozen=True, eq=False)
@@ -389,20 +421,28 @@ class FittedReadout:
     ranks: np.ndarray = field(repr=False)
     owners: np.ndarray = field(repr=False)
 
-    def prepare(self, activations: np.ndarray) -> np.ndarray:
-        return np.asarray(activations, dtype=np.float64) @ self.coef.T
+    def prepare(self, activations: Any) -> Any:
+        xp = namespace(activations)
+        return xp.astype(activations, xp.float64) @ xp.matrix_transpose(asarray(self.coef, xp))
 
-    def outputs(self, prepared: np.ndarray, tuples: np.ndarray) -> np.ndarray:
-        r = tuple_rank(tuples, self.n_features)
+    def outputs(self, prepared: Any, tuples: Any) -> Any:
+        """``(K, t)``: for each tuple, the sum of the prepared columns of its training inputs."""
+        xp = namespace(prepared)
+        r = tuple_rank(to_numpy(tuples), self.n_features)
         lo = np.searchsorted(self.ranks, r, side="left")
         hi = np.searchsorted(self.ranks, r, side="right")
         counts = hi - lo
-        indptr = np.concatenate(([0], np.cumsum(counts)))
-        cols = self.owners[_ranges(lo, counts)]
-        Y = sps.csr_array(
-            (np.ones(cols.size), cols, indptr), shape=(len(tuples), self.coef.shape[0])
+        total = int(counts.sum())
+        k = prepared.shape[0]
+        if total == 0:
+            return xp.zeros((k, r.size), dtype=xp.float64)
+        cols = asarray(self.owners[_ranges(lo, counts)], xp)
+        gathered = xp.take(prepared, cols, axis=1)  # (K, total), tuple by tuple
+        csum = xp.concat(
+            [xp.zeros((k, 1), dtype=xp.float64), xp.cumulative_sum(gathered, axis=1)], axis=1
         )
-        return np.asarray(Y @ prepared.T).T
+        ends = asarray(np.cumsum(counts), xp)
+        return xp.take(csum, ends, axis=1) - xp.take(csum, ends - asarray(counts, xp), axis=1)
 
 
 def fit_uand_readout(
@@ -445,7 +485,7 @@ def fit_uand_readout(
         raise ValueError(f"sparsity must be >= arity={n} to train an AND readout, got {s}")
     lam = check_real("ridge", ridge, low=0.0)
     active = sample_sparse(m, s, k, seed=as_generator(seed))
-    A = net.activations(active)
+    A = to_numpy(net.activations(active))  # fitting is construction: NumPy and SciPy
     gram = A.T @ A
     scale = max(float(np.trace(gram)) / net.neurons, 1e-300)
     gram[np.diag_indices_from(gram)] += lam * scale if lam > 0 else 0.0
@@ -535,19 +575,21 @@ def touched_counts(net: UAnd, active: np.ndarray) -> TouchedCounts:
     if net.weights != "bernoulli" or net.arity != 2:
         raise ValueError("touched_counts needs weights='bernoulli' and arity=2")
     act = check_active(np.asarray(active).reshape(1, -1), net.n_features)[0]
-    s, m = act.size, net.n_features
+    s, m, d = act.size, net.n_features, net.neurons
     if s > 16:
         raise ValueError(f"active must have at most 16 features, got {s}")
-    sub = net.csc[:, act].toarray().astype(np.int64)  # (d, s)
-    types = sub @ (1 << np.arange(s))  # (d,)
+    w = net.W
+    ptr, idx = w.host_indptr, to_numpy(w.indices).astype(np.int64)
+    types = np.zeros(d, dtype=np.int64)  # bit u set: the neuron is wired to active feature u
+    for u, k in enumerate(act):
+        types[idx[ptr[k] : ptr[k + 1]]] |= 1 << u
     n_type = np.bincount(types, minlength=2**s)
+    feature = np.repeat(np.arange(m, dtype=np.int64), np.diff(ptr))  # of every one of W
+    per = np.bincount(types[idx] * m + feature, minlength=2**s * m).reshape(2**s, m)
     inactive = np.setdiff1d(np.arange(m), act)
-    onehot = sps.csr_array(
-        (np.ones(net.neurons), types, np.arange(net.neurons + 1)), shape=(net.neurons, 2**s)
-    )
-    wired = np.asarray((onehot.T @ net.W[:, inactive]).toarray()).round().astype(np.int64)
+    wired = per[:, inactive].astype(np.int64)
     wired[0] = 0
-    return TouchedCounts(s, n_type, wired)
+    return TouchedCounts(s, n_type.astype(np.int64), wired)
 
 
 def sample_touched_counts(
@@ -677,212 +719,6 @@ def tuple_rank(tuples: np.ndarray, n_features: int) -> np.ndarray:
 # ---------------------------------------------------------------- error statistics
 
 
-@dataclass(frozen=True, eq=False)
-class UAndErrors:
-    r"""Exact error statistics of all :math:`\binom mn` outputs over a batch of inputs.
-
-    Outputs are split by *pattern* :math:`j` = how many of the tuple's :math:`n` features are
-    active (:math:`j = n`: the AND is 1). Arrays indexed by pattern have shape ``(arity + 1,)``.
-
-    Attributes
-    ----------
-    arity : int
-    n_features : int
-    count : int64 array
-        Outputs (summed over inputs) with each pattern.
-    nonzero : int64 array
-        How many of them read :math:`\hat y \ne 0`.
-    sum, sum_abs, sum_sq : float arrays
-        :math:`\sum \text{err}`, :math:`\sum |\text{err}|`, :math:`\sum \text{err}^2`,
-        :math:`\text{err} = \hat y_T - \prod_{k\in T} x_k`.
-    max_abs : float array
-        :math:`\max |\text{err}|` (0 where ``count`` is 0).
-    input_max_abs : float array, shape ``(K,)``
-        Worst error over all outputs of each input.
-    bins : float array or None
-        Histogram edges for the signed error, if requested.
-    histogram : int64 array, shape ``(arity + 1, len(bins) - 1)``, or None
-        Outputs per pattern and bin (values outside the edges are not counted).
-    """
-
-    arity: int
-    n_features: int
-    count: np.ndarray
-    nonzero: np.ndarray
-    sum: np.ndarray
-    sum_abs: np.ndarray
-    sum_sq: np.ndarray
-    max_abs: np.ndarray
-    input_max_abs: np.ndarray
-    bins: np.ndarray | None = None
-    histogram: np.ndarray | None = None
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.input_max_abs.size)
-
-    @property
-    def n_outputs(self) -> int:
-        r"""Outputs per input, :math:`\binom mn`."""
-        return comb(self.n_features, self.arity)
-
-    @property
-    def max_abs_error(self) -> float:
-        """Worst :math:`|\\text{err}|` over every output of every input."""
-        return float(self.max_abs.max())
-
-    @property
-    def mean_abs_error(self) -> float:
-        """Mean :math:`|\\text{err}|` over every output of every input."""
-        return float(self.sum_abs.sum() / max(int(self.count.sum()), 1))
-
-    @property
-    def rms_error(self) -> float:
-        return float(np.sqrt(self.sum_sq.sum() / max(int(self.count.sum()), 1)))
-
-    def pattern(self, active: int | slice) -> dict[str, float | int | None]:
-        """Statistics over the outputs with ``active`` (an int or a slice of patterns) active inputs.
-
-        Returns ``count``, ``nonzero``, ``mean`` (signed), ``mean_abs``, ``std``, ``max_abs``;
-        the means are ``None`` when ``count`` is 0.
-        """
-        sel = slice(active, active + 1) if isinstance(active, int) else active
-        cnt = int(self.count[sel].sum())
-        if cnt == 0:
-            return {
-                "count": 0,
-                "nonzero": 0,
-                "mean": None,
-                "mean_abs": None,
-                "std": None,
-                "max_abs": None,
-            }
-        mean = float(self.sum[sel].sum() / cnt)
-        var = max(float(self.sum_sq[sel].sum() / cnt) - mean**2, 0.0)
-        return {
-            "count": cnt,
-            "nonzero": int(self.nonzero[sel].sum()),
-            "mean": mean,
-            "mean_abs": float(self.sum_abs[sel].sum() / cnt),
-            "std": float(np.sqrt(var)),
-            "max_abs": float(self.max_abs[sel].max()),
-        }
-
-    @property
-    def all_active(self) -> dict[str, float | int | None]:
-        """:meth:`pattern` over outputs whose AND is 1."""
-        return self.pattern(self.arity)
-
-    @property
-    def not_all_active(self) -> dict[str, float | int | None]:
-        """:meth:`pattern` over outputs whose AND is 0."""
-        return self.pattern(slice(0, self.arity))
-
-    def summary(self) -> dict[str, Any]:
-        """The headline numbers: ``n_outputs, max_abs_error, mean_abs_error`` and per pattern ``{mean, max}`` (of |err|)."""
-        both, rest = self.all_active, self.not_all_active
-        return {
-            "n_outputs": self.n_outputs,
-            "max_abs_error": self.max_abs_error,
-            "mean_abs_error": self.mean_abs_error,
-            "error_all_active": {"mean": both["mean_abs"], "max": both["max_abs"]},
-            "error_not_all_active": {"mean": rest["mean_abs"], "max": rest["max_abs"]},
-        }
-
-    @staticmethod
-    def combine(parts: list[UAndErrors]) -> UAndErrors:
-        """Statistics of the union of the inputs of ``parts`` (same network, same bins)."""
-        first = parts[0]
-        hist = None if first.histogram is None else sum(p.histogram for p in parts)
-        return UAndErrors(
-            first.arity,
-            first.n_features,
-            sum(p.count for p in parts),
-            sum(p.nonzero for p in parts),
-            sum(p.sum for p in parts),
-            sum(p.sum_abs for p in parts),
-            sum(p.sum_sq for p in parts),
-            np.max([p.max_abs for p in parts], axis=0),
-            np.concatenate([p.input_max_abs for p in parts]),
-            first.bins,
-            hist,
-        )
-
-
-class _Acc:
-    """Running sums for :class:`UAndErrors`; values may carry multiplicity weights."""
-
-    def __init__(self, arity: int, n_samples: int, bins: np.ndarray | None) -> None:
-        n1 = arity + 1
-        self.arity = arity
-        self.count = np.zeros(n1, dtype=np.int64)
-        self.nonzero = np.zeros(n1)
-        self.enumerated = np.zeros(n1)
-        self.sum = np.zeros(n1)
-        self.sum_abs = np.zeros(n1)
-        self.sum_sq = np.zeros(n1)
-        self.max_abs = np.zeros(n1)
-        self.input_max = np.zeros(n_samples)
-        self.bins = bins
-        self.hist = None if bins is None else np.zeros((n1, len(bins) - 1))
-
-    def add(
-        self,
-        j: int,
-        err: np.ndarray,
-        weight: np.ndarray | None = None,
-        nonzero: float | None = None,
-        inputs: int | np.ndarray | None = None,
-    ) -> None:
-        """Values ``err`` of pattern ``j`` (``weight``: multiplicity of each, default 1)."""
-        if err.size == 0:
-            return
-        # plain ufunc reductions, not BLAS dot products: waking BLAS threads costs milliseconds
-        ab = np.abs(err)
-        sq = err * err
-        if weight is None:
-            self.sum[j] += err.sum()
-            self.sum_abs[j] += ab.sum()
-            self.sum_sq[j] += sq.sum()
-            self.enumerated[j] += err.size
-        else:
-            self.sum[j] += (weight * err).sum()
-            self.sum_abs[j] += (weight * ab).sum()
-            self.sum_sq[j] += (weight * sq).sum()
-            self.enumerated[j] += weight.sum()
-        if nonzero is not None:
-            self.nonzero[j] += nonzero
-        top = float(ab.max())
-        self.max_abs[j] = max(self.max_abs[j], top)
-        if isinstance(inputs, int):
-            self.input_max[inputs] = max(self.input_max[inputs], top)
-        if self.hist is not None:
-            self.hist[j] += np.histogram(err, self.bins, weights=weight)[0]
-
-    def finish(self, n_features: int) -> UAndErrors:
-        hist = None
-        if self.hist is not None:
-            # outputs never enumerated read exactly 0 (error 0: only patterns j < n skip zeros)
-            zeros = np.round(self.count - self.enumerated)
-            b = np.searchsorted(self.bins, 0.0, side="right") - 1
-            if 0 <= b < len(self.bins) - 1:
-                self.hist[:, b] += zeros
-            hist = np.round(self.hist).astype(np.int64)
-        return UAndErrors(
-            self.arity,
-            n_features,
-            self.count.copy(),
-            np.round(self.nonzero).astype(np.int64),
-            self.sum,
-            self.sum_abs,
-            self.sum_sq,
-            self.max_abs,
-            self.input_max,
-            self.bins,
-            hist,
-        )
-
-
 # ---------------------------------------------------------------- evaluation
 
 
@@ -910,16 +746,11 @@ def evaluate_uand(
         ``"tiles"``: outputs in lexicographic tiles of ``tile`` tuples,
         :math:`\hat Y = \text{readout}(A)` for each; time :math:`O(K d \binom mn)` (dense
         readouts) or :math:`O(K d p^n \binom mn)` (Bernoulli).
-        ``"sparse"`` (Bernoulli, arity 2, analytic readout): only neurons with :math:`\ge 2`
-        active inputs fire, so an output is nonzero only if a firing neuron is wired to both
-        its features. Pairs with an active feature come straight from the neuron lists. A pair
-        of inactive features reached by one firing neuron :math:`i` reads
-        :math:`a_i/|\Gamma(k,l)|`, so each firing neuron needs only the histogram of the
-        integers :math:`|\Gamma|` over the pairs of its support, gathered from row tiles of
-        the Gram matrix :math:`W^\top W` (float32 products of 0/1 blocks: exact); the few pairs
-        reached by several firing neurons are corrected exactly. Time :math:`O(m^2 d)` for the
-        Gram plus :math:`O(K f (pm)^2)` with :math:`f \approx d\binom s2 p^2` firing neurons;
-        nothing of size :math:`m^2` is held. Fast while outputs are sparse (small :math:`p`).
+        ``"sparse"`` (Bernoulli mean readout, arity 2): only outputs whose :math:`\Gamma` holds
+        a firing neuron can be nonzero, so they are enumerated from the neuron lists
+        (:func:`superposition.kernels.bernoulli_pair_errors`): time :math:`O(m^2 d)` for the
+        Gram tiles plus :math:`O(K f (pm)^2)` with :math:`f` firing neurons per input; nothing
+        of size :math:`m^2` is held. Fast while outputs are sparse (small :math:`p`).
         ``"auto"``: whichever a rough cost model predicts to be faster.
     tile : int, optional
         Outputs per tile (default: a :data:`TILE_BYTES` budget); peak memory is
@@ -930,15 +761,19 @@ def evaluate_uand(
         tqdm progress bar on stderr; ``None`` shows it only on a terminal.
     activations : float array, shape ``(K, d)``, optional
         Use these activations instead of ``net.activations(active)`` (for first layers that
-        read the inputs differently, e.g. from superposition); forces ``method="tiles"``.
+        read the inputs differently, e.g. from superposition).
 
     Returns
     -------
     UAndErrors
+        Computed in the evaluation namespace
+        (:func:`superposition.backend.evaluation_namespace` of ``active`` and ``activations``);
+        its ``backend`` names it.
     """
     readout = net.readout if readout is None else readout
     check_choice("method", method, METHODS)
     active = check_active(active, net.n_features)
+    xp = evaluation_namespace(active, activations)
     if tile is not None:
         check_int("tile", tile, low=1)
     if bins is not None:
@@ -948,32 +783,30 @@ def evaluate_uand(
     if readout.arity != net.arity:
         raise ValueError(f"readout arity {readout.arity} does not match the network's {net.arity}")
     if activations is not None:
-        activations = np.asarray(activations, dtype=np.float64)
-        if activations.shape != (active.shape[0], net.neurons):
+        activations = xp.astype(asarray(activations, xp), xp.float64)
+        if tuple(activations.shape) != (active.shape[0], net.neurons):
             raise ValueError(
-                f"activations must have shape (n_samples, neurons) = {(active.shape[0], net.neurons)}, "
-                f"got {activations.shape}"
+                "activations must have shape (n_samples, neurons) = "
+                f"{(active.shape[0], net.neurons)}, got {tuple(activations.shape)}"
             )
-    sparse_ok = (
-        net.weights == "bernoulli"
-        and net.arity == 2
-        and readout is net.readout
-        and activations is None
-    )
+    sparse_ok = net.arity == 2 and isinstance(readout, MeanReadout) and readout.wiring is net.W
     if method == "sparse" and not sparse_ok:
         raise ValueError(
-            "method='sparse' needs weights='bernoulli', arity=2, the analytic readout and the "
-            "network's own activations"
+            "method='sparse' needs weights='bernoulli', arity=2 and the analytic (mean) readout"
         )
     use_sparse = method == "sparse" or (
         method == "auto" and sparse_ok and _sparse_cost(net, active) < _tiles_cost(net, active)
     )
-    acc = _Acc(net.arity, active.shape[0], bins)
-    _add_counts(acc, net.n_features, net.arity, active.shape[1], active.shape[0])
+    acc = ErrorAccumulator(net.arity, active.shape[0], bins, xp)
+    acc.add_counts(net.n_features, active.shape[1], active.shape[0])
+    act = asarray(active, xp)
     if use_sparse:
-        _evaluate_pairs_sparse(net, active, acc, tile, progress)
+        acts = net.activations(act) if activations is None else activations
+        bernoulli_pair_errors(
+            net.W, acts, act, acc, tile_bytes=TILE_BYTES, tile_entries=tile, progress=progress
+        )
     else:
-        _evaluate_tiles(net, readout, active, activations, acc, tile, progress)
+        _evaluate_tiles(net, readout, act, activations, acc, tile, progress)
     return acc.finish(net.n_features)
 
 
@@ -1010,41 +843,38 @@ def worst_case_uand(
     return UAndErrors.combine(parts)
 
 
-def _add_counts(acc: _Acc, m: int, n: int, s: int, k: int) -> None:
-    for j in range(n + 1):
-        acc.count[j] += k * comb(s, j) * comb(m - s, n - j)
-
-
 def _evaluate_tiles(
     net: UAnd,
     readout: Readout,
-    active: np.ndarray,
-    activations: np.ndarray | None,
-    acc: _Acc,
+    active: Any,
+    activations: Any,
+    acc: ErrorAccumulator,
     tile: int | None,
     progress: bool | None,
 ) -> None:
     """Dense tiles over the lexicographic order of outputs (any construction and readout)."""
+    xp = acc.xp
     m, n, d = net.n_features, net.arity, net.neurons
     n_out = comb(m, n)
     k_all = active.shape[0]
     chunk = max(1, min(k_all, TILE_BYTES // (64 * max(d, 1))))  # inputs per pass
     bar = tqdm(total=k_all * n_out, disable=_disable(progress), unit="out", unit_scale=True)
     for k0 in range(0, k_all, chunk):
-        act = active[k0 : k0 + chunk]
+        act = active[k0 : k0 + chunk, :]
         kk = act.shape[0]
         t = tile or max(1, TILE_BYTES // (8 * (d + 6 * kk)))
-        x = _indicator(act, m).toarray().astype(np.int8)
-        acts = net.activations(act) if activations is None else activations[k0 : k0 + chunk]
+        x = indicator(act, m, xp.int8)
+        acts = net.activations(act) if activations is None else activations[k0 : k0 + chunk, :]
         prepared = readout.prepare(acts)
         for f0 in range(0, n_out, t):
-            tup = tuple_unrank(np.arange(f0, min(f0 + t, n_out)), m, n)
-            yhat = readout.outputs(prepared, tup)
-            J = x[:, tup[:, 0]].copy()
+            tup_host = tuple_unrank(np.arange(f0, min(f0 + t, n_out)), m, n)
+            tup = asarray(tup_host, xp)
+            yhat = readout.outputs(prepared, tup_host)
+            J = xp.take(x, tup[:, 0], axis=1)
             for j in range(1, n):
-                J += x[:, tup[:, j]]
-            _tile_stats(acc, yhat, J, k0)
-            bar.update(kk * len(tup))
+                J = J + xp.take(x, tup[:, j], axis=1)
+            acc.add_tile(yhat, J, k0)
+            bar.update(kk * tup_host.shape[0])
     bar.close()
 
 
@@ -1068,308 +898,14 @@ def _sparse_cost(net: UAnd, active: np.ndarray) -> float:
 
 
 def _tiles_cost(net: UAnd, active: np.ndarray) -> float:
-    """Rough seconds for dense output tiles with the Bernoulli mean readout."""
+    """Rough seconds for dense output tiles (a dense ``(d, t)`` product per tile)."""
     k = active.shape[0]
-    return k * net.n_outputs * (4e-8 + 3e-9 * net.neurons * net.p**net.arity)
-
-
-def _tile_stats(acc: _Acc, yhat: np.ndarray, J: np.ndarray, k0: int) -> None:
-    """Add a ``(K, t)`` tile of outputs with patterns ``J`` (inputs ``k0 ...``) to ``acc``.
-
-    Most outputs have pattern 0 (target 0, error = output): those are summed in bulk with the
-    few others zeroed; the others (at most ``K · s · t · n / m``) are handled one by one.
-    """
-    n = acc.arity
-    rows, cols = np.nonzero(J)
-    jj = J[rows, cols].astype(np.intp)
-    ys = yhat[rows, cols]
-    yhat[rows, cols] = 0.0  # the tile is ours to modify
-    ab = np.abs(yhat)
-    acc.sum[0] += yhat.sum()
-    acc.sum_abs[0] += ab.sum()
-    acc.sum_sq[0] += np.einsum("ij,ij->", yhat, yhat)
-    acc.max_abs[0] = max(acc.max_abs[0], float(ab.max(initial=0.0)))
-    nz = np.count_nonzero(yhat)
-    acc.nonzero[0] += nz
-    acc.enumerated[0] += yhat.size - rows.size
-    kk = yhat.shape[0]
-    top = ab.max(axis=1, initial=0.0)
-    if acc.hist is not None:
-        h = np.histogram(yhat, acc.bins)[0].astype(np.float64)
-        b = np.searchsorted(acc.bins, 0.0, side="right") - 1
-        if 0 <= b < h.size:
-            h[b] -= rows.size  # the zeroed entries of other patterns
-        acc.hist[0] += h
-    if rows.size:
-        err = ys - (jj == n)
-        eab = np.abs(err)
-        np.maximum.at(top, rows, eab)
-        acc.sum += np.bincount(jj, weights=err, minlength=n + 1)
-        acc.sum_abs += np.bincount(jj, weights=eab, minlength=n + 1)
-        acc.sum_sq += np.bincount(jj, weights=err * err, minlength=n + 1)
-        acc.nonzero += np.bincount(jj[ys != 0], minlength=n + 1)
-        acc.enumerated += np.bincount(jj, minlength=n + 1)
-        for j in range(1, n + 1):
-            sel = jj == j
-            if sel.any():
-                acc.max_abs[j] = max(acc.max_abs[j], float(eab[sel].max()))
-                if acc.hist is not None:
-                    acc.hist[j] += np.histogram(err[sel], acc.bins)[0]
-    np.maximum(acc.input_max[k0 : k0 + kk], top, out=acc.input_max[k0 : k0 + kk])
-
-
-def _evaluate_pairs_sparse(
-    net: UAnd, active: np.ndarray, acc: _Acc, tile: int | None, progress: bool | None
-) -> None:
-    """Bernoulli, arity 2: only outputs that a firing neuron reaches can be nonzero.
-
-    Pattern 2 (both features active) and pattern 1 (one active) come straight from the neuron
-    lists of the active features. Pattern 0 (neither active): a firing neuron ``i`` reaches the
-    pairs inside ``S_i \\ A`` (its support minus the active features). A pair reached by one
-    firing neuron reads ``a_i / |Γ|``, so each neuron needs only the histogram of the integer
-    ``|Γ(k, l)|`` over its pairs, read from row tiles of the Gram matrix ``WᵀW``. Pairs reached by
-    several firing neurons (inside the overlap of two supports: few) are corrected exactly: their
-    single-neuron values enter with weight -1 and the true value ``Σ a_i / |Γ|`` with weight +1.
-    """
-    m, d = net.n_features, net.neurons
-    k_all, s = active.shape
-    W, Wc = net.W, net.csc
-    indptr, indices = W.indptr, W.indices
-    cptr, cidx = Wc.indptr, Wc.indices
-    gram_bytes = np.dtype(_count_dtype(net.csc)).itemsize  # per Gram entry
-    rows_per_tile = max(1, min(m, (tile or TILE_BYTES // gram_bytes) // max(m, 1)))
-    if tile is None:  # a tile of r rows also computes r²/2 lower-triangle entries: keep r <= m/8
-        rows_per_tile = min(rows_per_tile, -(-m // 8))
-    done = 0
-    bar = tqdm(total=k_all, disable=_disable(progress), unit="input")
-    while done < k_all:  # groups of inputs whose firing neurons' rows fit the budget
-        insts: list[tuple[int, float, np.ndarray]] = []  # (input, a_i, support minus A)
-        multi: list[tuple[int, list[np.ndarray], tuple[str, Any], np.ndarray]] = []
-        budget = TILE_BYTES
-        k0 = done
-        while done < k_all and budget > 0:
-            t = done
-            A = active[t]
-            nbrs = [cidx[cptr[k] : cptr[k + 1]] for k in A]
-            h = np.bincount(np.concatenate(nbrs), minlength=d) if s else np.zeros(d, np.int64)
-            a = np.maximum(h - 1.0, 0.0)
-            for u in range(s):  # pattern 2
-                for v in range(u + 1, s):
-                    gam = np.intersect1d(nbrs[u], nbrs[v], assume_unique=True)
-                    y = float(a[gam].mean()) if gam.size else 0.0
-                    acc.add(2, np.array([y - 1.0]), nonzero=float(y != 0), inputs=t)
-            keep = np.ones(m, bool)
-            keep[A] = False
-            for u in range(s):  # pattern 1: one row of outputs per active feature
-                cols, owner = _gather_rows(indptr, indices, nbrs[u])
-                gamma = np.bincount(cols, minlength=m)
-                num = np.bincount(cols, weights=a[nbrs[u]][owner], minlength=m)
-                y = np.divide(num, gamma, out=np.zeros(m), where=gamma > 0)[keep]
-                acc.add(1, y, nonzero=float(np.count_nonzero(y)), inputs=t)
-            F = np.flatnonzero(a)  # pattern 0
-            supports = []
-            for i in F:
-                sup = indices[indptr[i] : indptr[i + 1]]
-                supports.append(sup[keep[sup]])
-                if supports[-1].size >= 2:
-                    insts.append((t, float(a[i]), supports[-1]))
-                budget -= supports[-1].nbytes
-            plan = _overlap_plan(supports, m)  # where pairs reached by >= 2 firing neurons lie
-            if plan is not None:
-                multi.append((t, supports, plan, a[F]))
-                budget -= _plan_nbytes(plan)
-            done += 1
-        _pattern0(net, insts, multi, acc, rows_per_tile)
-        bar.update(done - k0)
-    bar.close()
-
-
-def _overlap_plan(supports: list[np.ndarray], m: int) -> tuple[str, Any] | None:
-    """What :func:`_shared_pairs` needs to list the pairs inside >= 2 ``supports``, tile by tile.
-
-    Few firing neurons: their pairwise support intersections (``("few", [both, ...])``); many:
-    the features in at least two supports and their membership (``("many", (shared, mq))``).
-    Small next to the pairs themselves, which are listed again for each row tile and never
-    held for a whole input. ``None`` when no pair is shared.
-    """
-    f = len(supports)
-    if f * (f - 1) // 2 <= 512:  # few firing neurons: intersect their supports pairwise
-        inter = []
-        for u in range(f):
-            for v in range(u + 1, f):
-                both = np.intersect1d(supports[u], supports[v], assume_unique=True)
-                if both.size >= 2:
-                    inter.append(both)
-        return ("few", inter) if inter else None
-    member = np.zeros((f, m), dtype=bool)
-    for u, sup in enumerate(supports):
-        member[u, sup] = True
-    shared = np.flatnonzero(member.sum(axis=0) >= 2)
-    if shared.size < 2:
-        return None
-    return "many", (shared, member[:, shared].astype(np.float32))
-
-
-def _plan_nbytes(plan: tuple[str, Any]) -> int:
-    kind, data = plan
-    if kind == "few":
-        return sum(b.nbytes for b in data)
-    return data[0].nbytes + data[1].nbytes
-
-
-def _shared_pairs(plan: tuple[str, Any], m: int, k0: int, k1: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs ``k < l`` with ``k0 <= k < k1`` inside at least two supports (see :func:`_overlap_plan`), sorted."""
-    kind, data = plan
-    if kind == "few":
-        keys = []
-        for both in data:
-            i0, i1 = np.searchsorted(both, [k0, k1])
-            if i0 >= i1:
-                continue
-            n = both.size
-            r, c = _triu(n)  # row-major: the pairs of rows [i0, i1) are one slice
-            lo, hi = i0 * n - i0 * (i0 + 1) // 2, i1 * n - i1 * (i1 + 1) // 2
-            if hi > lo:
-                keys.append(both[r[lo:hi]] * m + both[c[lo:hi]])
-        if not keys:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        key = np.sort(np.concatenate(keys))
-        key = key[np.concatenate(([True], key[1:] != key[:-1]))]
-        return key // m, key % m
-    # many: co-membership counts among the features that are in >= 2 supports
-    shared, mq = data
-    q0, q1 = np.searchsorted(shared, [k0, k1])
-    mk, ml = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    step = max(1, 2**22 // max(shared.size - q0, 1))
-    for a0 in range(q0, q1, step):
-        a1 = min(a0 + step, q1)
-        r, c = np.nonzero(mq[:, a0:a1].T @ mq[:, a0:] >= 2)
-        up = c > r
-        mk.append(shared[a0 + r[up]])
-        ml.append(shared[a0 + c[up]])
-    return np.concatenate(mk), np.concatenate(ml)
-
-
-@lru_cache(maxsize=256)
-def _triu(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.triu_indices(n, 1)`` as int64, cached (read-only)."""
-    r, c = np.triu_indices(n, 1)
-    r, c = r.astype(np.int64), c.astype(np.int64)
-    r.setflags(write=False)
-    c.setflags(write=False)
-    return r, c
-
-
-def _pattern0(
-    net: UAnd,
-    insts: list[tuple[int, float, np.ndarray]],
-    multi: list[tuple[int, list[np.ndarray], tuple[str, Any], np.ndarray]],
-    acc: _Acc,
-    rows_per_tile: int,
-) -> None:
-    """Pattern-0 statistics from row tiles ``[k0, k1)`` of the Gram matrix ``|Γ(k, l)| = (WᵀW)_kl``."""
-    if not insts:
-        return
-    m = net.n_features
-    Wc = net.csc
-    lo = np.array([sup[0] for _, _, sup in insts])
-    hi = np.array([sup[-2] for _, _, sup in insts])  # a row feature needs a later column
-    for k0 in range(0, m, rows_per_tile):
-        k1 = min(k0 + rows_per_tile, m)
-        live = np.flatnonzero((lo < k1) & (hi >= k0))
-        if live.size == 0:
-            continue
-        # exact: 0/1 products summed in float32 are integers below 2**24; each float32 block
-        # goes straight into the small-integer tile (|Γ| <= the largest column degree)
-        left = _dense_columns(Wc, k0, k1)
-        gram = np.empty((k1 - k0, m - k0), dtype=_count_dtype(Wc))
-        step = max(1, 2**22 // (k1 - k0))  # float32 blocks of 16 MB
-        for c0 in range(k0, m, step):
-            c1 = min(c0 + step, m)
-            right = left if (c0, c1) == (k0, k1) else _dense_columns(Wc, c0, c1)
-            gram[:, c0 - k0 : c1 - k0] = left.T @ right
-        np.fill_diagonal(gram, 0)  # |N(k)| is not a pair
-        top = int(gram.max())
-        for q in live:
-            t, a_i, sup = insts[q]
-            u0, u1 = np.searchsorted(sup, [k0, k1])
-            r = u1 - u0
-            if r == 0 or u0 + 1 >= sup.size:
-                continue
-            flat = (sup[u0:u1, None].astype(np.int64) - k0) * gram.shape[1] + (sup[u0:] - k0)
-            block = np.take(gram.ravel(), flat)  # (r, L - u0): gram[rows][:, cols], one gather
-            # the leading (r, r) square is symmetric with a zero diagonal: halve its counts
-            hist = np.bincount(block.ravel(), minlength=top + 1)
-            hist -= np.bincount(block[:, :r].ravel(), minlength=top + 1) // 2
-            g = np.flatnonzero(hist[1:]) + 1
-            w = hist[g].astype(np.float64)
-            acc.add(0, a_i / g, weight=w, nonzero=float(w.sum()), inputs=t)
-        for t, supports, plan, aF in multi:
-            mk, ml = _shared_pairs(plan, m, k0, k1)
-            if mk.size == 0:
-                continue
-            gam = gram[mk - k0, ml - k0].astype(np.float64)
-            cov = np.empty((len(supports), mk.size), dtype=bool)  # (firing neurons, pairs)
-            for u, sup in enumerate(supports):
-                cov[u] = _contains(sup, mk) & _contains(sup, ml)
-            true = (aF @ cov) / gam  # the pair's output, counted once
-            single = (aF[:, None] / gam)[cov]  # what the single-neuron pass counted
-            vals = np.concatenate([true, single])
-            w = np.concatenate([np.ones(true.size), -np.ones(single.size)])
-            acc.add(0, vals, weight=w, nonzero=float(w.sum()), inputs=t)
-
-
-def _contains(sorted_set: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``np.isin(x, sorted_set)`` for a sorted ``sorted_set``, by binary search."""
-    if sorted_set.size == 0:
-        return np.zeros(x.shape, dtype=bool)
-    pos = np.searchsorted(sorted_set, x)
-    return sorted_set[np.minimum(pos, sorted_set.size - 1)] == x
-
-
-def _count_dtype(Wc: sps.csc_array) -> type:
-    """Smallest unsigned integer type holding every pair count ``|Γ(k, l)|`` of ``Wc``."""
-    top = int(np.diff(Wc.indptr).max(initial=0))  # |Γ(k, l)| <= |N(k)|
-    return np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.uint32
-
-
-def _dense_columns(Wc: sps.csc_array, c0: int, c1: int) -> np.ndarray:
-    """Columns ``c0 .. c1 - 1`` of the 0/1 matrix ``Wc`` as a dense float32 ``(d, c1 - c0)`` block."""
-    out = np.zeros((Wc.shape[0], c1 - c0), dtype=np.float32)
-    lo, hi = Wc.indptr[c0], Wc.indptr[c1]
-    out[Wc.indices[lo:hi], np.repeat(np.arange(c1 - c0), np.diff(Wc.indptr[c0 : c1 + 1]))] = 1.0
-    return out
-
-
-def _gather_rows(
-    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices of CSR ``rows`` concatenated, and the position in ``rows`` of each."""
-    starts = indptr[rows]
-    lengths = indptr[rows + 1] - starts
-    owner = np.repeat(np.arange(rows.size), lengths)
-    return indices[_ranges(starts, lengths)], owner
+    return k * net.n_outputs * (4e-8 + 2e-11 * net.neurons)
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + l) for s, l in zip(starts, lengths)])``, vectorised."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + (np.arange(total) - offsets)
-
-
-def _indicator(active: np.ndarray, m: int) -> sps.csr_array:
-    k, s = active.shape
-    return sps.csr_array(
-        (
-            np.ones(k * s),
-            active.ravel(),
-            np.arange(0, k * s + 1, s) if s else np.zeros(k + 1, np.int64),
-        ),
-        shape=(k, m),
-    )
+    """``concatenate([arange(s, s + l) for s, l in zip(starts, lengths)])`` (host indices)."""
+    return to_numpy(ranges(np.asarray(starts, np.int64), np.asarray(lengths, np.int64)))
 
 
 def _disable(progress: bool | None) -> bool | None:

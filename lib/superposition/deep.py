@@ -277,9 +277,25 @@ def deep_step(
     Returns
     -------
     StepStates
+
+    Raises
+    ------
+    ValueError
+        ``readout`` or ``rows`` of a shape the factors do not fit, ``and_bias`` outside
+        :math:`[0, 2)`, or ``factors``/``correction`` of the wrong type.
     """
+    if not isinstance(factors, GateFactors):
+        raise ValueError(f"factors must be GateFactors, got {type(factors).__name__}")
+    if correction is not None and not isinstance(correction, CorrectionArrays):
+        raise ValueError(f"correction must be CorrectionArrays, got {type(correction).__name__}")
+    theta = check_real("and_bias", and_bias, low=0.0, high=2.0, high_open=True)
+    m_in, m_out = factors.linear_t.shape
+    if len(readout.shape) != 2 or readout.shape[1] != m_in:
+        raise ValueError(f"readout must have shape (K, {m_in}), got {tuple(readout.shape)}")
+    if len(rows.shape) != 2 or rows.shape[0] != m_out:
+        raise ValueError(f"rows must have shape ({m_out}, embed_dim), got {tuple(rows.shape)}")
     xp = namespace(readout)
-    gate = _gate_output(readout, factors, rows, and_bias)
+    gate = _gate_output(readout, factors, rows, theta)
     gate_readout = gate @ xp.matrix_transpose(rows)
     if correction is None:
         return StepStates(gate, gate_readout, gate, gate_readout)

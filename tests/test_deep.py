@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from superposition.circuits import predicted_noise
 from superposition.cli import main
 from superposition.correction import CodeCorrection
-from superposition.deep import DeepNetwork, deep_network, run_deep
+from superposition.deep import CorrectionArrays, DeepNetwork, deep_network, deep_step, run_deep
 from superposition.embedding import sample_sparse, to_dense
 
 # Products and clipped units of float64 arrays of a few thousand terms of size <= 1: rounding
@@ -97,6 +97,46 @@ def test_correct_is_the_correction_layer() -> None:
         out = net.correct(a, net.readout(a, 1), 1)
         assert_allclose(out, layer.step(a), atol=EXACT)
     assert net.correction_neurons == 2 * 8 * 11  # 2cq with q = 11 (q >= c, q^2 >= 121)
+
+
+@pytest.mark.parametrize("design", ["denoiser", "code"])
+def test_deep_step_is_the_gate_and_correction_layers(design: str) -> None:
+    # deep_step on the network's own arrays (what run_deep and an exported network call) is
+    # gate_step, readout and correct, in the same arithmetic: equal bit for bit.
+    net = deep_network(121, 400, 3, 2, design=design, blocks=8, seed=2)
+    x = inputs(121, 3, 15)
+    r = net.readout(net.encode(x), 0)
+    emb = net.embedding(1)
+    rows = np.ascontiguousarray((emb if isinstance(emb, np.ndarray) else emb.matrix()).T)
+    step = deep_step(r, net.gate_factors(1), rows, correction=net.correction_arrays())
+    gate = net.gate_step(1, r)
+    assert_array_equal(step.gate, gate)
+    assert_array_equal(step.gate_readout, net.readout(gate, 1))
+    assert_array_equal(step.state, net.correct(gate, net.readout(gate, 1), 1))
+    assert_array_equal(step.readout, net.readout(step.state, 1))
+    assert step.state.dtype == np.float32  # the network's dtype, as every state
+    plain = deep_step(r, net.gate_factors(1), rows)
+    assert plain.state is plain.gate and plain.readout is plain.gate_readout
+
+
+def test_deep_step_rejects_bad_arguments() -> None:
+    net = deep_network(60, 100, 2, 1, seed=0)
+    f, r = net.gate_factors(1), np.zeros((3, 60), np.float32)
+    rows = np.zeros((60, 100), np.float32)
+    with pytest.raises(ValueError, match="readout must have shape"):
+        deep_step(r[:, :50], f, rows)
+    with pytest.raises(ValueError, match="rows must have shape"):
+        deep_step(r, f, rows[:50])
+    with pytest.raises(ValueError, match="and_bias"):
+        deep_step(r, f, rows, and_bias=2.0)
+    with pytest.raises(ValueError, match="factors"):
+        deep_step(r, "f", rows)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="correction"):
+        deep_step(r, f, rows, correction=(0.4, 0.6))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hi"):
+        CorrectionArrays(0.6, 0.4)
+    with pytest.raises(ValueError, match="ell"):
+        net.gate_factors(2)
 
 
 def _plain_network(net: DeepNetwork) -> list[tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]]:

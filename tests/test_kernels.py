@@ -10,6 +10,7 @@ from math import comb
 
 import numpy as np
 import pytest
+import scipy.sparse as sps
 from numpy.testing import assert_allclose, assert_array_equal
 
 import superposition as sp
@@ -250,3 +251,108 @@ def test_exact_bernoulli_errors_for_any_gram_tiling() -> None:
         got = sp.evaluate_uand(net, active, method="sparse", tile=tile)
         _assert_errors_close(got, ref, FLOAT_TOL, 0)
     assert int(np.diff(net.W.host_indptr).max()) < 2**8  # so the Gram tiles hold uint8 counts
+
+
+# ---------------------------------------------------------------- sparse matrices: CSR and X @ S
+
+U64 = 2.0**-53  # unit roundoff of float64
+
+
+def _gamma(n: int, u: float = U64) -> float:
+    return n * u / (1 - n * u)
+
+
+def _sparse_case(rows: int, cols: int, seed: int) -> sps.csr_array:
+    """A random sparse matrix with empty rows and columns and one heavy column (skewed widths)."""
+    rng = np.random.default_rng(seed)
+    dense = rng.standard_normal((rows, cols)) * (rng.random((rows, cols)) < 0.15)
+    if rows and cols > 3:
+        dense[:, 0] = rng.standard_normal(rows)  # every row reads column 0
+        dense[:, 1] = 0.0  # an empty column
+    if rows > 2:
+        dense[1, :] = 0.0  # an empty row
+    return sps.csr_array(dense)
+
+
+@pytest.mark.parametrize("backend", XPS)
+@pytest.mark.parametrize(("rows", "cols", "batch"), [(37, 23, 9), (5, 64, 3), (0, 4, 2), (6, 0, 3)])
+def test_sparse_matmul_is_the_dense_product(backend: str, rows: int, cols: int, batch: int) -> None:
+    xp = _xp(backend)
+    S = _sparse_case(rows, cols, seed=rows + cols)
+    A = K.CSR.from_scipy(S)
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((batch, rows)), rng.standard_normal((cols, batch))
+    dense = S.toarray()
+    for got, ref, bound in (
+        (K.sparse_matmul(xp.asarray(X), A), X @ dense, np.abs(X) @ np.abs(dense)),
+        (K.sparse_matmul(A, xp.asarray(Y)), dense @ Y, np.abs(dense) @ np.abs(Y)),
+    ):
+        got = to_numpy(got)
+        assert got.shape == ref.shape and got.dtype == np.float64
+        # Both sides add the same products in some order: each output is within
+        # gamma_n * sum |products| of the exact value, n <= rows (cols) terms (Higham, 3.1).
+        n = max(rows, cols, 1)
+        assert np.all(np.abs(got - ref) <= 2 * _gamma(n) * bound)
+        if backend == "numpy":  # the NumPy path is scipy's product itself
+            assert_array_equal(got, X @ S if ref.shape == (batch, cols) else S @ Y)
+
+
+@pytest.mark.parametrize("backend", XPS)
+def test_csr_from_dense_moves_and_round_trips(backend: str) -> None:
+    xp = _xp(backend)
+    S = _sparse_case(12, 9, seed=3)
+    A = K.CSR.from_dense(xp.asarray(S.toarray()))
+    assert (A.shape, A.nnz) == (S.shape, S.nnz)
+    assert_array_equal(to_numpy(A.indptr), S.indptr)
+    assert_array_equal(to_numpy(A.indices), S.indices)
+    assert_array_equal(to_numpy(A.data), S.data)
+    assert_array_equal(to_numpy(A.toarray()), S.toarray())
+    assert_array_equal(A.to_scipy().toarray(), S.toarray())
+    wrapped = K.CSR.from_scipy(S)
+    moved = wrapped.to(xp)
+    assert moved is wrapped.to(xp)  # moved once, then cached (NumPy: the matrix itself)
+    assert (moved is wrapped) == (backend == "numpy")
+    assert_array_equal(to_numpy(moved.toarray()), S.toarray())
+
+
+@pytest.mark.parametrize("backend", XPS)
+def test_sparse_matmul_keeps_float32_and_ignores_unread_infinities(backend: str) -> None:
+    xp = _xp(backend)
+    S = sps.csr_array(np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], dtype=np.float32))
+    X = np.array([[1.0, 2.0, np.inf]], dtype=np.float32)  # column 2 is read by no output
+    got = to_numpy(K.sparse_matmul(xp.asarray(X), K.CSR.from_scipy(S)))
+    assert got.dtype == np.float32
+    assert_array_equal(got, [[1.0, 4.0]])  # padding adds exact zeros, never 0 * inf
+
+
+def test_csr_and_sparse_matmul_reject_bad_arguments() -> None:
+    A = K.CSR.from_scipy(sps.csr_array(np.eye(3)))
+    with pytest.raises(ValueError, match="indptr"):
+        K.CSR(np.zeros(3, np.int64), np.zeros(0, np.int64), np.zeros(0), (3, 3))
+    with pytest.raises(ValueError, match="indices and data"):
+        K.CSR(np.zeros(4, np.int64), np.zeros(1, np.int64), np.zeros(0), (3, 3))
+    with pytest.raises(ValueError, match="shape"):
+        K.CSR(np.zeros(4, np.int64), np.zeros(0, np.int64), np.zeros(0), (3, -1))
+    with pytest.raises(ValueError, match="one dense array and one CSR"):
+        K.sparse_matmul(A, A)
+    with pytest.raises(ValueError, match="one dense array and one CSR"):
+        K.sparse_matmul(np.eye(3), np.eye(3))
+    with pytest.raises(ValueError, match="a must have 3 columns"):
+        K.sparse_matmul(np.ones((2, 4)), A)
+    with pytest.raises(ValueError, match="b must have 3 rows"):
+        K.sparse_matmul(A, np.ones((4, 2)))
+    with pytest.raises(ValueError, match="2-d"):
+        K.sparse_matmul(np.ones(3), A)
+    with pytest.raises(ValueError, match="matrix must be a scipy.sparse"):
+        K.CSR.from_scipy(np.eye(3))
+
+
+@pytest.mark.gpu
+def test_sparse_matmul_on_gpu(cupy_xp) -> None:  # pragma: no cover - GPU only
+    xp = cupy_xp
+    S = _sparse_case(40, 30, seed=2)
+    A = K.CSR.from_scipy(S)
+    X = np.random.default_rng(0).standard_normal((7, 40))
+    assert_allclose(to_numpy(K.sparse_matmul(xp.asarray(X), A)), X @ S.toarray(), atol=1e-12)
+    Y = np.random.default_rng(1).standard_normal((30, 5))
+    assert_allclose(to_numpy(K.sparse_matmul(A, xp.asarray(Y))), S.toarray() @ Y, atol=1e-12)

@@ -40,6 +40,12 @@ error-correction layers). Without correction the readout noise of *every* featur
 not, is copied by the linear terms and written back, so it compounds by about
 :math:`\kappa(1 + m/d)` per layer (:func:`predicted_noise`).
 
+The weights are built with NumPy and SciPy; the emulation (a layer's call, ``encode``,
+``decode``, ``residuals``, :func:`emulate`, :func:`readout_stats`) runs in the namespace of its
+input, or of ``$SUPERPOSITION_BACKEND`` for NumPy input
+(:func:`~superposition.backend.evaluation_namespace`), with the weights moved there once. Only
+the exact circuit it is compared with is evaluated in NumPy.
+
 Examples
 --------
 >>> from superposition import random_circuit, compile_circuit, emulate, sample_sparse, to_dense
@@ -56,13 +62,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._validate import as_generator, check_bits, check_choice, check_int, check_real
+from .backend import asarray, evaluation_namespace, name_of, to_numpy
 from .embedding import BLOCK, EMBEDDING_KINDS, Embedding
+from .kernels import CSR, sample_wiring, sparse_matmul
 
 __all__ = [
     "DEFAULT_GATES",
@@ -598,7 +607,10 @@ def fraction_sparse(circuit: Circuit, x: np.ndarray, sparsity: int) -> np.ndarra
 
 
 class _MatrixPhi:
-    """An explicit embedding matrix with the block interface of :class:`Embedding`."""
+    """An explicit embedding matrix with the block interface of :class:`Embedding`.
+
+    Like an :class:`Embedding`, its blocks are given in any namespace (moved once, cached).
+    """
 
     def __init__(self, matrix: np.ndarray) -> None:
         mat = np.asarray(matrix)
@@ -613,16 +625,25 @@ class _MatrixPhi:
         self.mat = mat
         self.embed_dim, self.n_features = mat.shape
         self.dtype = mat.dtype.type
+        self._moved: dict[str, Any] = {}
 
-    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+    def matrix(self, xp: ModuleType | None = None) -> Any:
+        """The matrix ``(d, m)`` in namespace ``xp`` (default NumPy)."""
+        if xp is None or name_of(xp) == "numpy":
+            return self.mat
+        key = name_of(xp)
+        if key not in self._moved:
+            self._moved[key] = asarray(self.mat, xp)
+        return self._moved[key]
+
+    def blocks(self, xp: ModuleType | None = None) -> Iterator[tuple[int, Any]]:
+        mat = self.matrix(xp)
         for start in range(0, self.n_features, BLOCK):
-            yield start, self.mat[:, start : start + BLOCK]
+            yield start, mat[:, start : min(start + BLOCK, self.n_features)]
 
-    def matrix(self) -> np.ndarray:
-        return self.mat
-
-    def readout(self, a: np.ndarray) -> np.ndarray:
-        return np.asarray(a) @ self.mat
+    def readout(self, a: Any) -> Any:
+        xp = evaluation_namespace(a)
+        return asarray(a, xp) @ self.matrix(xp)
 
 
 Phi = Embedding | np.ndarray
@@ -648,6 +669,23 @@ def _sparse_times_phiT(S: sp.sparray, phi: Embedding | _MatrixPhi) -> np.ndarray
         part = S[:, start : start + blk.shape[1]]
         if part.nnz:
             out += part @ np.ascontiguousarray(blk.T)
+    return out
+
+
+def _bits_times_phiT(x: Any, phi: Embedding | _MatrixPhi, xp: ModuleType) -> Any:
+    r""":math:`x \Phi^\top` for a 0/1 batch ``x`` ``(rows, m)`` in namespace ``xp``: ``(rows, d)``.
+
+    Block by block, each block's ones as a sparse matrix (:func:`~superposition.kernels.sparse_matmul`):
+    a row of the result is the sum of its active columns, added in feature order within a block
+    (float64, like the bits), then accumulated over blocks in the embedding's dtype.
+    """
+    dtype = xp.float32 if _phi_dtype(phi) == np.float32 else xp.float64
+    bits = xp.astype(x, xp.float64)
+    out = xp.zeros((x.shape[0], phi.embed_dim), dtype=dtype)
+    for start, blk in phi.blocks(xp):
+        part = CSR.from_dense(bits[:, start : start + blk.shape[1]])
+        if part.nnz:
+            out = xp.astype(out + sparse_matmul(part, xp.matrix_transpose(blk)), dtype)
     return out
 
 
@@ -702,7 +740,9 @@ class CompiledLayer:
     .. math:: a' = W_{\mathrm{skip}}\, a + W_{\mathrm{out}}\,\mathrm{ReLU}(W_{\mathrm{in}}\, a + b)
 
     with :math:`a = \Phi_{\mathrm{in}} x` of dimension :math:`d` and, for the exact gate values
-    :math:`y`, :math:`a' \approx \Phi_{\mathrm{out}} y`. All arrays are plain NumPy.
+    :math:`y`, :math:`a' \approx \Phi_{\mathrm{out}} y`. All arrays are plain NumPy (built with
+    NumPy and SciPy); calling the layer on arrays of another namespace moves them there once
+    (:meth:`weights_in`).
 
     Attributes
     ----------
@@ -746,12 +786,29 @@ class CompiledLayer:
     def neurons(self) -> int:
         return int(self.W_in.shape[0])
 
-    def __call__(self, a: np.ndarray) -> np.ndarray:
-        """Apply the layer to a batch of residuals ``a`` ``(n_batch, d)`` → ``(n_batch, d)``."""
-        a = np.asarray(a)
-        if a.ndim != 2 or a.shape[1] != self.embed_dim:
-            raise ValueError(f"a must have shape (n_samples, {self.embed_dim}), got {a.shape}")
-        return a @ self.W_skip.T + np.maximum(a @ self.W_in.T + self.b, 0.0) @ self.W_out.T
+    def __call__(self, a: Any) -> Any:
+        """Apply the layer to a batch of residuals ``a`` ``(n_batch, d)`` → ``(n_batch, d)``.
+
+        In the evaluation namespace of ``a`` (the weights are moved there once and cached).
+        """
+        xp = evaluation_namespace(a)
+        a = asarray(a, xp)
+        if len(a.shape) != 2 or a.shape[1] != self.embed_dim:
+            raise ValueError(
+                f"a must have shape (n_samples, {self.embed_dim}), got {tuple(a.shape)}"
+            )
+        W_in, b, W_out, W_skip = self.weights_in(xp)
+        T = xp.matrix_transpose
+        return a @ T(W_skip) + xp.maximum(a @ T(W_in) + b, 0.0) @ T(W_out)
+
+    def weights_in(self, xp: ModuleType) -> tuple[Any, Any, Any, Any]:
+        """``(W_in, b, W_out, W_skip)`` in namespace ``xp`` (moved once per namespace, cached)."""
+        key = name_of(xp)
+        cache = self.__dict__.setdefault("_moved", {})
+        if key not in cache:
+            arrays = (self.W_in, self.b, self.W_out, self.W_skip)
+            cache[key] = arrays if key == "numpy" else tuple(asarray(w, xp) for w in arrays)
+        return cache[key]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays ``W_in, b, W_out, W_skip, phi_in, phi_out`` (embeddings materialised)."""
@@ -878,11 +935,10 @@ def compile_layer(
             if p is None
             else check_real("p", p, low=0.0, high=1.0, low_open=True)
         )
-        parts = [
-            sp.csc_array(rng.random((n, min(BLOCK, m_in - s))) < pp, dtype=np.float64)
-            for s in range(0, m_in, BLOCK)
-        ]
-        W = sp.csr_array(sp.hstack(parts, format="csr"))
+        wiring = sample_wiring(m_in, n, pp, seed=rng)  # the library's one Bernoulli sampler
+        W = sp.csr_array(
+            sp.csc_array((np.ones(wiring.nnz), wiring.indices, wiring.host_indptr), shape=(n, m_in))
+        )
 
     # readout R: mean over Gamma(u, v) = neurons wired to both u and v
     Wc = sp.csc_array(W)
@@ -939,20 +995,33 @@ class CompiledCircuit:
         """MLP neurons per layer :math:`n`."""
         return self.layers[0].neurons
 
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        r""":math:`a^{(0)} = \Phi_0 x` for a 0/1 batch ``x`` ``(n_batch, m_0)`` → ``(n_batch, d)``."""
-        x = check_bits(x, self.circuit.n_features, "x")
-        return _sparse_times_phiT(
-            sp.csr_array(x, dtype=np.float64), _as_phi(self.embeddings[0], "phi")
-        )
+    def phi(self, ell: int) -> Embedding | _MatrixPhi:
+        r"""Embedding :math:`\Phi_\ell` with its block interface (kept, so its moved blocks are)."""
+        ell = check_int("layer", ell, low=0, high=self.circuit.depth)
+        cache = self.__dict__.setdefault("_phis", {})
+        if ell not in cache:
+            cache[ell] = _as_phi(self.embeddings[ell], "phi")
+        return cache[ell]
 
-    def decode(self, a: np.ndarray, layer: int) -> np.ndarray:
-        r""":math:`\hat x^{(\ell)} = \Phi_\ell^\top a`, ``(n_batch, m_\ell)``, for ``layer`` :math:`\ell`."""
+    def encode(self, x: Any) -> Any:
+        r""":math:`a^{(0)} = \Phi_0 x` for a 0/1 batch ``x`` ``(n_batch, m_0)`` → ``(n_batch, d)``.
+
+        In the evaluation namespace of ``x``.
+        """
+        xp = evaluation_namespace(x)
+        bits = check_bits(to_numpy(x), self.circuit.n_features, "x")
+        return _bits_times_phiT(asarray(bits, xp), self.phi(0), xp)
+
+    def decode(self, a: Any, layer: int) -> Any:
+        r""":math:`\hat x^{(\ell)} = \Phi_\ell^\top a`, ``(n_batch, m_\ell)``, for ``layer`` :math:`\ell`.
+
+        In the evaluation namespace of ``a``.
+        """
         ell = check_int("layer", layer, low=0, high=self.circuit.depth)
-        return _as_phi(self.embeddings[ell], "phi").readout(a)
+        return self.phi(ell).readout(a)
 
-    def residuals(self, x: np.ndarray) -> Iterator[np.ndarray]:
-        r"""Yield :math:`a^{(0)}, a^{(1)}, \dots, a^{(L)}`, one layer at a time."""
+    def residuals(self, x: Any) -> Iterator[Any]:
+        r"""Yield :math:`a^{(0)}, a^{(1)}, \dots, a^{(L)}`, one layer at a time (namespace of ``x``)."""
         a = self.encode(x)
         yield a
         for layer in self.layers:
@@ -1051,13 +1120,14 @@ def compile_circuit(
 # --------------------------------------------------------------------------- emulation
 
 
-def readout_stats(xhat: np.ndarray, x: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+def readout_stats(xhat: Any, x: Any, threshold: float = 0.5) -> dict[str, float]:
     r"""Readout error and bit accuracy of decoded values against exact bits.
 
     Parameters
     ----------
     xhat : float array ``(n_batch, m)``
-        Decoded values, e.g. :math:`\Phi^\top a`.
+        Decoded values, e.g. :math:`\Phi^\top a`; the statistics are computed in its
+        evaluation namespace.
     x : bool array ``(n_batch, m)``
         Exact values.
     threshold : float
@@ -1070,20 +1140,29 @@ def readout_stats(xhat: np.ndarray, x: np.ndarray, threshold: float = 0.5) -> di
         ``n_batch × m`` entries); ``bit_accuracy``: fraction of the ``n_batch × m`` entries with
         :math:`[\hat x > \tfrac12] = x`; ``input_accuracy``: fraction of inputs with every bit right.
     """
-    xhat, x = np.asarray(xhat), np.asarray(x)
-    if xhat.shape != x.shape or x.ndim != 2:
+    xp = evaluation_namespace(xhat, x)
+    xhat = asarray(xhat, xp)
+    x_np = to_numpy(x)  # the exact bits are checked in NumPy, then moved
+    if tuple(xhat.shape) != x_np.shape or x_np.ndim != 2:
         raise ValueError(
-            f"xhat must have the shape of x {x.shape} (n_samples, m), got {xhat.shape}"
+            f"xhat must have the shape of x {x_np.shape} (n_samples, m), got {tuple(xhat.shape)}"
         )
-    x = check_bits(x, x.shape[1], "x")
+    bits = asarray(check_bits(x_np, x_np.shape[1], "x"), xp)
     t = check_real("threshold", threshold)
-    err = np.abs(xhat - x)
-    right = (xhat > t) == x
+    if not x_np.size:
+        return {
+            "max_abs_error": 0.0,
+            "mean_abs_error": 0.0,
+            "bit_accuracy": 1.0,
+            "input_accuracy": 1.0,
+        }
+    err = xp.abs(xhat - xp.astype(bits, xhat.dtype))
+    right = (xhat > t) == bits
     return {
-        "max_abs_error": float(err.max()) if err.size else 0.0,
-        "mean_abs_error": float(err.mean()) if err.size else 0.0,
-        "bit_accuracy": float(right.mean()) if right.size else 1.0,
-        "input_accuracy": float(right.all(axis=1).mean()) if right.size else 1.0,
+        "max_abs_error": float(xp.max(err)),
+        "mean_abs_error": float(xp.mean(err)),
+        "bit_accuracy": float(xp.mean(xp.astype(right, xp.float64))),
+        "input_accuracy": float(xp.mean(xp.astype(xp.all(right, axis=1), xp.float64))),
     }
 
 
@@ -1148,17 +1227,17 @@ def emulate(compiled: CompiledCircuit, x: np.ndarray, *, threshold: float = 0.5)
     """
     if not isinstance(compiled, CompiledCircuit):
         raise ValueError(f"compiled must be a CompiledCircuit, got {type(compiled).__name__}")
-    xl = check_bits(x, compiled.circuit.n_features, "x")
+    xp = evaluation_namespace(x)
+    xl = check_bits(to_numpy(x), compiled.circuit.n_features, "x")  # the exact circuit: NumPy
     stats = []
-    for ell, a in enumerate(compiled.residuals(xl)):
+    for ell, a in enumerate(compiled.residuals(asarray(xl, xp))):
         if ell:
             xl = compiled.circuit.layers[ell - 1].evaluate(xl)
-        st = readout_stats(compiled.decode(a, ell), xl, threshold)
+        bits = asarray(xl, xp)
+        st = readout_stats(compiled.decode(a, ell), bits, threshold)
         st["max_active"] = int(xl.sum(axis=1).max()) if xl.size else 0
-        clean = _sparse_times_phiT(
-            sp.csr_array(xl, dtype=np.float64), _as_phi(compiled.embeddings[ell], "phi")
-        )
-        st["noise_energy"] = float(((a - clean) ** 2).sum(axis=1).mean())
+        clean = _bits_times_phiT(bits, compiled.phi(ell), xp)
+        st["noise_energy"] = float(xp.mean(xp.sum((a - clean) ** 2, axis=1)))
         stats.append(st)
     keys = (
         "max_abs_error",

@@ -26,6 +26,11 @@ Measurements: :func:`chain` (depth, with fresh noise per layer, memory independe
 :func:`noise_tolerance` (:math:`\varepsilon_{\text{out}}` against :math:`\varepsilon_{\text{in}}`),
 :func:`capacity` (largest number of features kept exact, by
 :func:`superposition.search.largest_passing`).
+
+Layers and measurements run in the namespace of their input, or of ``$SUPERPOSITION_BACKEND`` for
+NumPy input (:func:`~superposition.backend.evaluation_namespace`): unit directions and
+embeddings are drawn with NumPy and moved once per namespace, noise is drawn with NumPy from
+the seed and moved, so the same seed gives the same noise on every backend.
 """
 
 from __future__ import annotations
@@ -33,14 +38,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from math import ceil, isqrt
-from typing import Protocol, runtime_checkable
+from math import ceil, isqrt, sqrt
+from types import ModuleType
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import scipy.sparse as sparse
 
 from ._validate import as_generator, check_active, check_clip, check_int, check_real, check_sparsity
-from .embedding import BLOCK, Embedding, sample_sparse
+from .backend import asarray, evaluation_namespace, name_of, namespace
+from .embedding import BLOCK, Embedding, indicator, sample_sparse
 from .search import largest_passing
 
 __all__ = [
@@ -56,6 +63,7 @@ __all__ = [
     "clipped_unit_weights",
     "chain",
     "code_design",
+    "code_step",
     "code_for_budget",
     "correction_step",
     "denoiser_for_budget",
@@ -96,16 +104,16 @@ class CorrectionLayer(Protocol):
     @property
     def reads_own_output(self) -> bool: ...
 
-    def encode(self, active: np.ndarray) -> np.ndarray: ...
+    def encode(self, active: Any) -> Any: ...
 
-    def step(self, a: np.ndarray) -> np.ndarray: ...
+    def step(self, a: Any) -> Any: ...
 
-    def readout_blocks(self, a: np.ndarray, side: str) -> Iterator[tuple[int, np.ndarray]]: ...
+    def readout_blocks(self, a: Any, side: str) -> Iterator[tuple[int, Any]]: ...
 
     def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
-def correction_step(layer: CorrectionLayer, a: np.ndarray) -> np.ndarray:
+def correction_step(layer: CorrectionLayer, a: Any) -> Any:
     r"""One correction layer on a batch, :math:`a' = W_{\text{out}}\mathrm{ReLU}(W_{\text{in}}a+b)`.
 
     Parameters
@@ -115,25 +123,60 @@ def correction_step(layer: CorrectionLayer, a: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    array, shape ``(n_samples, embed_dim)``
+    array, shape ``(n_samples, embed_dim)``, in the evaluation namespace of ``a``.
     """
     return layer.step(a)
 
 
-def _check_state(a: object, embed_dim: int) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != embed_dim:
-        raise ValueError(f"a must have shape (n_samples, {embed_dim}), got {arr.shape}")
-    return arr
+def _check_state(a: Any, embed_dim: int) -> tuple[Any, ModuleType]:
+    """``a`` as float64 ``(n_samples, embed_dim)`` in its evaluation namespace, and the namespace."""
+    xp = evaluation_namespace(a)
+    arr = xp.astype(asarray(a, xp), xp.float64, copy=False)
+    if len(arr.shape) != 2 or arr.shape[1] != embed_dim:
+        raise ValueError(f"a must have shape (n_samples, {embed_dim}), got {tuple(arr.shape)}")
+    return arr, xp
 
 
-def clipped_unit(z: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def clipped_unit(z: Any, lo: float, hi: float) -> Any:
     r"""The clipped unit :math:`(\mathrm{ReLU}(z-\ell) - \mathrm{ReLU}(z-h))/(h-\ell)`, elementwise.
 
-    Computed as the two ReLUs it is made of, in that order (same rounding as the MLP layer).
+    Computed as the two ReLUs it is made of, in that order (same rounding as the MLP layer), in
+    the namespace of ``z``.
     """
+    xp = namespace(z)
     scale = 1.0 / (hi - lo)
-    return np.maximum(z * scale - lo * scale, 0.0) - np.maximum(z * scale - hi * scale, 0.0)
+    return xp.maximum(z * scale - lo * scale, 0.0) - xp.maximum(z * scale - hi * scale, 0.0)
+
+
+def code_step(a: Any, units: Any, blocks: int, lo: float, hi: float) -> Any:
+    r"""The code correction layer on plain arrays: :math:`c^{-1/2}\sum_i u_i e_i`, float64.
+
+    .. math:: z = \sqrt c\, E^\top a,\qquad u = \mathrm{clip}\Big(\frac{z-\ell}{h-\ell},0,1\Big),
+        \qquad a' = c^{-1/2} E u .
+
+    Parameters
+    ----------
+    a : array ``(n_samples, embed_dim)``
+        Cast to float64.
+    units : float64 array ``(embed_dim, n_units)``
+        The unit directions :math:`E` (same namespace as ``a``).
+    blocks : int
+        Code length :math:`c`.
+    lo, hi : float
+        Clip thresholds.
+
+    Returns
+    -------
+    float64 array ``(n_samples, embed_dim)``
+
+    See Also
+    --------
+    CodeCorrection.step : the same layer, its units drawn from its seed.
+    """
+    xp = namespace(a, units)
+    root_c = sqrt(check_int("blocks", blocks, low=1))
+    u = clipped_unit((xp.astype(a, xp.float64, copy=False) @ units) * root_c, lo, hi)
+    return u @ xp.matrix_transpose(units) / root_c
 
 
 def clipped_unit_weights(
@@ -225,27 +268,37 @@ class FeatureDenoiser:
     def reads_own_output(self) -> bool:
         return self.output == self.embedding
 
-    def encode(self, active: np.ndarray) -> np.ndarray:
-        r"""Clean input :math:`\Phi x`, shape ``(n_samples, embed_dim)``."""
-        return self.embedding.embed(active).astype(np.float64, copy=False)
+    def encode(self, active: Any) -> Any:
+        r"""Clean input :math:`\Phi x`, float64 ``(n_samples, embed_dim)``, in the evaluation namespace of ``active``."""
+        a = self.embedding.embed(active)
+        xp = namespace(a)
+        return xp.astype(a, xp.float64, copy=False)
 
-    def step(self, a: np.ndarray) -> np.ndarray:
-        """The layer on a batch ``a (n_samples, embed_dim)``, block by block over features."""
-        a = _check_state(a, self.embed_dim)
-        out = np.zeros_like(a)
+    def step(self, a: Any) -> Any:
+        """The layer on a batch ``a (n_samples, embed_dim)``, block by block over features.
+
+        Float64, in the evaluation namespace of ``a``; only the features some input reads
+        above ``lo`` are written back.
+        """
+        a, xp = _check_state(a, self.embed_dim)
+        out = xp.zeros_like(a)
         emb_out = self.output
-        for start, blk in self.embedding.blocks():
+        for start, blk in self.embedding.blocks(xp):
             g = clipped_unit(a @ blk, self.lo, self.hi)
-            cols = np.flatnonzero(g.any(axis=0))
-            if cols.size:
-                out += g[:, cols] @ emb_out.block(start // BLOCK)[:, cols].T
+            cols = xp.nonzero(xp.any(g != 0, axis=0))[0]
+            if cols.shape[0]:
+                write = xp.take(emb_out.block(start // BLOCK, xp), cols, axis=1)
+                out = out + xp.take(g, cols, axis=1) @ xp.matrix_transpose(write)
         return out
 
-    def readout_blocks(self, a: np.ndarray, side: str = "out") -> Iterator[tuple[int, np.ndarray]]:
-        r"""Yield ``(first_feature, readouts)``: :math:`\Phi^\top a` (``side="in"``) or :math:`\Phi'^\top a`."""
-        a = _check_state(a, self.embed_dim)
+    def readout_blocks(self, a: Any, side: str = "out") -> Iterator[tuple[int, Any]]:
+        r"""Yield ``(first_feature, readouts)``: :math:`\Phi^\top a` (``side="in"``) or :math:`\Phi'^\top a`.
+
+        Float64, in the evaluation namespace of ``a``.
+        """
+        a, xp = _check_state(a, self.embed_dim)
         emb = self.embedding if _check_side(side) == "in" else self.output
-        for start, blk in emb.blocks():
+        for start, blk in emb.blocks(xp):
             yield start, a @ blk
 
     def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -466,6 +519,14 @@ class CodeCorrection:
         """
         return _unit_directions(self.embed_dim, self.n_units, self.seed)
 
+    def _in(self, what: str, xp: ModuleType) -> Any:
+        """``units`` or ``codes`` in namespace ``xp`` (drawn with NumPy, moved once, cached)."""
+        cache = self.__dict__.setdefault("_moved", {})
+        key = (what, name_of(xp))
+        if key not in cache:
+            cache[key] = asarray(self.units if what == "units" else self.codes, xp)
+        return cache[key]
+
     def embedding_matrix(self) -> np.ndarray:
         r""":math:`\Psi`, shape ``(embed_dim, n_features)`` (materialised: ``embed_dim * n_features`` floats).
 
@@ -479,30 +540,49 @@ class CodeCorrection:
         )
         return np.asarray(incidence @ self.units.T).T / np.sqrt(c)
 
-    def encode(self, active: np.ndarray) -> np.ndarray:
-        r"""Clean linear input :math:`\Psi x = \sum_{k\ \text{active}} \psi_k`, shape ``(n_samples, embed_dim)``."""
-        active = check_active(active, self.n_features)
-        counts = np.zeros((active.shape[0], self.n_units))
-        rows = np.repeat(np.arange(active.shape[0]), active.shape[1] * self.blocks)
-        np.add.at(counts, (rows, self.codes[active].reshape(-1)), 1.0)
-        return counts @ self.units.T / np.sqrt(self.blocks)
+    def encode(self, active: Any) -> Any:
+        r"""Clean linear input :math:`\Psi x = \sum_{k\ \text{active}} \psi_k`, float64 ``(n_samples, embed_dim)``.
 
-    def unit_reads(self, a: np.ndarray) -> np.ndarray:
-        r""":math:`z = \sqrt c\, E^\top a`, shape ``(n_samples, n_units)``."""
-        a = _check_state(a, self.embed_dim)
-        return (a @ self.units) * np.sqrt(self.blocks)
+        In the evaluation namespace of ``active``: the units each input's codes pass through
+        are counted (an :func:`~superposition.embedding.indicator` of the code units) and
+        written with :math:`E/\sqrt c`.
+        """
+        xp = evaluation_namespace(active)
+        active = asarray(check_active(active, self.n_features), xp)
+        k, s = active.shape
+        codes = xp.take(self._in("codes", xp), xp.reshape(active, (-1,)), axis=0)
+        counts = indicator(xp.reshape(codes, (k, s * self.blocks)), self.n_units)
+        return counts @ xp.matrix_transpose(self._in("units", xp)) / sqrt(self.blocks)
 
-    def step(self, a: np.ndarray) -> np.ndarray:
-        """The layer on a batch ``a (n_samples, embed_dim)``."""
-        u = clipped_unit(self.unit_reads(a), self.lo, self.hi)
-        return u @ self.units.T / np.sqrt(self.blocks)
+    def unit_reads(self, a: Any) -> Any:
+        r""":math:`z = \sqrt c\, E^\top a`, float64 ``(n_samples, n_units)``, in the evaluation namespace of ``a``."""
+        a, xp = _check_state(a, self.embed_dim)
+        return (a @ self._in("units", xp)) * sqrt(self.blocks)
 
-    def readout_blocks(self, a: np.ndarray, side: str = "out") -> Iterator[tuple[int, np.ndarray]]:
-        r"""Yield ``(first_feature, readouts)`` with readouts :math:`\psi_k\cdot a` (both sides)."""
+    def step(self, a: Any) -> Any:
+        """The layer on a batch ``a (n_samples, embed_dim)`` (:func:`code_step` with these units)."""
+        a, xp = _check_state(a, self.embed_dim)
+        return code_step(a, self._in("units", xp), self.blocks, self.lo, self.hi)
+
+    def readout_blocks(self, a: Any, side: str = "out") -> Iterator[tuple[int, Any]]:
+        r"""Yield ``(first_feature, readouts)`` with readouts :math:`\psi_k\cdot a` (both sides).
+
+        The mean of each feature's :math:`c` unit reads, in the evaluation namespace of ``a``.
+        """
         _check_side(side)
         z = self.unit_reads(a)
+        xp = namespace(z)
+        reads = xp.matrix_transpose(z)  # (n_units, K): each unit's reads contiguous
+        codes = self._in("codes", xp)
         for start in range(0, self.n_features, _FEATURE_CHUNK):
-            yield start, z[:, self.codes[start : start + _FEATURE_CHUNK]].mean(axis=2)
+            chunk = codes[start : min(start + _FEATURE_CHUNK, self.n_features), :]
+            w = chunk.shape[0]
+            # gathered as (features, c, K) and viewed as (K, features, c): the mean adds the c
+            # reads of a feature in the same order as NumPy's fancy indexing z[:, codes]
+            gathered = xp.reshape(
+                xp.take(reads, xp.reshape(chunk, (-1,)), axis=0), (w, -1, z.shape[0])
+            )
+            yield start, xp.mean(xp.permute_dims(gathered, (2, 0, 1)), axis=2)
 
     def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Plain arrays ``W_in (2 n_u, d)``, ``b (2 n_u,)``, ``W_out (d, 2 n_u)``."""
@@ -606,26 +686,37 @@ def denoiser_for_budget(
 # measurements
 
 
-def _readout_stats(
-    blocks: Iterator[tuple[int, np.ndarray]], active: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per input: max |readout − x| over features, and whether every bit (readout > ½) is right."""
-    k = active.shape[0]
-    max_err = np.zeros(k)
-    ok = np.ones(k, dtype=bool)
+def _readout_stats(blocks: Iterator[tuple[int, Any]], active: Any) -> tuple[Any, Any]:
+    """Per input: max |readout − x| over features, and whether every bit (readout > ½) is right.
+
+    ``blocks`` yields ``(first_feature, readouts (n_samples, w))``; ``active`` ``(n_samples, s)``
+    is in their namespace. Each block's bits are the :func:`~superposition.embedding.indicator`
+    of the active features it holds, so the readout error is ``readouts - x`` exactly.
+    """
+    max_err = ok = None
     for start, r in blocks:
-        w = r.shape[1]
-        dev = r.copy()
-        inside = (active >= start) & (active < start + w)
-        rows, cols = np.nonzero(inside)
-        dev[rows, active[rows, cols] - start] -= 1.0
-        max_err = np.maximum(max_err, np.abs(dev).max(axis=1))
-        wrong_off = dev > 0.5  # inactive reading above 1/2
-        wrong_off[rows, active[rows, cols] - start] = False
-        wrong_on = np.zeros(k, dtype=bool)
-        np.logical_or.at(wrong_on, rows, dev[rows, active[rows, cols] - start] <= -0.5)
-        ok &= ~(wrong_off.any(axis=1) | wrong_on)
+        xp = namespace(r, active)
+        on = indicator(active - start, r.shape[1], r.dtype)  # 0/1: active features of the block
+        dev = r - on
+        err = xp.max(xp.abs(dev), axis=1)
+        # wrong: an inactive feature reading above 1/2 or an active one at or below 1/2
+        wrong = xp.any(((dev > 0.5) & (on == 0)) | ((dev <= -0.5) & (on == 1)), axis=1)
+        max_err = err if max_err is None else xp.maximum(max_err, err)
+        ok = ~wrong if ok is None else ok & ~wrong
+    if max_err is None:
+        xp = namespace(active)
+        k = active.shape[0]
+        return xp.zeros(k, dtype=xp.float64), xp.ones(k, dtype=xp.bool)
     return max_err, ok
+
+
+def _max(x: Any) -> float:
+    return float(namespace(x).max(x))
+
+
+def _mean(x: Any) -> float:
+    xp = namespace(x)
+    return float(xp.mean(xp.astype(x, xp.float64)))
 
 
 @dataclass(frozen=True)
@@ -729,11 +820,14 @@ def chain(
     active = check_active(active, first.n_features)
     d = first.embed_dim
 
-    def noisy(a: np.ndarray) -> np.ndarray:
-        return a + sigma * rng.standard_normal(a.shape) if sigma > 0 else a
+    def noisy(a: Any) -> Any:
+        if sigma <= 0:
+            return a
+        return a + sigma * asarray(rng.standard_normal(tuple(a.shape)), namespace(a))
 
     rec: dict[str, list[float]] = {k: [] for k in ("l", "e", "b", "ei", "bi")}
     a = noisy(first.encode(active))
+    active = asarray(active, namespace(a))
     survived = 0
     alive = True
     for layer_idx in range(L):
@@ -743,7 +837,7 @@ def chain(
         e_in, ok_in = _readout_stats(layer.readout_blocks(a, "in"), active)
         out = layer.step(a)
         e_out, ok_out = _readout_stats(layer.readout_blocks(out, "out"), active)
-        acc = float(ok_out.mean())
+        acc = _mean(ok_out)
         if alive and acc == 1.0:
             survived += 1
         else:
@@ -751,10 +845,10 @@ def chain(
         last = layer_idx == L - 1 or (stop_early and not alive)
         if layer_idx % every == 0 or last:
             rec["l"].append(layer_idx)
-            rec["e"].append(float(e_out.max()))
+            rec["e"].append(_max(e_out))
             rec["b"].append(acc)
-            rec["ei"].append(float(e_in.max()))
-            rec["bi"].append(float(ok_in.mean()))
+            rec["ei"].append(_max(e_in))
+            rec["bi"].append(_mean(ok_in))
         if stop_early and not alive:
             break
         a = noisy(out)
@@ -835,17 +929,19 @@ def noise_tolerance(
     active = check_active(active, layer.n_features)
     rng = as_generator(seed)
     clean = layer.encode(active)
-    z = rng.standard_normal(clean.shape)
+    xp = namespace(clean)
+    active = asarray(active, xp)
+    z = asarray(rng.standard_normal(tuple(clean.shape)), xp)
     e0_in, _ = _readout_stats(layer.readout_blocks(clean, "in"), active)
     e0_out, _ = _readout_stats(layer.readout_blocks(layer.step(clean), "out"), active)
     e_in, e_out, acc = [], [], []
     for sigma in stds:
-        a = clean + sigma * z
+        a = clean + float(sigma) * z
         ei, _ = _readout_stats(layer.readout_blocks(a, "in"), active)
         eo, ok = _readout_stats(layer.readout_blocks(layer.step(a), "out"), active)
-        e_in.append(ei.max())
-        e_out.append(eo.max())
-        acc.append(ok.mean())
+        e_in.append(_max(ei))
+        e_out.append(_max(eo))
+        acc.append(_mean(ok))
     acc_arr = np.asarray(acc)
     failed = np.flatnonzero(acc_arr < 1.0)
     thr = float(stds[failed[0]]) if failed.size else float("nan")
@@ -855,8 +951,8 @@ def noise_tolerance(
         input_error=np.asarray(e_in),
         output_error=np.asarray(e_out),
         bit_accuracy=acc_arr,
-        clean_input_error=float(e0_in.max()),
-        clean_output_error=float(e0_out.max()),
+        clean_input_error=_max(e0_in),
+        clean_output_error=_max(e0_out),
         threshold_std=thr,
         threshold_error=float(below.max()) if below.size else float("nan"),
     )

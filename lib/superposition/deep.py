@@ -44,6 +44,15 @@ shape :math:`(K, d) \times (d, m)`. :meth:`DeepNetwork.gate_layer` still returns
 layer for inspection. Memory is that of two embeddings and a few ``(K, m)`` arrays, independent of
 the depth, so :math:`L = 1000` is practical.
 
+One step is one function on plain arrays, :func:`deep_step` (the gate layer's sparse factors
+:class:`GateFactors`, the next embedding as rows, the correction as :class:`CorrectionArrays`):
+:func:`run_deep` calls it with the network's arrays and an exported network loaded from its file
+calls it with the stored ones, so the two cannot drift apart. It runs in the namespace of the
+batch (NumPy, CuPy, any array-API namespace; :func:`~superposition.backend.evaluation_namespace`):
+the weights are drawn with NumPy from their seeds and moved once per namespace, the sparse
+products go through :func:`~superposition.kernels.sparse_matmul`, and only the exact circuit
+the emulation is compared with runs in NumPy.
+
 Bits are decoded at every layer as :math:`\hat x^{(\ell)} = \Phi_\ell^\top a > \tfrac12` and
 compared with the exact circuit on the same inputs.
 """
@@ -54,11 +63,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._validate import check_bits, check_choice, check_clip, check_int, check_real, check_sparsity
+from .backend import asarray, evaluation_namespace, name_of, namespace, to_numpy
 from .circuits import (
     DEFAULT_GATES,
     Circuit,
@@ -73,19 +85,25 @@ from .correction import (
     CodeCorrection,
     FeatureDenoiser,
     clipped_unit,
+    code_step,
     next_prime,
 )
 from .embedding import EMBEDDING_KINDS, Embedding, sample_sparse, to_dense
+from .kernels import CSR, sparse_matmul
 from .search import largest_passing
 
 __all__ = [
     "DESIGNS",
     "EMBEDDING_SCHEMES",
+    "CorrectionArrays",
     "DeepNetwork",
     "DeepResult",
     "DeepTrace",
+    "GateFactors",
+    "StepStates",
     "deep_capacity",
     "deep_network",
+    "deep_step",
     "run_deep",
 ]
 
@@ -103,18 +121,31 @@ def _layer_seed(seed: int, stream: int, ell: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
-@dataclass(frozen=True)
-class _GateFactors:
-    """Sparse factors of one gate layer, transposed for right-multiplication of row batches."""
+@dataclass(frozen=True, eq=False)
+class GateFactors:
+    r"""Sparse factors of one gate layer, transposed to multiply row batches from the right.
 
-    wiring_t: sp.csr_array  # (m_in, n): W^T
-    product_t: sp.csr_array  # (n, m_out): M^T
-    linear_t: sp.csr_array  # (m_in, m_out): C_lin^T
+    Attributes
+    ----------
+    wiring_t : CSR, shape ``(m_in, gate_neurons)``
+        :math:`W^\top`, the 0/1 U-AND wiring.
+    product_t : CSR, shape ``(gate_neurons, m_out)``
+        :math:`M^\top`, the product readout :math:`M = C_3 R`.
+    linear_t : CSR, shape ``(m_in, m_out)``
+        :math:`C_{\mathrm{lin}}^\top`, the gates' linear terms.
+
+    Arrays of any namespace (:func:`~superposition.kernels.sparse_matmul` moves them to the
+    batch's, once).
+    """
+
+    wiring_t: CSR
+    product_t: CSR
+    linear_t: CSR
 
 
 def _gate_factors(
     layer: CircuitLayer, gate_neurons: int, seed: int, dtype: np.dtype
-) -> _GateFactors:
+) -> GateFactors:
     r"""Wiring :math:`W`, product readout :math:`M = C_3 R` and linear terms of one layer.
 
     The wiring is drawn by :func:`~superposition.compile_layer` itself (on a one-row probe
@@ -151,11 +182,148 @@ def _gate_factors(
     )
     lin.sum_duplicates()
     lin.eliminate_zeros()
-    return _GateFactors(
-        wiring_t=sp.csr_array(w.T, dtype=dtype),
-        product_t=sp.csr_array(product.T, dtype=dtype),
-        linear_t=sp.csr_array(lin.T, dtype=dtype),
+    return GateFactors(
+        wiring_t=CSR.from_scipy(sp.csr_array(w.T, dtype=dtype)),
+        product_t=CSR.from_scipy(sp.csr_array(product.T, dtype=dtype)),
+        linear_t=CSR.from_scipy(sp.csr_array(lin.T, dtype=dtype)),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class CorrectionArrays:
+    r"""A deep network's correction layer as plain arrays: what :func:`deep_step` applies.
+
+    Attributes
+    ----------
+    lo, hi : float
+        Clip thresholds of the clipped units (:func:`~superposition.clipped_unit`).
+    units : array ``(embed_dim, n_units)`` or None
+        ``None``: the per-feature denoiser, :math:`a' = \sum_k g(\varphi_k\cdot a)\,\varphi_k`
+        on the value layer's own embedding. Otherwise the code design's unit directions
+        :math:`e_i` (float64), :math:`a' = c^{-1/2}\sum_i g(\sqrt c\, e_i\cdot a)\, e_i`
+        (:func:`~superposition.correction.code_step`).
+    blocks : int
+        Code length :math:`c` (code design; ignored by the denoiser).
+    """
+
+    lo: float
+    hi: float
+    units: Any = None
+    blocks: int = 1
+
+    def __post_init__(self) -> None:
+        check_clip(self.lo, self.hi)
+        check_int("blocks", self.blocks, low=1)
+
+    def units_in(self, xp: ModuleType) -> Any:
+        """``units`` in namespace ``xp`` (moved once, cached)."""
+        cache = self.__dict__.setdefault("_units", {})
+        key = name_of(xp)
+        if key not in cache:
+            cache[key] = asarray(to_numpy(self.units), xp)
+        return cache[key]
+
+
+class StepStates(NamedTuple):
+    """The states of one :func:`deep_step`: after the gate layer and after its correction.
+
+    Without correction ``state`` and ``readout`` are ``gate`` and ``gate_readout``.
+    """
+
+    gate: Any
+    """State after the gate layer, ``(K, embed_dim)``."""
+    gate_readout: Any
+    r"""Its readout :math:`\Phi_\ell^\top a`, ``(K, n_features)``."""
+    state: Any
+    """State after the correction layer, ``(K, embed_dim)``."""
+    readout: Any
+    """Its readout, ``(K, n_features)``: what the next gate layer reads."""
+
+
+def deep_step(
+    readout: Any,
+    factors: GateFactors,
+    rows: Any,
+    *,
+    and_bias: float = 1.0,
+    correction: CorrectionArrays | None = None,
+) -> StepStates:
+    r"""Gate layer :math:`\ell` and (optionally) correction layer :math:`\ell` on plain arrays.
+
+    The one forward step of a deep network: :func:`run_deep` and an exported, loaded deep
+    network (:mod:`superposition.export`) both call it, so they compute the same function in
+    the same arithmetic.
+
+    .. math::
+        a = \Big(C_{\mathrm{lin}} r + \tfrac{1}{2-\theta} M\,\mathrm{ReLU}(W r - \theta)\Big)
+            \Phi_\ell^\top \text{ (as rows)},\qquad r' = \Phi_\ell^\top a,
+
+    then the correction layer on :math:`(a, r')` and its readout.
+
+    Parameters
+    ----------
+    readout : array ``(K, n_features)``
+        :math:`r = \Phi_{\ell-1}^\top a` of the state the gate layer reads.
+    factors : GateFactors
+        The gate layer's sparse factors.
+    rows : array ``(n_features, embed_dim)``
+        :math:`\Phi_\ell` as rows (feature :math:`k`'s direction is row :math:`k`), in the
+        namespace of ``readout``; its dtype is the residual stream's (every state is cast to it).
+    and_bias : float
+        :math:`\theta` of the U-AND neurons.
+    correction : CorrectionArrays or None
+        The correction layer; ``None``: the gate layer only.
+
+    Returns
+    -------
+    StepStates
+
+    Raises
+    ------
+    ValueError
+        ``readout`` or ``rows`` of a shape the factors do not fit, ``and_bias`` outside
+        :math:`[0, 2)`, or ``factors``/``correction`` of the wrong type.
+    """
+    if not isinstance(factors, GateFactors):
+        raise ValueError(f"factors must be GateFactors, got {type(factors).__name__}")
+    if correction is not None and not isinstance(correction, CorrectionArrays):
+        raise ValueError(f"correction must be CorrectionArrays, got {type(correction).__name__}")
+    theta = check_real("and_bias", and_bias, low=0.0, high=2.0, high_open=True)
+    m_in, m_out = factors.linear_t.shape
+    if len(readout.shape) != 2 or readout.shape[1] != m_in:
+        raise ValueError(f"readout must have shape (K, {m_in}), got {tuple(readout.shape)}")
+    if len(rows.shape) != 2 or rows.shape[0] != m_out:
+        raise ValueError(f"rows must have shape ({m_out}, embed_dim), got {tuple(rows.shape)}")
+    xp = namespace(readout)
+    gate = _gate_output(readout, factors, rows, theta)
+    gate_readout = gate @ xp.matrix_transpose(rows)
+    if correction is None:
+        return StepStates(gate, gate_readout, gate, gate_readout)
+    state = _correct(gate, gate_readout, rows, correction)
+    return StepStates(gate, gate_readout, state, state @ xp.matrix_transpose(rows))
+
+
+def _gate_output(readout: Any, factors: GateFactors, rows: Any, theta: float) -> Any:
+    """The gate layer's output state ``(K, d)`` from the readout of its input ``(K, m)``."""
+    xp = namespace(readout)
+    hidden = xp.maximum(sparse_matmul(readout, factors.wiring_t) - theta, 0.0)
+    values = sparse_matmul(readout, factors.linear_t) + sparse_matmul(hidden, factors.product_t) * (
+        1.0 / (2.0 - theta)
+    )
+    return xp.astype(values @ rows, rows.dtype, copy=False)
+
+
+def _correct(a: Any, readout: Any, rows: Any, correction: CorrectionArrays) -> Any:
+    """The correction layer on ``a`` ``(K, d)`` whose readout is ``readout`` ``(K, m)``."""
+    xp = namespace(a)
+    if correction.units is not None:
+        out = code_step(a, correction.units_in(xp), correction.blocks, correction.lo, correction.hi)
+        return xp.astype(out, rows.dtype, copy=False)
+    g = xp.astype(clipped_unit(readout, correction.lo, correction.hi), rows.dtype, copy=False)
+    if int(xp.count_nonzero(g)) * 4 < g.shape[0] * g.shape[1]:
+        # inside the margins g is exactly the sparse bit vector: write it as a sparse product
+        return xp.astype(sparse_matmul(CSR.from_dense(g), rows), rows.dtype, copy=False)
+    return g @ rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,21 +435,32 @@ class DeepNetwork:
             dtype=self.dtype,
         )
 
-    def _rows(self, ell: int) -> np.ndarray:
-        """Embedding of value layer ``ell`` as C-contiguous rows ``(m, d)``, cached for two layers."""
+    def _rows(self, ell: int, xp: ModuleType | None = None) -> Any:
+        """Embedding of value layer ``ell`` as C-contiguous rows ``(m, d)`` in namespace ``xp``.
+
+        Drawn with NumPy, moved once per namespace; the rows of the last two layers are kept.
+        """
+        name = "numpy" if xp is None else name_of(xp)
         if self.design == "code":
-            return self._code_rows
-        if self.embedding_scheme == "fixed":
+            ell = -1
+        elif self.embedding_scheme == "fixed":
             ell = 0
         cache = self.__dict__.setdefault("_rows_cache", {})
-        rows = cache.get(ell)
+        rows = cache.get((name, ell))
         if rows is None:
-            emb = self.embedding(ell)
-            assert isinstance(emb, Embedding)
-            rows = np.ascontiguousarray(emb.matrix().T)
-            for old in [k for k in cache if k < ell - 1]:
+            rows = cache.get(("numpy", ell))
+            if rows is None:
+                if ell == -1:
+                    rows = self._code_rows
+                else:
+                    emb = self.embedding(ell)
+                    assert isinstance(emb, Embedding)
+                    rows = np.ascontiguousarray(emb.matrix().T)
+            if name != "numpy":
+                rows = asarray(rows, xp)
+            for old in [k for k in cache if k[1] < ell - 1]:
                 del cache[old]
-            cache[ell] = rows
+            cache[(name, ell)] = rows
         return rows
 
     def correction(self, ell: int) -> FeatureDenoiser | CodeCorrection:
@@ -313,7 +492,9 @@ class DeepNetwork:
             seed=self._wiring_seed(ell),
         )
 
-    def _factors(self, ell: int) -> _GateFactors:
+    def gate_factors(self, ell: int) -> GateFactors:
+        r"""The sparse factors of gate layer :math:`\ell \ge 1` (drawn from its seed; NumPy arrays)."""
+        ell = check_int("ell", ell, low=1, high=self.depth)
         return _gate_factors(
             self.circuit.layers[ell - 1],
             self.gate_neurons,
@@ -321,44 +502,52 @@ class DeepNetwork:
             np.dtype(self.dtype),
         )
 
-    def encode(self, x: np.ndarray, ell: int = 0) -> np.ndarray:
-        r"""Clean state :math:`\Phi_\ell x` of value layer :math:`\ell` for a 0/1 batch ``x`` ``(K, m)`` → ``(K, d)``."""
-        x = check_bits(x, self.n_features, "x")
+    def correction_arrays(self) -> CorrectionArrays:
+        """Every correction layer as the plain arrays :func:`deep_step` applies (cached)."""
+        arrays = self.__dict__.get("_correction_arrays")
+        if arrays is None:
+            if self.code is None:
+                arrays = CorrectionArrays(self.lo, self.hi)
+            else:
+                code = self.code
+                arrays = CorrectionArrays(code.lo, code.hi, units=code.units, blocks=code.blocks)
+            self.__dict__["_correction_arrays"] = arrays
+        return arrays
+
+    def _xp_dtype(self, xp: ModuleType) -> Any:
+        return xp.float32 if np.dtype(self.dtype) == np.float32 else xp.float64
+
+    def encode(self, x: Any, ell: int = 0) -> Any:
+        r"""Clean state :math:`\Phi_\ell x` of value layer :math:`\ell` for a 0/1 batch ``x`` ``(K, m)`` → ``(K, d)``.
+
+        In the evaluation namespace of ``x`` (:func:`~superposition.backend.evaluation_namespace`).
+        """
+        xp = evaluation_namespace(x)
+        bits = check_bits(to_numpy(x), self.n_features, "x")
         ell = check_int("ell", ell, low=0, high=self.depth)
-        return x.astype(self.dtype) @ self._rows(ell)
+        return xp.astype(asarray(bits, xp), self._xp_dtype(xp)) @ self._rows(ell, xp)
 
-    def gate_step(self, ell: int, readout: np.ndarray) -> np.ndarray:
+    def gate_step(self, ell: int, readout: Any) -> Any:
         r"""Gate layer :math:`\ell` on a batch, given :math:`r = \Phi_{\ell-1}^\top a` ``(K, m)`` → ``(K, d)``."""
-        f = self._factors(ell)
-        return self._apply(f, readout, ell)
+        xp = namespace(readout)
+        return _gate_output(readout, self.gate_factors(ell), self._rows(ell, xp), self.and_bias)
 
-    def _apply(self, f: _GateFactors, readout: np.ndarray, ell: int) -> np.ndarray:
-        theta = self.and_bias
-        hidden = np.maximum(np.asarray(readout @ f.wiring_t) - theta, 0.0)
-        values = np.asarray(readout @ f.linear_t) + np.asarray(hidden @ f.product_t) * (
-            1.0 / (2.0 - theta)
-        )
-        return (values @ self._rows(ell)).astype(self.dtype, copy=False)
+    def readout(self, a: Any, ell: int) -> Any:
+        r""":math:`\hat x^{(\ell)} = \Phi_\ell^\top a`, ``(K, m)``, in the namespace of ``a``."""
+        xp = namespace(a)
+        return a @ xp.matrix_transpose(self._rows(ell, xp))
 
-    def readout(self, a: np.ndarray, ell: int) -> np.ndarray:
-        r""":math:`\hat x^{(\ell)} = \Phi_\ell^\top a`, ``(K, m)``."""
-        return a @ self._rows(ell).T
-
-    def correct(self, a: np.ndarray, readout: np.ndarray, ell: int) -> np.ndarray:
+    def correct(self, a: Any, readout: Any, ell: int) -> Any:
         r"""Correction layer :math:`\ell` on ``a`` whose readout :math:`\Phi_\ell^\top a` is ``readout``.
 
         The denoiser's output :math:`\sum_k g(\varphi_k\cdot a)\,\varphi_k` is computed from the
         readout it shares with the measurement (same function as
-        :meth:`~superposition.FeatureDenoiser.step`); the code layer is stepped as is.
+        :meth:`~superposition.FeatureDenoiser.step`); the code layer is stepped as is
+        (:func:`~superposition.correction.code_step`, as
+        :meth:`~superposition.CodeCorrection.step`).
         """
-        if self.code is not None:
-            return self.code.step(a).astype(self.dtype, copy=False)
-        g = clipped_unit(readout, self.lo, self.hi).astype(self.dtype, copy=False)
-        rows, cols = np.nonzero(g)
-        if rows.size * 4 < g.size:  # inside the margins g is exactly the sparse bit vector
-            gs = sp.csr_array((g[rows, cols], (rows, cols)), shape=g.shape)
-            return np.asarray(gs @ self._rows(ell)).astype(self.dtype, copy=False)
-        return g @ self._rows(ell)
+        xp = namespace(a)
+        return _correct(a, readout, self._rows(ell, xp), self.correction_arrays())
 
 
 def deep_network(
@@ -545,14 +734,16 @@ class _Recorder:
         self.alive = True
         self.diverged_at: int | None = None
 
-    def check(self, readout: np.ndarray, x: np.ndarray) -> tuple[float, float, float, float]:
-        err = np.abs(readout - x)
+    def check(self, readout: Any, x: Any) -> tuple[float, float, float, float]:
+        """Max and mean error, bit and input accuracy of ``readout`` against bits ``x`` (same namespace)."""
+        xp = namespace(readout, x)
+        err = xp.abs(readout - xp.astype(x, readout.dtype))
         right = (readout > 0.5) == x
         return (
-            float(err.max()),
-            float(err.mean()),
-            float(right.mean()),
-            float(right.all(axis=1).mean()),
+            float(xp.max(err)),
+            float(xp.mean(err)),
+            float(xp.mean(xp.astype(right, xp.float64))),
+            float(xp.mean(xp.astype(xp.all(right, axis=1), xp.float64))),
         )
 
     def update(self, ell: int, stats: tuple[float, ...], gate: float, keep: bool) -> None:
@@ -603,7 +794,9 @@ def run_deep(
     ----------
     network : DeepNetwork
     x : bool or 0/1 array ``(K, m)``
-        Circuit inputs, e.g. ``to_dense(sample_sparse(m, s, K, seed), m)``.
+        Circuit inputs, e.g. ``to_dense(sample_sparse(m, s, K, seed), m)``. The network runs in
+        the evaluation namespace of ``x`` (its own if not NumPy, else ``$SUPERPOSITION_BACKEND``,
+        else NumPy); the records are the same to rounding on every backend.
     corrected, uncorrected : bool
         Which runs to make (at least one).
     record_every : int
@@ -631,15 +824,17 @@ def run_deep(
         raise ValueError("at least one of corrected, uncorrected must be True")
     every = check_int("record_every", record_every, low=1)
     limit = check_real("blowup", blowup, low=0.0, low_open=True)
-    xl = check_bits(x, network.n_features, "x")
+    xp = evaluation_namespace(x)
+    xl = check_bits(to_numpy(x), network.n_features, "x")  # the exact circuit runs in NumPy
     L = network.depth
     t0 = time.perf_counter()
-    r0 = network.readout(network.encode(xl), 0)
+    r0 = network.readout(network.encode(asarray(xl, xp)), 0)
+    fix = network.correction_arrays()
     runs: dict[str, dict] = {}
     for name, on in (("corrected", corrected), ("uncorrected", uncorrected)):
         if on:
             rec = _Recorder()
-            stats = rec.check(r0, xl)
+            stats = rec.check(r0, asarray(xl, xp))
             rec.update(0, stats, stats[0], True)
             runs[name] = {"rec": rec, "readout": r0, "live": True}
     bar = tqdm(
@@ -651,22 +846,29 @@ def run_deep(
     )
     for ell in bar:
         xl = network.circuit.layers[ell - 1].evaluate(xl)
-        f = network._factors(ell)
+        bits = asarray(xl, xp)
+        factors = network.gate_factors(ell)
+        rows = network._rows(ell, xp)
         keep = ell % every == 0 or ell == L
         for name, run in runs.items():
             rec = run["rec"]
             if not run["live"]:
                 rec.update(ell, (np.nan,) * 4, np.nan, keep or stop_early)
                 continue
-            a = network._apply(f, run["readout"], ell)
-            r = network.readout(a, ell)
-            gate_stats = rec.check(r, xl)
+            on = name == "corrected"
+            step = deep_step(
+                run["readout"],
+                factors,
+                rows,
+                and_bias=network.and_bias,
+                correction=fix if on else None,
+            )
+            r = step.readout
+            gate_stats = rec.check(step.gate_readout, bits)
             stats = gate_stats
-            if name == "corrected":
-                a = network.correct(a, r, ell)
-                r = network.readout(a, ell)
-                stats = rec.check(r, xl)
-            elif not np.all(np.isfinite(r)) or np.abs(r).max() > limit:
+            if on:
+                stats = rec.check(r, bits)
+            elif not bool(xp.all(xp.isfinite(r))) or float(xp.max(xp.abs(r))) > limit:
                 run["live"] = False
                 rec.diverged_at = ell
                 stats, gate_stats = (np.nan,) * 4, (np.nan,)

@@ -368,7 +368,8 @@ class LoadedNetwork:
         out_phi = self._deep_phi(ell).astype(np.float64)
         if k % 2 == 0:
             theta = float(con["and_bias"])
-            wt, pt, lt = self._deep_factors(ell)
+            f = self._deep_factors(ell)
+            wt, pt, lt = f.wiring_t.to_scipy(), f.product_t.to_scipy(), f.linear_t.to_scipy()
             in_phi = self._deep_phi(ell - 1).astype(np.float64)
             arrays = {
                 "W_in": np.asarray(in_phi @ wt.astype(np.float64)).T,
@@ -419,49 +420,46 @@ class LoadedNetwork:
             cache[i] = np.ascontiguousarray(self._deep_phi(ell).T)
         return cache[i]
 
-    def _deep_factors(self, ell: int) -> tuple[Any, Any, Any]:
+    def _deep_factors(self, ell: int) -> Any:
+        """The stored factors of gate layer ``ell`` as :class:`superposition.deep.GateFactors`."""
+        from .deep import GateFactors
+
         m, n = self.sizes["n_features"], self.sizes["gate_neurons"]
         shapes = {"wiring_t": (m, n), "product_t": (n, m), "linear_t": (m, m)}
-        return tuple(_csr_from(self.tensors, f"gate.{ell}.{f}", shapes[f]) for f in _GATE_FACTORS)
+        return GateFactors(
+            **{f: _csr_from(self.tensors, f"gate.{ell}.{f}", shapes[f]) for f in _GATE_FACTORS}
+        )
 
     def _deep_residuals(self, x: np.ndarray, corrected: bool) -> Iterator[np.ndarray]:
-        """The states of :func:`superposition.deep.run_deep`, in the same arithmetic."""
-        import scipy.sparse as sps
-
-        from .correction import clipped_unit
+        """The states of :func:`superposition.deep.run_deep`: its own step, on the stored tensors."""
+        from .deep import CorrectionArrays, deep_step
 
         con = self.meta["construction"]
         dtype = np.dtype(con["dtype"])
         theta, lo, hi = float(con["and_bias"]), float(con["lo"]), float(con["hi"])
+        correction = None
+        if corrected:
+            correction = CorrectionArrays(lo, hi)
+            if con["design"] == "code":
+                units = self.tensors["correction.units"]
+                blocks = int(self.tensors["correction.codes"].shape[1])
+                correction = CorrectionArrays(lo, hi, units=units, blocks=blocks)
         rows = self._deep_rows(0)
         a = x.astype(dtype) @ rows
         r = a @ rows.T
         yield a
         for ell in range(1, self.sizes["depth"] + 1):
-            wt, pt, lt = self._deep_factors(ell)
-            hidden = np.maximum(np.asarray(r @ wt) - theta, 0.0)
-            values = np.asarray(r @ lt) + np.asarray(hidden @ pt) * (1.0 / (2.0 - theta))
-            rows = self._deep_rows(ell)
-            a = (values @ rows).astype(dtype, copy=False)
-            r = a @ rows.T
-            yield a
-            if not corrected:
-                continue
-            if con["design"] == "code":
-                units = self.tensors["correction.units"]
-                root_c = np.sqrt(self.tensors["correction.codes"].shape[1])
-                u = clipped_unit((np.asarray(a, dtype=np.float64) @ units) * root_c, lo, hi)
-                a = (u @ units.T / root_c).astype(dtype, copy=False)
-            else:
-                g = clipped_unit(r, lo, hi).astype(dtype, copy=False)
-                nz_r, nz_c = np.nonzero(g)
-                if nz_r.size * 4 < g.size:  # as the network: the sparse bit vector times Phi
-                    gs = sps.csr_array((g[nz_r, nz_c], (nz_r, nz_c)), shape=g.shape)
-                    a = np.asarray(gs @ rows).astype(dtype, copy=False)
-                else:
-                    a = g @ rows
-            r = a @ rows.T
-            yield a
+            step = deep_step(
+                r,
+                self._deep_factors(ell),
+                self._deep_rows(ell),
+                and_bias=theta,
+                correction=correction,
+            )
+            yield step.gate
+            if corrected:
+                yield step.state
+            r = step.readout
 
     def _need(self, *kinds: str) -> None:
         if self.network_kind not in kinds:
@@ -1357,11 +1355,10 @@ def _csr_tensors(name: str, M: Any) -> dict[str, np.ndarray]:
 
 
 def _csr_from(tensors: dict[str, np.ndarray], name: str, shape: tuple[int, int]) -> Any:
-    import scipy.sparse as sps
+    from .kernels import CSR
 
-    return sps.csr_array(
-        (tensors[f"{name}.data"], tensors[f"{name}.indices"], tensors[f"{name}.indptr"]),
-        shape=shape,
+    return CSR(
+        tensors[f"{name}.indptr"], tensors[f"{name}.indices"], tensors[f"{name}.data"], shape
     )
 
 
@@ -1425,7 +1422,7 @@ def _deep_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
         leave=False,
     )
     for ell in layers:
-        f = net._factors(ell)
+        f = net.gate_factors(ell)
         for name in _GATE_FACTORS:
             tensors.update(_csr_tensors(f"gate.{ell}.{name}", getattr(f, name)))
     for i, layer in enumerate(circuit.layers):

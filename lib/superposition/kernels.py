@@ -156,69 +156,28 @@ class Wiring:
         dense = bincount(rows * f.shape[0] + cols, self.neurons * f.shape[0])
         return xp.reshape(xp.astype(dense, dtype), (self.neurons, f.shape[0]))
 
+    def transposed_csr(self) -> CSR:
+        r""":math:`W^\top` ``(m, d)`` as a :class:`CSR` of ones: row ``k`` holds feature ``k``'s
+        neurons (the wiring's own arrays, no copy)."""
+        cache = self.__dict__.setdefault("_host", {})
+        if "csr_t" not in cache:
+            xp = namespace(self.indptr)
+            ones = xp.ones(self.nnz, dtype=xp.float64)
+            cache["csr_t"] = CSR(self.indptr, self.indices, ones, (self.n_features, self.neurons))
+        return cache["csr_t"]
+
     def product(self, z: Any, bias: float = 0.0) -> Any:
         r""":math:`h = z W^\top + b`: every neuron sums the values ``z`` ``(K, m)`` of its features.
 
-        Returns ``(K, d)`` in the namespace of ``z`` (the wiring is moved there). NumPy uses
-        SciPy's sparse product; any other namespace gathers the columns of each feature's
-        neurons and scatter-adds them (:func:`superposition.backend.bincount` with weights), in
-        chunks of features of bounded memory.
+        Returns ``(K, d)`` in the namespace of ``z``: :func:`sparse_matmul` with
+        :meth:`transposed_csr`, never the dense :math:`O(Kmd)` product.
         """
-        xp = namespace(z)
-        w = self.to(xp)
-        k, m = z.shape
-        if m != self.n_features:
-            raise ValueError(f"z must have shape (n_samples, {self.n_features}), got {z.shape}")
-        if is_numpy(xp):
-            import scipy.sparse as sps
-
-            W = sps.csc_array(
-                (np.ones(self.nnz, dtype=z.dtype), to_numpy(w.indices), w.host_indptr),
-                shape=(self.neurons, m),
+        if len(z.shape) != 2 or z.shape[1] != self.n_features:
+            raise ValueError(
+                f"z must have shape (n_samples, {self.n_features}), got {tuple(z.shape)}"
             )
-            h = np.asarray((W @ z.T).T)
-        else:
-            h = xp.zeros((k, self.neurons), dtype=z.dtype)
-            ptr = self.host_indptr
-            step = max(1, (1 << 22) // max(k * max(self.nnz // max(m, 1), 1), 1))
-            for c0 in range(0, m, step):
-                c1 = min(c0 + step, m)
-                lo, hi = int(ptr[c0]), int(ptr[c1])
-                if hi == lo:
-                    continue
-                lengths = w.indptr[c0 + 1 : c1 + 1] - w.indptr[c0:c1]
-                feat = xp.repeat(xp.arange(c0, c1, dtype=xp.int64), lengths)  # (nnz,)
-                neu = xp.astype(w.indices[lo:hi], xp.int64)
-                vals = xp.take(z, feat, axis=1)  # (K, nnz)
-                rows = xp.repeat(xp.arange(k, dtype=xp.int64), hi - lo)
-                flat = rows * self.neurons + xp.reshape(xp.broadcast_to(neu, (k, hi - lo)), (-1,))
-                h = h + xp.reshape(
-                    xp.astype(
-                        bincount(flat, k * self.neurons, weights=xp.reshape(vals, (-1,))),
-                        z.dtype,
-                    ),
-                    (k, self.neurons),
-                )
+        h = sparse_matmul(z, self.transposed_csr())
         return h + bias if bias else h
-
-    @classmethod
-    def from_sparse(cls, W: Any) -> Wiring:
-        """From a scipy.sparse matrix of shape ``(d, m)`` whose stored entries are the ones."""
-        import scipy.sparse as sps
-
-        csc = sps.csc_array(W)
-        csc.sort_indices()
-        d, m = csc.shape
-        return cls(m, d, csc.indptr.astype(np.int64), csc.indices.astype(np.int32))
-
-    def toarray(self) -> Any:
-        """The dense float64 ``(d, m)`` matrix, in the wiring's namespace (for small cases)."""
-        xp = namespace(self.indptr, self.indices)
-        lengths = self.indptr[1:] - self.indptr[:-1]
-        cols = xp.repeat(xp.arange(self.n_features, dtype=xp.int64), lengths)
-        flat = xp.astype(self.indices, xp.int64) * self.n_features + cols
-        dense = bincount(flat, self.neurons * self.n_features)
-        return xp.reshape(xp.astype(dense, xp.float64), (self.neurons, self.n_features))
 
 
 def sample_wiring(
@@ -863,3 +822,302 @@ def _pattern0(
                 ]
             )
             acc.add(0, vals, weight=wts, nonzero=float(xp.sum(wts)), inputs=t)
+
+
+# ---------------------------------------------------------------- sparse matrices: CSR and X @ S
+
+
+@dataclass(frozen=True, eq=False)
+class CSR:
+    r"""A sparse matrix in compressed sparse rows, its arrays in any array-API namespace.
+
+    Row ``i`` holds the values ``data[indptr[i]:indptr[i + 1]]`` in the columns
+    ``indices[indptr[i]:indptr[i + 1]]`` (scipy's ``csr_array`` layout, so a scipy matrix is
+    wrapped without a copy and stored or loaded as its three arrays).
+
+    Attributes
+    ----------
+    indptr : integer array, shape ``(rows + 1,)``
+        Non-decreasing, from 0 to ``nnz``.
+    indices : integer array, shape ``(nnz,)``
+        Column of each stored value, in ``[0, cols)``.
+    data : float array, shape ``(nnz,)``
+        The stored values (their dtype is the matrix's).
+    shape : tuple of int
+        ``(rows, cols)``.
+
+    Notes
+    -----
+    The three arrays share one namespace; :meth:`to` moves them to another (cached per
+    namespace, so fixed factors cross to a device once). :func:`sparse_matmul` multiplies.
+    """
+
+    indptr: Any
+    indices: Any
+    data: Any
+    shape: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        if len(self.shape) != 2:
+            raise ValueError(f"shape must be (rows, cols), got {self.shape!r}")
+        rows = check_int("shape[0]", self.shape[0], low=0)
+        cols = check_int("shape[1]", self.shape[1], low=0)
+        object.__setattr__(self, "shape", (rows, cols))
+        if tuple(self.indptr.shape) != (rows + 1,):
+            raise ValueError(
+                f"indptr must have shape ({rows + 1},) for {rows} rows, got {tuple(self.indptr.shape)}"
+            )
+        if len(self.indices.shape) != 1 or tuple(self.data.shape) != tuple(self.indices.shape):
+            raise ValueError(
+                "indices and data must be 1-d of the same length, got "
+                f"{tuple(self.indices.shape)} and {tuple(self.data.shape)}"
+            )
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored values."""
+        return int(self.data.shape[0])
+
+    @property
+    def dtype(self) -> Any:
+        """The dtype of the stored values."""
+        return self.data.dtype
+
+    @classmethod
+    def from_scipy(cls, matrix: Any) -> CSR:
+        """Wrap a scipy.sparse matrix (converted to ``csr_array`` if needed; its arrays, no copy).
+
+        The scipy matrix itself is kept for the NumPy path of :func:`sparse_matmul`.
+        """
+        import scipy.sparse as sps
+
+        if not sps.issparse(matrix):
+            raise ValueError(f"matrix must be a scipy.sparse matrix, got {type(matrix).__name__}")
+        csr = sps.csr_array(matrix)
+        out = cls(csr.indptr, csr.indices, csr.data, csr.shape)
+        out.__dict__["_scipy"] = csr
+        return out
+
+    @classmethod
+    def from_dense(cls, x: Any) -> CSR:
+        """The nonzero entries of a dense 2-d array ``x``, in its namespace (row-major order)."""
+        from .backend import is_numpy
+
+        xp = namespace(x)
+        if len(x.shape) != 2:
+            raise ValueError(f"x must be a 2-d array, got shape {tuple(x.shape)}")
+        if is_numpy(xp):
+            import scipy.sparse as sps
+
+            return cls.from_scipy(sps.csr_array(x))
+        rows, cols = xp.nonzero(x)
+        rows, cols = xp.astype(rows, xp.int64), xp.astype(cols, xp.int64)
+        data = xp.take(xp.reshape(x, (-1,)), rows * x.shape[1] + cols)
+        indptr = xp.searchsorted(rows, xp.arange(x.shape[0] + 1, dtype=xp.int64), side="left")
+        return cls(xp.astype(indptr, xp.int64), cols, data, tuple(x.shape))
+
+    def to(self, xp: ModuleType) -> CSR:
+        """This matrix with its arrays in namespace ``xp`` (itself when already there; cached)."""
+        from .backend import name_of
+
+        if name_of(namespace(self.data)) == name_of(xp):
+            return self
+        cache = self.__dict__.setdefault("_moved", {})
+        key = name_of(xp)
+        if key not in cache:
+            cache[key] = CSR(
+                asarray(to_numpy(self.indptr), xp),
+                asarray(to_numpy(self.indices), xp),
+                asarray(to_numpy(self.data), xp),
+                self.shape,
+            )
+        return cache[key]
+
+    def to_scipy(self) -> Any:
+        """The matrix as a ``scipy.sparse.csr_array`` (arrays copied to NumPy if need be)."""
+        import scipy.sparse as sps
+
+        csr = self.__dict__.get("_scipy")
+        if csr is None:
+            csr = sps.csr_array(
+                (to_numpy(self.data), to_numpy(self.indices), to_numpy(self.indptr)),
+                shape=self.shape,
+            )
+            self.__dict__["_scipy"] = csr
+        return csr
+
+    def toarray(self) -> Any:
+        """The dense ``(rows, cols)`` matrix in the matrix's namespace (for small cases)."""
+        xp = namespace(self.data)
+        return sparse_matmul(self, xp.eye(self.shape[1], dtype=self.data.dtype))
+
+
+def sparse_matmul(a: Any, b: Any) -> Any:
+    r"""The product ``a @ b`` of a dense matrix and a :class:`CSR` matrix (either order).
+
+    Parameters
+    ----------
+    a, b : one dense 2-d array and one :class:`CSR`
+        ``X @ S`` with ``X`` ``(K, r)`` dense and ``S`` ``(r, c)`` sparse gives ``(K, c)``;
+        ``S @ X`` with ``S`` ``(K, r)`` sparse and ``X`` ``(r, c)`` dense gives ``(K, c)``.
+        The sparse matrix is moved to the dense one's namespace (:meth:`CSR.to`, cached).
+
+    Returns
+    -------
+    array, shape ``(K, c)``, in the dense operand's namespace, of the promoted dtype of the
+    dense operand and ``S.data``.
+
+    Notes
+    -----
+    NumPy multiplies with ``scipy.sparse`` (each output a sequential sum over the stored
+    entries, in column order), CuPy with ``cupyx.scipy.sparse`` when it imports. Any other
+    namespace runs the array-API path: the entries of each output column of ``X @ S`` (row of
+    ``S @ X``) are gathered into a dense ``(K, outputs, w)`` block, times their values, and
+    summed over ``w`` by the namespace's ``sum``. Outputs are grouped by ``w``, their number of
+    entries rounded up to a power of two and padded with exact zeros (a zero column of ``X``
+    times a zero value, so an infinite ``X`` entry elsewhere cannot leak in), so the work and
+    memory are at most :math:`2\,K \cdot \text{nnz}` products plus the output.
+
+    Rounding: each output is a sum of its own :math:`w` products in the dtype of the result,
+    only in another order of addition than scipy's, so
+    :math:`|\text{error}| \le \gamma_w \sum |\text{products}|` (:math:`\gamma_w = wu/(1-wu)`,
+    :math:`u` the unit roundoff; Higham §3.1) on every path, with :math:`w` the entries of that
+    output alone (no prefix sums, no cancellation between outputs). The paths agree to that
+    rounding, not bit for bit.
+    """
+    if isinstance(b, CSR) and not isinstance(a, CSR):
+        dense, sparse, sparse_right = a, b, True
+    elif isinstance(a, CSR) and not isinstance(b, CSR):
+        dense, sparse, sparse_right = b, a, False
+    else:
+        raise ValueError(
+            "sparse_matmul multiplies one dense array and one CSR matrix, got "
+            f"{type(a).__name__} and {type(b).__name__}"
+        )
+    from .backend import is_numpy
+
+    xp = namespace(dense)
+    if len(dense.shape) != 2:
+        raise ValueError(f"the dense operand must be 2-d, got shape {tuple(dense.shape)}")
+    inner = sparse.shape[0] if sparse_right else sparse.shape[1]
+    k = 1 if sparse_right else 0
+    if dense.shape[k] != inner:
+        name = "a" if sparse_right else "b"
+        raise ValueError(
+            f"{name} must have {inner} {'columns' if sparse_right else 'rows'} to multiply a "
+            f"sparse matrix of shape {sparse.shape}, got shape {tuple(dense.shape)}"
+        )
+    sparse = sparse.to(xp)
+    if is_numpy(xp):
+        csr = sparse.to_scipy()
+        return dense @ csr if sparse_right else csr @ dense
+    fast = _cupy_matmul(dense, sparse, sparse_right, xp)
+    if fast is not None:  # pragma: no cover - GPU only
+        return fast
+    plan = _gather_plan(sparse, by_column=sparse_right)
+    dtype = xp.result_type(dense.dtype, sparse.data.dtype)
+    n_out = sparse.shape[1] if sparse_right else sparse.shape[0]
+    if sparse_right:  # X (K, r) @ S (r, c): output column j gathers X[:, i] of S's column j
+        rows = dense.shape[0]
+        src = xp.concat([xp.astype(dense, dtype), xp.zeros((rows, 1), dtype=dtype)], axis=1)
+        parts = [xp.zeros((rows, plan.n_empty), dtype=dtype)] if plan.n_empty else []
+        for idx, vals, n, w in plan.groups:
+            gathered = xp.reshape(xp.take(src, idx, axis=1), (rows, n, w))
+            parts.append(xp.sum(gathered * xp.astype(vals, dtype), axis=2))
+        axis = 1
+        empty_shape = (rows, n_out)
+    else:  # S (K, r) @ X (r, c): output row i gathers X[j, :] of S's row i
+        cols = dense.shape[1]
+        src = xp.concat([xp.astype(dense, dtype), xp.zeros((1, cols), dtype=dtype)], axis=0)
+        parts = [xp.zeros((plan.n_empty, cols), dtype=dtype)] if plan.n_empty else []
+        for idx, vals, n, w in plan.groups:
+            gathered = xp.reshape(xp.take(src, idx, axis=0), (n, w, cols))
+            parts.append(xp.sum(gathered * xp.astype(vals, dtype)[:, :, None], axis=1))
+        axis = 0
+        empty_shape = (n_out, cols)
+    if not parts:
+        return xp.zeros(empty_shape, dtype=dtype)
+    out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=axis)
+    return out if plan.inverse is None else xp.take(out, plan.inverse, axis=axis)
+
+
+@dataclass(frozen=True, eq=False)
+class _GatherPlan:
+    """How :func:`sparse_matmul` gathers the entries of each output, grouped by padded count.
+
+    ``groups``: ``(flat source indices, values (n, w), n, w)`` per width ``w`` (ascending); the
+    outputs with no entry come first (``n_empty``), then the groups, and ``inverse`` (or
+    ``None`` for the identity) puts them back in output order.
+    """
+
+    groups: tuple[tuple[Any, Any, int, int], ...]
+    n_empty: int
+    inverse: Any
+
+
+def _gather_plan(sparse: CSR, *, by_column: bool) -> _GatherPlan:
+    """The plan of ``X @ S`` (``by_column``) or ``S @ X``, built once per matrix with NumPy."""
+    key = "_plan_columns" if by_column else "_plan_rows"
+    plan = sparse.__dict__.get(key)
+    if plan is not None:
+        return plan
+    xp = namespace(sparse.data)
+    n_rows, n_cols = sparse.shape
+    indptr = to_numpy(sparse.indptr).astype(np.int64)
+    indices = to_numpy(sparse.indices).astype(np.int64)
+    nnz = indices.size
+    row_of = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
+    # seg: the output an entry adds to; src: the slice of X it reads (n_src: the zero slice)
+    seg, src, n_seg, n_src = (
+        (indices, row_of, n_cols, n_rows) if by_column else (row_of, indices, n_rows, n_cols)
+    )
+    order = np.argsort(seg, kind="stable")
+    counts = np.bincount(seg, minlength=n_seg).astype(np.int64)
+    starts = np.cumsum(counts) - counts
+    width = np.zeros(n_seg, dtype=np.int64)
+    nonempty = counts > 0
+    width[nonempty] = 1 << np.ceil(np.log2(counts[nonempty])).astype(np.int64)
+    perm = np.argsort(width, kind="stable")
+    data = xp.concat([sparse.data, xp.zeros(1, dtype=sparse.data.dtype)])
+    groups = []
+    n_empty = int(np.count_nonzero(~nonempty))
+    for w in np.unique(width[nonempty]):
+        segs = perm[width[perm] == w]
+        j = np.arange(w, dtype=np.int64)[None, :]
+        valid = j < counts[segs][:, None]
+        entry = np.where(valid, order[np.where(valid, starts[segs][:, None] + j, 0)], nnz)
+        src_idx = np.append(src, n_src)[entry]
+        vals = xp.reshape(xp.take(data, asarray(entry.reshape(-1), xp)), (segs.size, int(w)))
+        groups.append((asarray(src_idx.reshape(-1), xp), vals, int(segs.size), int(w)))
+    inverse = None
+    if np.any(perm != np.arange(n_seg)):
+        inv = np.empty(n_seg, dtype=np.int64)
+        inv[perm] = np.arange(n_seg, dtype=np.int64)
+        inverse = asarray(inv, xp)
+    plan = _GatherPlan(tuple(groups), n_empty, inverse)
+    sparse.__dict__[key] = plan
+    return plan
+
+
+def _cupy_matmul(dense: Any, sparse: CSR, sparse_right: bool, xp: ModuleType) -> Any:
+    """``X @ S`` or ``S @ X`` through ``cupyx.scipy.sparse`` on CuPy arrays, else ``None``."""
+    import array_api_compat
+
+    if not array_api_compat.is_cupy_namespace(xp):
+        return None
+    return _cupyx_matmul(dense, sparse, sparse_right)
+
+
+def _cupyx_matmul(dense: Any, sparse: CSR, sparse_right: bool) -> Any:  # pragma: no cover
+    """The CuPy path of :func:`sparse_matmul` (GPU only; ``None`` without ``cupyx``)."""
+    try:
+        import cupyx.scipy.sparse as cps
+    except ImportError:
+        return None
+    mat = sparse.__dict__.get("_cupyx")
+    if mat is None:
+        mat = cps.csr_matrix((sparse.data, sparse.indices, sparse.indptr), shape=sparse.shape)
+        sparse.__dict__["_cupyx"] = mat
+    if sparse_right:
+        return (mat.T @ dense.T).T  # csc @ dense: the layout cuSPARSE multiplies
+    return mat @ dense

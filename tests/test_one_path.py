@@ -1,0 +1,306 @@
+"""One code path: every evaluator runs under ``array_api_strict`` and agrees with its NumPy run.
+
+``array_api_strict`` rejects NumPy-only idioms (list indexing, mixing namespaces, 2-d ``take``
+without ``axis``, fancy setitem), so an evaluator that runs here runs unchanged on CuPy. The
+``strict`` fixture also makes every implicit conversion of a strict array to NumPy an error
+(``np.asarray``, a NumPy ufunc, the buffer protocol): only the explicit
+:func:`superposition.backend.to_numpy` (DLPack) may cross, so an evaluator cannot silently
+compute on the host. Inputs go in either as strict arrays or through
+``SUPERPOSITION_BACKEND=array_api_strict``; the results are compared with the NumPy run:
+bit accuracies, counts and booleans exactly, real numbers to a stated tolerance.
+
+Where the two runs differ at all, it is in the order of addition: the strict run sums a sparse
+product's entries per output (:func:`superposition.kernels.sparse_matmul`) where NumPy calls
+scipy, and the same float products are added in another order. Each such sum of :math:`n`
+terms moves by at most :math:`\\gamma_n \\sum|\\text{terms}|` (Higham §3.1); the tolerances below
+bound that for the sizes used, and for the layers through which it is carried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from superposition import backend as B
+from superposition.circuits import compile_circuit, emulate, random_circuit, readout_stats
+from superposition.correction import (
+    CodeCorrection,
+    FeatureDenoiser,
+    capacity,
+    chain,
+    denoiser_for_budget,
+    fresh_denoisers,
+    noise_tolerance,
+)
+from superposition.deep import deep_network, deep_step, run_deep
+from superposition.embedding import Embedding, sample_sparse, to_dense
+
+xps = pytest.importorskip("array_api_strict")
+
+# float64 evaluators: sums of at most a few hundred products of values of size <= ~3, in
+# another order: gamma_300 * 300 * 3 ~ 3e-11 per sum; every state passes through at most a few
+# such sums before it is compared.
+F64 = 1e-10
+# float32 deep networks: u = 6e-8; a gate layer's outputs are sums of at most a few hundred
+# products of size <= ~2 in float32 (gamma_300 * 600 ~ 1e-2 as a worst case, about 1e-5 for
+# rounding errors of random sign), carried through at most a few layers before a correction
+# layer resets the state inside its margins. The uncorrected run is compared only where no
+# layer amplifies it (depths below).
+F32 = 1e-4
+
+
+class ImplicitNumPy(RuntimeError):
+    """An array_api_strict array was converted to NumPy implicitly."""
+
+
+@pytest.fixture
+def strict(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``array_api_strict`` with every implicit conversion to NumPy made an error."""
+    cls = type(xps.asarray(0.0))
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise ImplicitNumPy("an evaluator converted an array_api_strict array to NumPy")
+
+    monkeypatch.setattr(cls, "__array__", refuse)
+    if hasattr(cls, "__buffer__"):
+        monkeypatch.setattr(cls, "__buffer__", refuse)
+    return xps
+
+
+def _is_strict(x: Any) -> bool:
+    return B.name_of(B.namespace(x)) == "array_api_strict"
+
+
+def _np(x: Any) -> np.ndarray:
+    assert _is_strict(x), f"expected an array_api_strict array, got {type(x).__name__}"
+    return B.to_numpy(x)
+
+
+def test_the_guard_catches_implicit_conversions(strict: Any) -> None:
+    a = strict.asarray([1.0, -2.0])
+    with pytest.raises(ImplicitNumPy):
+        np.asarray(a)
+    with pytest.raises(ImplicitNumPy):
+        np.maximum(a, 0.0)
+    assert_array_equal(B.to_numpy(a), [1.0, -2.0])  # DLPack is the one way across
+
+
+# ---------------------------------------------------------------------------------------------
+# circuits
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_circuit_runs_on_strict_arrays(strict: Any, dtype: type) -> None:
+    m, d, s, k = 200, 90, 2, 12
+    cc = compile_circuit(random_circuit(m, 3, seed=0), d, dtype=dtype, seed=1)
+    x = to_dense(sample_sparse(m, s, k, seed=2), m).astype(bool)
+    ref = list(cc.residuals(x))
+    got = list(cc.residuals(strict.asarray(x)))
+    tol = F64 if dtype == np.float64 else F32
+    for ell, (g, r) in enumerate(zip(got, ref, strict=True)):
+        assert_allclose(_np(g), r, atol=tol)
+        assert_allclose(_np(cc.decode(g, ell)), cc.decode(r, ell), atol=tol)
+    layer = cc.layers[0]
+    assert_allclose(_np(layer(strict.asarray(ref[0]))), layer(ref[0]), atol=tol)
+    want = emulate(cc, x)
+    have = emulate(cc, strict.asarray(x))
+    assert have.bit_accuracy == want.bit_accuracy
+    assert have.input_accuracy == want.input_accuracy
+    assert have.max_active == want.max_active
+    for field in ("max_abs_error", "mean_abs_error", "noise_energy"):
+        assert_allclose(getattr(have, field), getattr(want, field), rtol=tol, atol=tol)
+
+
+def test_explicit_embedding_matrices_and_the_configured_backend(
+    strict: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(5)
+    embs = [rng.standard_normal((40, 60)) / np.sqrt(40) for _ in range(3)]
+    cc = compile_circuit(random_circuit(60, 2, seed=3), 40, embeddings=embs, seed=4)
+    x = to_dense(sample_sparse(60, 2, 10, seed=2), 60).astype(bool)
+    ref = list(cc.residuals(x))
+    want = emulate(cc, x)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict")  # NumPy inputs, strict evaluation
+    got = list(cc.residuals(x))
+    for g, r in zip(got, ref, strict=True):
+        assert_allclose(_np(g), r, atol=F64)
+    have = emulate(cc, x)
+    assert have.bit_accuracy == want.bit_accuracy
+    assert_allclose(have.noise_energy, want.noise_energy, rtol=F64, atol=F64)
+    st = readout_stats(cc.decode(got[2], 2), cc.circuit.evaluate(x)[2])
+    assert st == pytest.approx(readout_stats(cc.decode(ref[2], 2), cc.circuit.evaluate(x)[2]))
+
+
+# ---------------------------------------------------------------------------------------------
+# correction layers and their measurements
+
+
+def _blocks(it: Iterator[tuple[int, Any]]) -> np.ndarray:
+    return np.concatenate([_np(r) for _, r in it], axis=1)
+
+
+def test_feature_denoiser_on_strict_arrays(strict: Any) -> None:
+    layer = FeatureDenoiser(Embedding(700, 200, seed=3), Embedding(700, 200, seed=4))
+    act = sample_sparse(700, 3, 30, seed=1)
+    a = layer.encode(act) + 0.05 * np.random.default_rng(0).standard_normal((30, 200))
+    assert_allclose(_np(layer.encode(strict.asarray(act))), layer.encode(act), atol=F64)
+    sa = strict.asarray(a)
+    assert_allclose(_np(layer.step(sa)), layer.step(a), atol=F64)
+    for side in ("in", "out"):
+        assert_allclose(
+            _blocks(layer.readout_blocks(sa, side)),
+            np.concatenate([r for _, r in layer.readout_blocks(a, side)], axis=1),
+            atol=F64,
+        )
+
+
+def test_code_correction_on_strict_arrays(strict: Any) -> None:
+    layer = CodeCorrection(700, 300, 29, 8, 1, seed=2)
+    act = sample_sparse(700, 3, 30, seed=1)
+    a = layer.encode(act) + 0.02 * np.random.default_rng(0).standard_normal((30, 300))
+    sa = strict.asarray(a)
+    assert_allclose(_np(layer.encode(strict.asarray(act))), layer.encode(act), atol=F64)
+    assert_allclose(_np(layer.unit_reads(sa)), layer.unit_reads(a), atol=F64)
+    assert_allclose(_np(layer.step(sa)), layer.step(a), atol=F64)
+    assert_allclose(
+        _blocks(layer.readout_blocks(sa)),
+        np.concatenate([r for _, r in layer.readout_blocks(a)], axis=1),
+        atol=F64,
+    )
+
+
+@pytest.mark.parametrize("design", ["denoiser", "code", "fresh"])
+def test_chain_under_strict(strict: Any, design: str) -> None:
+    layers = {
+        "denoiser": FeatureDenoiser(Embedding(700, 200, seed=3)),
+        "code": CodeCorrection(700, 300, 29, 8, 1, seed=2),
+        "fresh": fresh_denoisers(700, 200, seed=1),
+    }[design]
+    act = sample_sparse(700, 3, 30, seed=1)
+    # noise 0.08 per layer: some bits flip within 6 layers for the code design, none for the
+    # denoiser, so both outcomes are compared
+    want = chain(layers, act, 6, noise_std=0.08, seed=3)
+    have = chain(layers, strict.asarray(act), 6, noise_std=0.08, seed=3)
+    assert have.depth_survived == want.depth_survived
+    assert_array_equal(have.layers, want.layers)
+    assert_array_equal(have.bit_accuracy, want.bit_accuracy)
+    assert_array_equal(have.input_bit_accuracy, want.input_bit_accuracy)
+    assert_allclose(have.max_error, want.max_error, atol=F64)
+    assert_allclose(have.input_error, want.input_error, atol=F64)
+
+
+def test_noise_tolerance_and_capacity_under_the_configured_backend(
+    strict: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layer = FeatureDenoiser(Embedding(500, 150, seed=3))
+    act = sample_sparse(500, 3, 20, seed=1)
+    levels = [0.0, 0.05, 0.1, 0.2, 0.4]
+    want = noise_tolerance(layer, act, levels, seed=2)
+    make = denoiser_for_budget(600, 120)
+    cap_want = capacity(make, sparsity=2, depth=3, n_samples=20, noise_std=0.02)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict")
+    assert _is_strict(layer.encode(act))  # the measurements below evaluate in strict arrays
+    have = noise_tolerance(layer, act, levels, seed=2)
+    assert_array_equal(have.bit_accuracy, want.bit_accuracy)
+    assert_allclose(have.input_error, want.input_error, atol=F64)
+    assert_allclose(have.output_error, want.output_error, atol=F64)
+    assert_allclose(
+        [have.threshold_std, have.clean_input_error, have.clean_output_error],
+        [want.threshold_std, want.clean_input_error, want.clean_output_error],
+        atol=F64,
+    )
+    assert capacity(make, sparsity=2, depth=3, n_samples=20, noise_std=0.02) == cap_want
+
+
+# ---------------------------------------------------------------------------------------------
+# deep networks
+
+
+# Sizes at which the corrected run keeps every bit and the uncorrected one loses some within
+# the depth (checked in the test), so the comparison covers both regimes.
+DEEP = {
+    "fixed float32": (dict(n_features=90, embed_dim=400, sparsity=2, depth=8, seed=4), F32),
+    "fresh float64": (
+        dict(
+            n_features=90,
+            embed_dim=400,
+            sparsity=2,
+            depth=6,
+            embedding_scheme="fresh",
+            dtype=np.float64,
+            seed=4,
+        ),
+        F64,
+    ),
+    "code": (
+        dict(
+            n_features=30,
+            embed_dim=204,
+            sparsity=2,
+            depth=5,
+            design="code",
+            blocks=12,
+            field=17,
+            seed=4,
+        ),
+        F32,
+    ),
+    "and_bias": (
+        dict(n_features=90, embed_dim=400, sparsity=2, depth=6, and_bias=1.2, seed=4),
+        F32,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DEEP))
+def test_run_deep_on_strict_arrays(strict: Any, case: str) -> None:
+    kwargs, tol = DEEP[case]
+    net = deep_network(**kwargs)
+    m = net.n_features
+    x = to_dense(sample_sparse(m, 2, 15, seed=7), m).astype(bool)
+    want = run_deep(net, x)
+    have = run_deep(net, strict.asarray(x))
+    for run in ("corrected", "uncorrected"):
+        w, h = getattr(want, run), getattr(have, run)
+        assert (h.depth_survived, h.diverged_at) == (w.depth_survived, w.diverged_at)
+        assert_array_equal(h.layers, w.layers)
+        assert_array_equal(h.bit_accuracy, w.bit_accuracy)
+        assert_array_equal(h.input_accuracy, w.input_accuracy)
+        for field in ("max_error", "mean_error", "gate_error"):
+            assert_allclose(getattr(h, field), getattr(w, field), atol=tol)
+    assert want.corrected.depth_survived == net.depth
+    assert want.uncorrected.depth_survived < net.depth
+
+
+def test_deep_steps_on_strict_arrays(strict: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    net = deep_network(150, 300, 2, 3, dtype=np.float64, seed=5)
+    x = to_dense(sample_sparse(150, 2, 10, seed=1), 150).astype(bool)
+    a, sa = net.encode(x), net.encode(strict.asarray(x))
+    assert_allclose(_np(sa), a, atol=F64)
+    r, sr = net.readout(a, 0), net.readout(sa, 0)
+    for ell in range(1, 4):
+        a, sa = net.gate_step(ell, r), net.gate_step(ell, sr)
+        assert_allclose(_np(sa), a, atol=F64)
+        r, sr = net.readout(a, ell), net.readout(sa, ell)
+        assert_allclose(_np(sr), r, atol=F64)
+        a, sa = net.correct(a, r, ell), net.correct(sa, sr, ell)
+        assert_allclose(_np(sa), a, atol=F64)
+        r, sr = net.readout(a, ell), net.readout(sa, ell)
+    # the one step, on plain arrays: the network's own factors, rows and correction
+    r0 = net.readout(net.encode(x), 0)
+    rows = np.ascontiguousarray(net.embedding(1).matrix().T)
+    ref = deep_step(r0, net.gate_factors(1), rows, correction=net.correction_arrays())
+    got = deep_step(
+        strict.asarray(r0),
+        net.gate_factors(1),
+        strict.asarray(rows),
+        correction=net.correction_arrays(),
+    )
+    for g, w in zip(got, ref, strict=True):
+        assert_allclose(_np(g), w, atol=F64)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict")
+    assert _is_strict(net.encode(x))

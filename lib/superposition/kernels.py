@@ -179,6 +179,25 @@ class Wiring:
         h = sparse_matmul(z, self.transposed_csr())
         return h + bias if bias else h
 
+    @classmethod
+    def from_sparse(cls, W: Any) -> Wiring:
+        """From a scipy.sparse matrix of shape ``(d, m)`` whose stored entries are the ones."""
+        import scipy.sparse as sps
+
+        csc = sps.csc_array(W)
+        csc.sort_indices()
+        d, m = csc.shape
+        return cls(m, d, csc.indptr.astype(np.int64), csc.indices.astype(np.int32))
+
+    def toarray(self) -> Any:
+        """The dense float64 ``(d, m)`` matrix, in the wiring's namespace (for small cases)."""
+        xp = namespace(self.indptr, self.indices)
+        lengths = self.indptr[1:] - self.indptr[:-1]
+        cols = xp.repeat(xp.arange(self.n_features, dtype=xp.int64), lengths)
+        flat = xp.astype(self.indices, xp.int64) * self.n_features + cols
+        dense = bincount(flat, self.neurons * self.n_features)
+        return xp.reshape(xp.astype(dense, xp.float64), (self.neurons, self.n_features))
+
 
 def sample_wiring(
     n_features: int, neurons: int, p: float, *, seed: object = 0, block_nnz: int = 2**22

@@ -304,3 +304,138 @@ def test_deep_steps_on_strict_arrays(strict: Any, monkeypatch: pytest.MonkeyPatc
         assert_allclose(_np(g), w, atol=F64)
     monkeypatch.setenv(B.ENV_VAR, "array_api_strict")
     assert _is_strict(net.encode(x))
+
+
+# ---------------------------------------------------------------- U-AND, superposed U-AND, embeddings
+
+
+def _same_errors(got: Any, ref: Any, tol: float = F64) -> None:
+    """Two UAndErrors of the same network and inputs: counts exactly, sums and maxima to ``tol``."""
+    assert got.backend == "array_api_strict" and ref.backend == "numpy"
+    assert_array_equal(got.count, ref.count)
+    assert_array_equal(got.nonzero, ref.nonzero)
+    for name in ("sum", "sum_abs", "sum_sq", "max_abs", "input_max_abs"):
+        assert_allclose(getattr(got, name), getattr(ref, name), rtol=tol, atol=tol)
+    if ref.histogram is not None:
+        assert_array_equal(got.histogram, ref.histogram)
+
+
+@pytest.mark.parametrize(
+    ("weights", "arity", "method"),
+    [
+        ("bernoulli", 2, "sparse"),
+        ("bernoulli", 2, "tiles"),
+        ("bernoulli", 3, "tiles"),
+        ("rademacher", 2, "tiles"),
+        ("gaussian", 2, "tiles"),
+    ],
+)
+def test_evaluate_uand(strict: Any, weights: str, arity: int, method: str) -> None:
+    import superposition as sp
+
+    m, d, s = 40, 120, 4
+    net = sp.build_uand(m, d, s, weights=weights, arity=arity, seed=3)
+    act = sample_sparse(m, s, 5, seed=4)
+    bins = np.linspace(-1.5, 2.5, 9)
+    ref = sp.evaluate_uand(net, act, method=method, bins=bins)
+    got = sp.evaluate_uand(net, strict.asarray(act), method=method, bins=bins)
+    _same_errors(got, ref)
+    a = net.activations(strict.asarray(act))
+    assert_allclose(_np(a), net.activations(act), rtol=0, atol=F64)
+    tup = np.array([[0, 1], [3, 17], [5, 39]]) if arity == 2 else np.array([[0, 1, 2], [4, 9, 30]])
+    assert_allclose(
+        _np(sp.uand_outputs(net, strict.asarray(act), tup)),
+        sp.uand_outputs(net, act, tup),
+        atol=F64,
+    )
+
+
+def test_fitted_readout_and_worst_case(strict: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import superposition as sp
+
+    net = sp.build_uand(12, 40, 3, weights="gaussian", seed=1)
+    fitted = sp.fit_uand_readout(net, 300, seed=2)
+    act = sample_sparse(12, 3, 4, seed=3)
+    ref = sp.evaluate_uand(net, act, readout=fitted)
+    _same_errors(sp.evaluate_uand(net, strict.asarray(act), readout=fitted), ref)
+    small = sp.build_uand(9, 30, 2, p=0.4, seed=5)
+    ref = sp.worst_case_uand(small)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict")
+    _same_errors(sp.worst_case_uand(small), ref)
+
+
+@pytest.mark.parametrize("weights", ["bernoulli", "rademacher"])
+def test_superposed_evaluators(strict: Any, weights: str) -> None:
+    import superposition as sp
+    from superposition import superposed as S
+
+    m, d, s, d0 = 50, 150, 3, 60
+    snet = S.build_superposed_uand(m, d, s, d0, weights=weights, seed=6)
+    act = sample_sparse(m, s, 4, seed=7)
+    sact = strict.asarray(act)
+    assert_allclose(_np(snet.activations(sact)), snet.activations(act), rtol=0, atol=F64)
+    _same_errors(S.evaluate_superposed(snet, sact), S.evaluate_superposed(snet, act))
+    # float32 products of at most d terms of size <= ~3 in another order
+    got, ref = S.max_errors(snet, sact), S.max_errors(snet, act)
+    assert_allclose(got.per_input, ref.per_input, rtol=0, atol=F32)
+    assert_array_equal(got.count, ref.count)
+    got_o = S.output_embedding_errors(snet, sact, out_dim=40)
+    ref_o = S.output_embedding_errors(snet, act, out_dim=40)
+    for key in ("max_abs_error", "mean_abs_error", "ideal_max_abs_error"):
+        assert got_o[key] == pytest.approx(ref_o[key], abs=F32)
+
+
+def test_embedding_evaluators(strict: Any) -> None:
+    import superposition as sp
+
+    emb = Embedding(700, 48, seed=2)
+    act = sample_sparse(700, 3, 6, seed=3)
+    sact = strict.asarray(act)
+    assert_allclose(_np(emb.embed(sact)), emb.embed(act), rtol=0, atol=F64)
+    a = emb.embed(act)
+    assert_allclose(_np(emb.readout(strict.asarray(a))), emb.readout(a), rtol=0, atol=F64)
+    assert_allclose(_np(sp.readout_errors(emb, sact)), sp.readout_errors(emb, act), atol=F64)
+    phi = emb.matrix()
+    got = sp.readout_errors(strict.asarray(phi), sact)
+    assert_allclose(_np(got), sp.readout_errors(phi, act), atol=F64)
+    small = Embedding(300, 24, seed=1)
+    assert sp.coherence(strict.asarray(small.matrix())) == pytest.approx(
+        sp.coherence(small), abs=F64
+    )
+    assert_allclose(_np(sp.overlaps(strict.asarray(small.matrix()))), sp.overlaps(small), atol=F64)
+
+
+def test_cli_under_the_strict_backend(
+    strict: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``SUPERPOSITION_BACKEND=array_api_strict superposition uand …`` gives NumPy's numbers."""
+    import json
+
+    from superposition.cli import main
+
+    argv = ["uand", "--features", "30", "--neurons", "90", "--sparsity", "3", "--json"]
+    assert main(argv) == 0
+    ref = json.loads(capsys.readouterr().out)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict")
+    assert main(argv) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (ref["backend"], got["backend"]) == ("numpy", "array_api_strict")
+    for key in ("max_abs_error", "mean_abs_error"):
+        assert got[key] == pytest.approx(ref[key], abs=F64)
+    assert main([*argv[:-1], "--embed-dim", "20", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["backend"] == "array_api_strict"
+
+
+def test_trained_network(strict: Any) -> None:
+    import superposition as sp
+
+    net = sp.train_uand(10, 12, 3, steps=20, seed=1)
+    act = sample_sparse(10, 3, 5, seed=2)
+    assert_allclose(_np(net.activations(strict.asarray(act))), net.activations(act), atol=F64)
+    assert_allclose(_np(net.outputs(strict.asarray(act))), net.outputs(act), atol=F64)
+    ref = sp.evaluate_uand(net, act, readout=net.readout, activations=net.activations(act))
+    got = sp.evaluate_uand(
+        net, strict.asarray(act), readout=net.readout, activations=net.activations(act)
+    )
+    _same_errors(got, ref)

@@ -338,7 +338,8 @@ def _blocks_of(phi: Embedding | Any) -> tuple[list[tuple[int, Any]], ModuleType]
         return list(phi.blocks(xp)), xp
     xp = evaluation_namespace(phi)
     mat = asarray(phi, xp)
-    return [(s, mat[:, s : s + BLOCK]) for s in range(0, mat.shape[1], BLOCK)], xp
+    n = mat.shape[1]
+    return [(s, mat[:, s : min(s + BLOCK, n)]) for s in range(0, n, BLOCK)], xp
 
 
 def _n(phi: Embedding | Any) -> int:

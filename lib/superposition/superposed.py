@@ -491,8 +491,8 @@ def max_errors(
     A = snet.activations(asarray(active, xp))
     bern = snet.weights == "bernoulli"
     W = snet.net.W
-    Wd = W.toarray() if bern else asarray(np.sign(W), xp)  # (d, m)
-    Wd = xp.astype(Wd if bern else Wd, xp.float32)
+    Wd = W.to(xp).toarray() if bern else asarray(np.sign(W), xp)  # (d, m)
+    Wd = xp.astype(Wd, xp.float32)
     upper = xp.arange(m)[None, :] > xp.arange(m)[:, None]  # strict upper triangle
     if bern:
         gram = _gram_upper(Wd)  # (m, m): |Γ(k, l)| above the diagonal

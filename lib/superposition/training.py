@@ -38,12 +38,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import combinations
 from math import comb
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from ._validate import as_generator, check_active, check_int, check_real, check_sparsity
-from .backend import blas_threads
+from .backend import (
+    asarray,
+    blas_threads,
+    evaluation_namespace,
+    is_numpy,
+    name_of,
+    namespace,
+    to_numpy,
+)
 from .embedding import sample_sparse
 from .uand import tuple_rank
 
@@ -67,16 +76,19 @@ class DenseReadout:
     n_features: int
     arity: int
 
-    def prepare(self, activations: np.ndarray) -> np.ndarray:
-        return np.asarray(activations, dtype=np.float64)
+    def prepare(self, activations: Any) -> Any:
+        xp = namespace(activations)
+        return xp.astype(activations, xp.float64)
 
-    def outputs(self, prepared: np.ndarray, tuples: np.ndarray) -> np.ndarray:
-        rows = tuple_rank(tuples, self.n_features)
+    def outputs(self, prepared: Any, tuples: Any) -> Any:
+        xp = namespace(prepared)
+        R = _moved(self, "R", self.R, xp)
+        rows = tuple_rank(to_numpy(tuples), self.n_features)
         if rows.size and rows[-1] - rows[0] == rows.size - 1 and np.all(np.diff(rows) == 1):
-            block = self.R[rows[0] : rows[-1] + 1]  # a lexicographic tile: a view, no copy
+            block = R[int(rows[0]) : int(rows[-1]) + 1, :]  # a lexicographic tile: a view
         else:
-            block = self.R[rows]
-        return prepared @ block.T
+            block = xp.take(R, asarray(rows, xp), axis=0)
+        return prepared @ xp.matrix_transpose(block)
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,18 +129,42 @@ class TrainedUAnd:
         """The trained readout as a :class:`DenseReadout`."""
         return DenseReadout(self.R, self.n_features, self.arity)
 
-    def preactivations(self, active: np.ndarray) -> np.ndarray:
-        """:math:`Wx + b` for a batch of sparse inputs ``active`` ``(K, s')`` → ``(K, neurons)``."""
+    def preactivations(self, active: Any) -> Any:
+        """:math:`Wx + b` for a batch of sparse inputs ``active`` ``(K, s')`` → ``(K, neurons)``.
+
+        In the evaluation namespace (:func:`superposition.backend.evaluation_namespace`).
+        """
         active = check_active(active, self.n_features)
-        return _preact(self.W, self.b, active)
+        xp = evaluation_namespace(active)
+        if is_numpy(xp):
+            return _preact(self.W, self.b, active)
+        WT = _moved(self, "WT", np.ascontiguousarray(self.W.T), xp)
+        act = asarray(active, xp)
+        h = xp.broadcast_to(_moved(self, "b", self.b, xp), (act.shape[0], self.neurons))
+        for j in range(act.shape[1]):  # the active columns in index order, as _preact
+            h = h + xp.take(WT, act[:, j], axis=0)
+        return h
 
-    def activations(self, active: np.ndarray) -> np.ndarray:
+    def activations(self, active: Any) -> Any:
         r""":math:`a = \mathrm{ReLU}(Wx + b)`, shape ``(K, neurons)``."""
-        return np.maximum(self.preactivations(active), 0.0)
+        h = self.preactivations(active)
+        return namespace(h).maximum(h, 0.0)
 
-    def outputs(self, active: np.ndarray) -> np.ndarray:
+    def outputs(self, active: Any) -> Any:
         r"""Every output :math:`\hat y_T`, shape ``(K, C(m, n))`` (columns in lexicographic order)."""
-        return self.activations(active) @ self.R.T
+        a = self.activations(active)
+        xp = namespace(a)
+        return a @ xp.matrix_transpose(_moved(self, "R", self.R, xp))
+
+
+def _moved(owner: Any, name: str, array: np.ndarray, xp: Any) -> Any:
+    """``array`` in namespace ``xp``, cached on ``owner`` (itself for NumPy)."""
+    if is_numpy(xp):
+        return array
+    key = f"_{name}_{name_of(xp)}"
+    if key not in owner.__dict__:
+        owner.__dict__[key] = asarray(array, xp)
+    return owner.__dict__[key]
 
 
 def _preact(W: np.ndarray, b: np.ndarray, active: np.ndarray) -> np.ndarray:

@@ -366,7 +366,6 @@ def test_fitted_readout_and_worst_case(strict: Any, monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.parametrize("weights", ["bernoulli", "rademacher"])
 def test_superposed_evaluators(strict: Any, weights: str) -> None:
-    import superposition as sp
     from superposition import superposed as S
 
     m, d, s, d0 = 50, 150, 3, 60

@@ -19,7 +19,7 @@ PAGES    := intro references
 LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
 BOOKCFG  := _config.yml _toc.yml references.bib
 
-.PHONY: all book test lint format bench clean distclean venv unit chapters-ci book-ci site-test help
+.PHONY: all book test lint format bench clean distclean venv lock unit chapters-ci book-ci site-test help
 
 all: book
 
@@ -28,12 +28,26 @@ help:
 
 # ---------------------------------------------------------------- environment
 venv: $(STAMP)
+# exactly the hashed lock, then the project itself (built with the locked setuptools)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+# requirements.lock from the groups declared in pyproject.toml, with hashes. Versions already
+# pinned in the lock are kept (the book's numbers must not drift); to move them:
+#   make lock LOCK_ARGS=--upgrade   or   make lock LOCK_ARGS="--upgrade-package numpy"
+LOCK_EXTRAS := book test dask
+LOCK_TOOL   := _build/lock-venv
+UV_VERSION  := 0.13.8
+lock:
+	@test -x $(LOCK_TOOL)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOL) && \
+	  $(LOCK_TOOL)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"; }
+	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml $(addprefix --extra ,$(LOCK_EXTRAS)) \
+	  --generate-hashes --python $(PYTHON) --custom-compile-command "make lock" \
+	  --output-file requirements.lock --quiet $(LOCK_ARGS)
 
 # ---------------------------------------------------------------- chapters
 # $(1): scale (paper | ci); the executed notebooks land in _build/$(1)/src/book/.

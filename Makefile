@@ -15,7 +15,8 @@ STAMP  := $(VENV)/.installed
 
 # Chapters are MyST notebooks, executed in this order ("about" last: it reports on the others).
 CHAPTERS := background uand uand_superposed circuits correction interpretability about
-PAGES    := intro references
+PAGES    := intro.md references.md api.rst
+TOOLS    := dedupe_scripts.py api_reference.py
 LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
 BOOKCFG  := _config.yml _toc.yml references.bib
 
@@ -65,11 +66,11 @@ _build/paper/src/book/about.ipynb: $(patsubst %,_build/paper/src/book/%.ipynb,$(
 _build/ci/src/book/about.ipynb: $(patsubst %,_build/ci/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
 
 # the non-notebook pages and the book configuration, copied beside the executed notebooks
-_build/%/src/.pages: $(BOOKCFG) tools/dedupe_scripts.py $(patsubst %,book/%.md,$(PAGES))
+_build/%/src/.pages: $(BOOKCFG) $(addprefix tools/,$(TOOLS)) $(addprefix book/,$(PAGES))
 	@mkdir -p $(@D)/book
 	cp $(BOOKCFG) $(@D)/
-	mkdir -p $(@D)/tools && cp tools/dedupe_scripts.py $(@D)/tools/
-	cp $(patsubst %,book/%.md,$(PAGES)) $(@D)/book/
+	mkdir -p $(@D)/tools && cp $(addprefix tools/,$(TOOLS)) $(@D)/tools/
+	cp $(addprefix book/,$(PAGES)) $(@D)/book/
 	@touch $@
 
 JB_FLAGS := -W -n --keep-going --builder html

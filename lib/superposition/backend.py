@@ -113,7 +113,7 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def bincount(x: Any, minlength: int) -> Any:
-    """How often each value ``0 .. minlength - 1`` occurs in ``x`` (a scatter-add of ones).
+    """How often each value of ``range(minlength)`` occurs in ``x`` (a scatter-add of ones).
 
     Parameters
     ----------

@@ -53,7 +53,7 @@ def available_bytes() -> int | None:
     """Memory available to a new allocation on this machine, in bytes, or ``None`` if unknown.
 
     Reads ``MemAvailable`` from ``/proc/meminfo`` (Linux: free memory plus reclaimable caches);
-    elsewhere the free physical pages from :func:`os.sysconf` (``SC_AVPHYS_PAGES`` times
+    elsewhere the free physical pages from ``os.sysconf`` (``SC_AVPHYS_PAGES`` times
     ``SC_PAGE_SIZE``). ``None`` when neither is available (then nothing is refused).
     """
     try:

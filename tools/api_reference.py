@@ -19,6 +19,7 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import re
 from types import ModuleType
 from typing import Any
 
@@ -197,6 +198,18 @@ def _resolve(app: Any, env: Any, node: Any, contnode: nodes.Node) -> nodes.Node 
 
 
 _SAVED: dict[str, list[str]] = {}
+_BARS = re.compile(r"(?<![\\|])\|(\w[^|`]*?)\|(?!_)")
+_LITERAL = re.compile(r"(``.*?``|`[^`]*`)")
+
+
+def _escape_bars(app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """``|err|`` in prose means an absolute value, not a reST substitution: escape the bars
+    outside literals and roles (where they are already plain text)."""
+    for i, line in enumerate(lines):
+        if "|" in line:
+            parts = _LITERAL.split(line)
+            parts[::2] = [_BARS.sub(r"\\|\1\\|", p) for p in parts[::2]]
+            lines[i] = "".join(parts)
 
 
 def _keep_prose(app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
@@ -224,6 +237,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.add_directive("superposition-api", ApiDirective)
     app.connect("config-inited", _tuples)
     app.connect("missing-reference", _resolve)
+    app.connect("autodoc-process-docstring", _escape_bars, priority=390)
     app.connect("autodoc-process-docstring", _keep_prose, priority=400)
     app.connect("autodoc-process-docstring", _restore_prose, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -62,8 +62,8 @@ $(eval $(call chapter_rules,paper))
 $(eval $(call chapter_rules,ci))
 
 # "about" reports on every other executed chapter, so it runs after them
-_build/paper/src/book/about.ipynb: $(patsubst %,_build/paper/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
-_build/ci/src/book/about.ipynb: $(patsubst %,_build/ci/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+_build/paper/src/book/about.ipynb: _toc.yml $(patsubst %,_build/paper/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+_build/ci/src/book/about.ipynb: _toc.yml $(patsubst %,_build/ci/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
 
 # the non-notebook pages and the book configuration, copied beside the executed notebooks
 _build/%/src/.pages: $(BOOKCFG) $(addprefix tools/,$(TOOLS)) $(addprefix book/,$(PAGES))

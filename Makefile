@@ -20,7 +20,7 @@ TOOLS    := dedupe_scripts.py api_reference.py
 LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
 BOOKCFG  := _config.yml _toc.yml references.bib
 
-.PHONY: all book test lint format bench clean distclean venv lock unit chapters-ci book-ci site-test help
+.PHONY: all book test lint format bench clean clean-sweeps distclean venv lock unit chapters-ci book-ci site-test help
 
 all: book
 
@@ -108,9 +108,14 @@ test: lint unit book-ci site-test
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
+# the stored sweep results (_build/sweeps, hours of computation) survive `make clean`
 clean:
-	rm -rf _build .pytest_cache .ruff_cache
+	if [ -d _build ]; then find _build -mindepth 1 -maxdepth 1 ! -name sweeps -exec rm -rf {} +; fi
+	rm -rf .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+clean-sweeps:
+	rm -rf _build/sweeps
 
 distclean: clean
 	rm -rf $(VENV)

@@ -186,7 +186,7 @@ def test_invalid_arrays_and_circuits() -> None:
         Circuit(3, (a, a))
     with pytest.raises(ValueError, match="depth >= 1"):
         Circuit(3, ())
-    with pytest.raises(ValueError, match=r"x must have shape \(n_inputs, 3\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(n_samples, 3\)"):
         a.evaluate(np.zeros((2, 4), bool))
     with pytest.raises(ValueError, match="only 0 and 1"):
         a.evaluate(np.full((2, 3), 2))

@@ -17,7 +17,6 @@ from superposition.correction import (
     code_for_budget,
     correction_step,
     denoiser_for_budget,
-    fit_power_law,
     fresh_denoisers,
     noise_tolerance,
     reed_solomon_codes,
@@ -209,20 +208,6 @@ def test_capacity_finds_the_budget_edge() -> None:
     assert res.m_max == 121
 
 
-def test_fit_power_law() -> None:
-    x = np.array([100.0, 200, 400, 800, 1600])
-    fit = fit_power_law(x, 3 * x**1.5, n_boot=200)
-    assert_allclose([fit.exponent, fit.prefactor], [1.5, 3.0], rtol=1e-10)
-    assert_allclose([fit.ci_low, fit.ci_high], 1.5, rtol=1e-10)
-    # multiplicative noise of 5% on 8 points spanning 2.1 decades (std of ln x = 1.6): slope
-    # std ~ 0.05 / (sqrt(8) * 1.6) = 0.011, so a 95% interval ~0.05 wide; we ask < 0.3 and that
-    # it contains the truth (fixed seed).
-    x = np.geomspace(10, 1300, 8)
-    y = 2 * x**2 * np.exp(0.05 * np.random.default_rng(1).standard_normal(8))
-    fit = fit_power_law(x, y, n_boot=500, seed=2)
-    assert fit.ci_low < 2.0 < fit.ci_high and fit.ci_high - fit.ci_low < 0.3
-
-
 # ---------------------------------------------------------------------------------------------
 # argument checks
 
@@ -241,8 +226,6 @@ def test_fit_power_law() -> None:
         (lambda: FeatureDenoiser(np.eye(3)), "embedding"),  # type: ignore[arg-type]
         (lambda: code_design(100, 3, max_junk=0.5), "max_junk"),
         (lambda: fresh_denoisers(10, 5, kind="bogus"), "kind"),
-        (lambda: fit_power_law([1, 2], [1, 2]), "length"),
-        (lambda: fit_power_law([1, 2, 3], [1, -2, 3]), "> 0"),
     ],
 )
 def test_bad_arguments(call: object, match: str) -> None:

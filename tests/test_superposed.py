@@ -16,6 +16,7 @@ from superposition import theory
 from superposition import uand as U
 from superposition.cli import main
 from superposition.embedding import Embedding, coherence, sample_sparse
+from superposition.fit import quantile
 
 FLOAT_TOL = 1e-10  # float64 rounding of sums of at most a few thousand terms of size <= 10
 F32_TOL = 2e-5  # float32 products (max_errors): sums of <= 1000 terms of size <= 5, rel 6e-8 each
@@ -263,7 +264,7 @@ def test_minimal_width_bracket_is_honest() -> None:
     )
     assert ok_hi == 3 and ok_lo < 3  # 90% of 3 seeds = all 3
     widths = S.seed_widths(30, 2, 0.5, weights="rademacher", seeds=range(3), n_inputs=4, low=16)
-    assert S.quantile_width(widths) <= 2 * res.width  # per-seed thresholds: the same scale
+    assert quantile(widths) <= 2 * res.width  # per-seed thresholds: the same scale
 
 
 def test_seed_widths_restart_below_a_passing_low() -> None:
@@ -279,33 +280,6 @@ def test_width_trial_is_deterministic() -> None:
     assert_array_equal(a, b)
     c = S.width_trial(50, 300, 3, embed_dim=40, seed=5).per_input
     assert not np.array_equal(a, c)
-
-
-def test_fit_exponent_recovers_a_power_law(rng: np.random.Generator) -> None:
-    ms = np.array([100, 200, 400, 800, 1600])
-    exact = S.fit_exponent(ms, [[round(7 * m ** (2 / 3))] * 4 for m in ms], n_boot=50)
-    assert exact.exponent == pytest.approx(2 / 3, abs=2e-3)
-    assert exact.interval[0] == pytest.approx(exact.interval[1], abs=1e-12)
-    # coverage of the bootstrap interval over 40 synthetic studies (true exponent 1/2, 8 seeds
-    # per m, log-normal spread 0.05): nominal 95%; a percentile bootstrap of 8 samples covers
-    # somewhat less, and below 80% (32 of 40) it would be badly miscalibrated
-    hits = 0
-    for _ in range(40):
-        noisy = [np.round(5 * m**0.5 * np.exp(rng.normal(0, 0.05, 8))) for m in ms]
-        fit = S.fit_exponent(ms, noisy, n_boot=200, seed=rng)
-        hits += fit.interval[0] <= 0.5 <= fit.interval[1]
-        assert fit.interval[1] - fit.interval[0] < 0.15
-    assert hits >= 32
-    # the 90% quantile of 8 seeds (their maximum) grows with the same exponent, from higher up
-    q = S.fit_exponent(ms, noisy, statistic="quantile", n_boot=200, seed=1)
-    assert q.prefactor > fit.prefactor
-    assert abs(q.exponent - 0.5) < 0.08
-
-
-def test_quantile_width() -> None:
-    assert S.quantile_width([5, 1, 3, 2, 4]) == 5  # 90% of 5 = all 5
-    assert S.quantile_width(list(range(1, 11))) == 9
-    assert S.quantile_width([3, 1], fraction=0.5) == 1
 
 
 # ---------------------------------------------------------------- bad input
@@ -333,11 +307,6 @@ def test_quantile_width() -> None:
         (lambda: S.minimal_width(20, 1, 0.5, weights="rademacher"), "sparsity"),
         (lambda: S.minimal_width(20, 2, 0.5, low=10, high=5), "high"),
         (lambda: S.width_trial(20, 30, 2, embed_dim=0), "embed_dim"),
-        (lambda: S.fit_exponent([10, 10], [[1], [2]]), "distinct"),
-        (lambda: S.fit_exponent([10, 20], [[1]]), "one row"),
-        (lambda: S.fit_exponent([10, 20], [[1], [0]]), "positive"),
-        (lambda: S.fit_exponent([10, 20], [[1], [2]], statistic="max"), "statistic"),
-        (lambda: S.quantile_width([]), "empty"),
         (lambda: S.adler_shavit_neurons(1), "n_outputs"),
         (
             lambda: S.evaluate_superposed(S.build_superposed_uand(10, 20, 2, 5), [[0, 0]]),

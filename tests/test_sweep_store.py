@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from superposition import executors as EX
+from superposition import experiments as X
+from superposition import store as ST
 from superposition import sweep as S
 from superposition.cli import main
 
@@ -51,21 +54,25 @@ def test_local_and_process_pool_agree_bit_for_bit(tmp_path) -> None:
     grid = {"n_features": [24], "width": [16, 32]}
     with ProcessPoolExecutor(max_workers=2) as pool:
         pooled = S.sweep(
-            S.uand_error, grid, 2, params={"sparsity": 3, "n_inputs": 20}, executor=pool
+            X.uand_error, grid, 2, params={"sparsity": 3, "n_inputs": 20}, executor=pool
         )
-    here = S.sweep(S.uand_error, grid, 2, params={"sparsity": 3, "n_inputs": 20}, progress=False)
+    here = S.sweep(X.uand_error, grid, 2, params={"sparsity": 3, "n_inputs": 20}, progress=False)
     assert _metrics(pooled) == _metrics(here)
 
 
 def test_one_blas_thread_per_point() -> None:
-    controls = S._blas_controls()
-    if not sys.platform.startswith("linux"):
-        pytest.skip("OpenBLAS thread control is found through /proc/self/maps")
-    assert controls, "numpy's OpenBLAS was not found"
-    before = [get() for get, _ in controls]
-    with S._blas_threads_here():
-        assert [get() for get, _ in controls] == [S.BLAS_THREADS] * len(controls)
-    assert [get() for get, _ in controls] == before
+    from threadpoolctl import threadpool_info
+
+    from superposition.backend import blas_threads
+
+    def blas() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas()
+    assert before, "numpy's BLAS was not found"
+    with blas_threads(S.BLAS_THREADS):
+        assert blas() == [S.BLAS_THREADS] * len(before)
+    assert blas() == before
     # the in-process result equals a fresh interpreter forced to one thread
     code = "import json, test_sweep_store as t; print(json.dumps(t._dot(300_000, 1)['dot']))"
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
@@ -92,14 +99,14 @@ def test_dask_local_cluster_same_bits(tmp_path, monkeypatch, capsys) -> None:
         on_dask = S.sweep(_dot, GRID, seeds=2, executor=client, progress=False)
         grid = S.run_grid(_point, POINTS, executor=client, progress=False)
         # an existing scheduler, named by the environment or on the command line
-        monkeypatch.setenv(S.SCHEDULER_ENV, cluster.scheduler_address)
+        monkeypatch.setenv(EX.SCHEDULER_ENV, cluster.scheduler_address)
         by_env = S.sweep(_dot, GRID, seeds=2, executor="dask", store=tmp_path, progress=False)
-        monkeypatch.delenv(S.SCHEDULER_ENV)
+        monkeypatch.delenv(EX.SCHEDULER_ENV)
         assert main([*uand, "--scheduler", cluster.scheduler_address, "--no-store"]) == 0
         uand_dask = json.loads(capsys.readouterr().out)
     print(f"Dask LocalCluster test: {time.perf_counter() - start:.1f} s")
     assert _metrics(on_dask) == _metrics(local) == _metrics(by_env)
-    assert by_env.info["computed"] == 4 and len(S.Store(tmp_path).keys()) == 4
+    assert by_env.info["computed"] == 4 and len(ST.Store(tmp_path).keys()) == 4
     assert grid == S.run_grid(_point, POINTS, progress=False)
     assert uand_dask["executor"] == "dask"
     assert _metrics(uand_dask["records"]) == _metrics(uand_local)
@@ -117,24 +124,25 @@ POINTS = [{"m": m, "seed": s} for m in (3, 5) for s in (0, 1)]
 
 def test_one_file_per_point_keyed_by_function_params_seed_version(tmp_path) -> None:
     table = S.sweep(_dot, {"n": [1000, 2000]}, seeds=[3, 4], store=tmp_path, progress=False)
-    store = S.Store(tmp_path)
+    store = ST.Store(tmp_path)
     assert store.keys() == sorted(r["key"] for r in table)
     name = "test_sweep_store._dot"
     for rec in table:
-        assert rec["function"].endswith(name) and rec["version"] == S.library_version()
-        assert rec["key"] == S.result_key(
+        assert rec["function"].endswith(name) and rec["version"] == ST.library_version()
+        assert rec["key"] == ST.result_key(
             rec["function"], rec["params"], rec["seed"], rec["version"]
         )
         assert rec["wall_time"] > 0
         status, stored = store.read(rec["key"])
-        assert status == "ok" and S._public(stored) == rec
+        assert status == "ok"
+        assert {k: v for k, v in stored.items() if k not in ("format", "checksum")} == rec
     # any change of function, parameters, seed or version changes the key
-    base = S.result_key(name, {"n": 1000}, 3, "0.1.0")
+    base = ST.result_key(name, {"n": 1000}, 3, "0.1.0")
     others = {
-        S.result_key(name + "x", {"n": 1000}, 3, "0.1.0"),
-        S.result_key(name, {"n": 1001}, 3, "0.1.0"),
-        S.result_key(name, {"n": 1000}, 4, "0.1.0"),
-        S.result_key(name, {"n": 1000}, 3, "0.1.1"),
+        ST.result_key(name + "x", {"n": 1000}, 3, "0.1.0"),
+        ST.result_key(name, {"n": 1001}, 3, "0.1.0"),
+        ST.result_key(name, {"n": 1000}, 4, "0.1.0"),
+        ST.result_key(name, {"n": 1000}, 3, "0.1.1"),
     }
     assert base not in others and len(others) == 4
     assert not list(tmp_path.glob(".*.tmp"))
@@ -157,7 +165,7 @@ def test_damaged_result_files_are_recomputed_never_read(tmp_path) -> None:
     grid = {"n": [1000, 2000, 3000]}
     first = S.sweep(counted, grid, seeds=2, store=tmp_path, progress=False)
     assert len(calls) == 6
-    store = S.Store(tmp_path)
+    store = ST.Store(tmp_path)
     k = [r["key"] for r in first]
     # truncated mid-file (as a crash of a non-atomic writer would leave it)
     text = store.path(k[0]).read_text()
@@ -194,7 +202,7 @@ def test_interrupted_in_process_sweep_keeps_finished_points(tmp_path) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         S.sweep(flaky, {"n": [1000]}, seeds=6, store=tmp_path, progress=False)
-    assert len(S.Store(tmp_path).keys()) == 3
+    assert len(ST.Store(tmp_path).keys()) == 3
 
 
 SLOW_MODULE = """
@@ -248,7 +256,7 @@ def test_sigkill_mid_sweep_then_resume_every_point_exactly_once(tmp_path) -> Non
     assert not orphans, "worker processes outlived the killed sweep"
     saved = {p.name: p.read_bytes() for p in store_dir.glob("*.json")}
     assert 6 <= len(saved) < n_points, "the kill must land mid-run"
-    store = S.Store(store_dir)  # also removes the killed writers' temporary files
+    store = ST.Store(store_dir)  # also removes the killed writers' temporary files
     assert all(store.read(Path(name).stem)[0] == "ok" for name in saved)  # atomic writes
     assert not list(store_dir.glob(".*.tmp"))
 
@@ -266,12 +274,12 @@ def test_sigkill_mid_sweep_then_resume_every_point_exactly_once(tmp_path) -> Non
     try:
         import slowexp
 
-        name = S.function_name(slowexp.slow)
+        name = ST.function_name(slowexp.slow)
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("slowexp", None)
     expected = {
-        S.result_key(name, {"m": m}, s, S.library_version()) + ".json"
+        ST.result_key(name, {"m": m}, s, ST.library_version()) + ".json"
         for m in range(1, 16)
         for s in (0, 1)
     }
@@ -393,7 +401,7 @@ def test_workers_with_another_library_version_are_refused(tmp_path) -> None:
 
     with pytest.raises(ValueError, match="a worker runs superposition 0.0.0"):
         S.sweep(_dot, GRID, executor=OldWorkers(), store=tmp_path, progress=False)
-    assert S.Store(tmp_path).keys() == []  # nothing stored under this version's keys
+    assert ST.Store(tmp_path).keys() == []  # nothing stored under this version's keys
 
 
 def test_store_must_be_a_directory(tmp_path) -> None:
@@ -444,7 +452,7 @@ def test_example_configs_run(tmp_path, capsys) -> None:
 def test_cli_list(capsys) -> None:
     assert main(["sweep", "--list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert set(rows) == set(S.EXPERIMENTS) and "width" in rows["uand"]["params"]
+    assert set(rows) == set(X.EXPERIMENTS) and "width" in rows["uand"]["params"]
 
 
 def _cfg(tmp_path: Path, text: str) -> str:
@@ -458,7 +466,8 @@ def _cfg(tmp_path: Path, text: str) -> str:
     [
         (["sweep"], "CONFIG.yaml or --experiment"),
         (["sweep", "--experiment", "nope"], "experiment must be one of"),
-        (["sweep", "--experiment", "nosuchmodule_xyz:f"], "cannot import"),
+        (["sweep", "--experiment", "nosuchmodule_xyz:f"], "needs --allow-import"),
+        (["sweep", "--experiment", "nosuchmodule_xyz:f", "--allow-import"], "cannot import"),
         (["sweep", "--experiment", "uand", "--grid", "width"], "--grid expects NAME=VALUE"),
         (["sweep", "--experiment", "uand", "--grid", "width=1,,2"], "expected V1,V2"),
         (["sweep", "--experiment", "uand", "--seeds", "x"], "--seeds expects"),
@@ -512,7 +521,36 @@ def test_library_version_names_the_source() -> None:
     """Result keys change with the code, not only with a release."""
     from superposition import __version__
 
-    version = S.library_version()
+    version = ST.library_version()
     assert version.startswith(__version__ + "+src.")
     assert len(version.split("+src.")[1]) == 12
-    assert version == S.library_version()  # stable within a process
+    assert version == ST.library_version()  # stable within a process
+
+
+def test_configs_are_code_imports_need_a_flag(tmp_path, capsys) -> None:
+    """Only registered experiments run by default; an importable function needs --allow-import."""
+    argv = ["sweep", "--experiment", "superposition.experiments:embedding_readout_error"]
+    argv += ["--param", "n_features=40", "--param", "embed_dim=16", "--param", "n_inputs=5"]
+    argv += ["--no-store", "--json"]
+    assert main(argv) == 2
+    assert "--allow-import" in capsys.readouterr().err
+    assert main([*argv, "--allow-import"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["function"] == "superposition.experiments.embedding_readout_error"
+
+
+def test_prune_removes_other_versions(tmp_path, capsys) -> None:
+    S.sweep(_dot, {"n": [1000]}, seeds=[0, 1], store=tmp_path, progress=False)
+    store = ST.Store(tmp_path)
+    key = store.keys()[0]
+    status, rec = store.read(key)
+    assert status == "ok"
+    old = {**rec, "version": "0.0.1+src.000000000000"}
+    old["key"] = ST.result_key(old["function"], old["params"], old["seed"], old["version"])
+    store.write(old)
+    (tmp_path / "junk.json").write_text("{not json")
+    assert len(store.keys()) == 4
+    assert main(["sweep", "--prune", "--store", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"] == 2
+    assert sorted(store.keys()) == sorted(k for k in store.keys() if k != old["key"])
+    assert len(store.keys()) == 2 and all(store.read(k)[0] == "ok" for k in store.keys())

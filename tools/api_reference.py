@@ -39,7 +39,12 @@ MODULE_ORDER = (
     "deep",
     "training",
     "export",
+    "search",
+    "fit",
     "sweep",
+    "store",
+    "executors",
+    "experiments",
     "backend",
 )
 EXTRA_MODULES = ("memory",)  # public modules none of whose names are re-exported

@@ -3,6 +3,7 @@
 Hänni, Mendel, Vaintrob and Chan (2024), arXiv:2408.05451.
 """
 
+from ._version import __version__ as __version__
 from .backend import asarray, get_backend, gpu_available, namespace, to_numpy
 from .circuits import (
     Circuit,
@@ -29,7 +30,6 @@ from .correction import (
     code_for_budget,
     correction_step,
     denoiser_for_budget,
-    fit_power_law,
     fresh_denoisers,
     noise_tolerance,
     reed_solomon_codes,
@@ -52,28 +52,22 @@ from .embedding import (
     sample_sparse,
     to_dense,
 )
+from .executors import open_executor
+from .experiments import EXPERIMENTS, register_experiment
 from .export import export_network, load_network, network_arrays, register_kind, to_torch
+from .fit import PowerLawFit, fit_power_law, quantile
+from .search import fraction_passing, largest_passing, smallest_passing
+from .store import Store, default_store
 from .superposed import (
     SuperposedUAnd,
     adler_shavit_neurons,
     build_superposed_uand,
     evaluate_superposed,
-    fit_exponent,
     minimal_width,
     superposed_p,
     superposed_sign_constant,
 )
-from .sweep import (
-    EXPERIMENTS,
-    Store,
-    Table,
-    fraction_passing,
-    largest_passing,
-    open_executor,
-    run_grid,
-    smallest_passing,
-    threshold_sweep,
-)
+from .sweep import Table, run_grid, threshold_sweep
 from .theory import (
     balanced_p,
     bernoulli_error_moments,
@@ -114,8 +108,6 @@ from .uand import (
     uand_outputs,
     worst_case_uand,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CodeCorrection",
@@ -211,7 +203,10 @@ __all__ = [
     "adler_shavit_neurons",
     "build_superposed_uand",
     "evaluate_superposed",
-    "fit_exponent",
+    "PowerLawFit",
+    "quantile",
+    "register_experiment",
+    "default_store",
     "minimal_width",
     "superposed_p",
     "superposed_sign_constant",

@@ -4,17 +4,25 @@ Usage::
 
     superposition sweep CONFIG.yaml [--executor local|processes|dask] [--workers N]
                         [--scheduler ADDRESS] [--store DIR | --no-store] [--json]
+                        [--allow-import]
     superposition sweep --experiment uand --grid n_features=64,128 --grid width=32,64 \\
                         --param sparsity=3 --seeds 3
     superposition sweep --list
+    superposition sweep --prune [--store DIR]
 
-Every point is stored as one file under ``--store`` (default ``_build/sweeps``), so a sweep
-that is stopped (Ctrl-C, ``kill -9``, a lost worker) is resumed by running the same command
-again; finished points are read back, not recomputed.
+Every point is stored as one file under ``--store`` (default: ``$SUPERPOSITION_STORE``, else
+``_build/sweeps``), so a sweep that is stopped (Ctrl-C, ``kill -9``, a lost worker) is resumed
+by running the same command again; finished points are read back, not recomputed. Results of
+other library versions are never reused; ``--prune`` deletes them from the store.
+
+A config is code: the workers call the experiment it names. By default only the registered
+experiments (``--list``) run; naming any importable ``package.module:function`` needs
+``--allow-import``.
 
 Config file (YAML)::
 
-    experiment: uand          # a name from `superposition sweep --list`, or "package.module:function"
+    experiment: uand          # a name from `superposition sweep --list` (or, with
+                              # --allow-import, "package.module:function")
     params:                   # fixed keyword arguments of the experiment (optional)
       sparsity: 3
       n_inputs: 200
@@ -55,10 +63,11 @@ from pathlib import Path
 from typing import Any
 
 from .cli import positive_int
-from .sweep import EXECUTORS, EXPERIMENTS, function_name, sweep, threshold_sweep
+from .executors import EXECUTORS
+from .experiments import EXPERIMENTS
+from .store import STORE_ENV, Store, default_store, function_name
+from .sweep import sweep, threshold_sweep
 
-DEFAULT_STORE = "_build/sweeps"
-"""Result store used when neither ``--store`` nor the config names one."""
 CONFIG_KEYS = (
     "experiment",
     "params",
@@ -91,7 +100,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", metavar="CONFIG.yaml", help="sweep configuration file")
-    p.add_argument("--experiment", help="experiment name (see --list) or package.module:function")
+    p.add_argument(
+        "--experiment",
+        help="experiment name (see --list), or package.module:function with --allow-import",
+    )
     p.add_argument(
         "--grid",
         action="append",
@@ -110,9 +122,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 (implies dask)"
     )
-    p.add_argument("--store", metavar="DIR", help=f"result store (default {DEFAULT_STORE})")
+    p.add_argument(
+        "--store", metavar="DIR", help=f"result store (default ${STORE_ENV}, else _build/sweeps)"
+    )
     p.add_argument("--no-store", action="store_true", help="keep no results on disk")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument(
+        "--allow-import",
+        action="store_true",
+        help="let the experiment be any importable package.module:function (configs are code)",
+    )
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete the store's results of other library versions and exit",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
     p.set_defaults(run=run)
 
@@ -208,14 +232,20 @@ def _seed_ok(s: Any) -> bool:
     return isinstance(s, int) and not isinstance(s, bool) and s >= 0
 
 
-def resolve_experiment(name: str) -> Callable[..., Any]:
-    """A function from :data:`~superposition.sweep.EXPERIMENTS` or ``package.module:function``."""
+def resolve_experiment(name: str, allow_import: bool = False) -> Callable[..., Any]:
+    """A function from :data:`~superposition.experiments.EXPERIMENTS`, or (``allow_import``)
+    any importable ``package.module:function``."""
     if name in EXPERIMENTS:
         return EXPERIMENTS[name]
+    names = ", ".join(map(repr, EXPERIMENTS))
+    if not allow_import:
+        hint = (
+            " (a config naming package.module:function needs --allow-import)" if ":" in name else ""
+        )
+        raise ValueError(f"experiment must be one of {names}, got {name!r}{hint}")
     if ":" not in name:
         raise ValueError(
-            f"experiment must be one of {', '.join(map(repr, EXPERIMENTS))} or "
-            f"'package.module:function', got {name!r}"
+            f"experiment must be one of {names} or 'package.module:function', got {name!r}"
         )
     module_name, _, attr = name.partition(":")
     try:
@@ -289,14 +319,24 @@ def _merge(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list(args.json)
+    if args.prune:
+        if args.no_store:
+            raise ValueError("--prune needs a store, not --no-store")
+        store = Store(args.store or default_store())
+        removed = store.prune()
+        if args.json:
+            print(json.dumps({"store": str(store.root), "removed": removed}))
+        else:
+            print(f"{store.root}: removed {removed} results of other library versions")
+        return 0
     if not args.config and not args.experiment:
         raise ValueError("give a CONFIG.yaml or --experiment NAME (see --list)")
     if args.no_store and args.store:
         raise ValueError("--store and --no-store exclude each other")
     cfg = _merge(args)
     _check_config(cfg)
-    fn = resolve_experiment(cfg["experiment"])
-    store = None if args.no_store else cfg.get("store", DEFAULT_STORE)
+    fn = resolve_experiment(cfg["experiment"], allow_import=args.allow_import)
+    store = None if args.no_store else cfg.get("store", default_store())
     common = {
         "params": cfg.get("params") or {},
         "store": store,

@@ -7,7 +7,9 @@ allowed range, so that a caller (and the command-line tool) can report it in one
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
+import array_api_compat
 import numpy as np
 
 
@@ -68,6 +70,59 @@ def check_probability(name: str, value: object) -> float:
     return check_real(name, value, low=0.0, high=1.0, low_open=True)
 
 
+def check_active(active: Any, n_features: int, name: str = "active") -> Any:
+    """Active feature indices per input, checked: an integer array of shape ``(n_samples, s)``
+    with values in ``[0, n_features)``, distinct within each row.
+
+    Returns the indices as int64, each row sorted, in the namespace they came in (a list or
+    tuple becomes a NumPy array). ``s`` may be 0.
+    """
+    xp = _namespace_of(active)
+    if xp is None:
+        active = np.asarray(active)
+        if active.size == 0 and active.ndim == 2:
+            active = active.astype(np.int64)
+        xp = array_api_compat.array_namespace(active)
+    shape = tuple(active.shape)
+    if len(shape) != 2 or not xp.isdtype(active.dtype, "integral"):
+        raise ValueError(
+            f"{name} must be an integer array of shape (n_samples, s), got {active.dtype} {shape}"
+        )
+    active = xp.sort(xp.astype(active, xp.int64), axis=1)
+    if shape[0] * shape[1]:
+        lo, hi = int(xp.min(active)), int(xp.max(active))
+        if lo < 0 or hi >= n_features:
+            raise ValueError(
+                f"{name} feature indices must be in [0, {n_features - 1}], got [{lo}, {hi}]"
+            )
+        if shape[1] > 1 and bool(xp.any(active[:, 1:] == active[:, :-1])):
+            raise ValueError(f"{name} features must be distinct within each input")
+    return active
+
+
+def check_bits(x: Any, n_features: int, name: str = "x") -> np.ndarray:
+    """A 0/1 batch ``(n_samples, n_features)`` (bool, integer or float), returned as bool."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != n_features:
+        raise ValueError(f"{name} must have shape (n_samples, {n_features}), got {x.shape}")
+    if x.dtype == bool:
+        return x
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"{name} must hold 0/1 values, got dtype {x.dtype}")
+    if x.size and not np.all((x == 0) | (x == 1)):
+        raise ValueError(f"{name} must hold only 0 and 1")
+    return x.astype(bool)
+
+
+def check_clip(lo: object, hi: object) -> tuple[float, float]:
+    """Clip thresholds of a correction unit: ``0 < lo < hi < 1``."""
+    lo_f = check_real("lo", lo, low=0.0, high=1.0, low_open=True, high_open=True)
+    hi_f = check_real("hi", hi, low=0.0, high=1.0, low_open=True, high_open=True)
+    if not lo_f < hi_f:
+        raise ValueError(f"hi must be in ({lo_f}, 1) (greater than lo), got {hi_f}")
+    return lo_f, hi_f
+
+
 def as_generator(seed: object) -> np.random.Generator:
     """A :class:`numpy.random.Generator` from a seed (int ≥ 0), a ``SeedSequence`` or a Generator."""
     if isinstance(seed, np.random.Generator):
@@ -76,6 +131,16 @@ def as_generator(seed: object) -> np.random.Generator:
         return np.random.default_rng(seed)
     check_int("seed", seed, low=0)
     return np.random.default_rng(int(seed))
+
+
+def _namespace_of(x: Any) -> Any:
+    """The array-API namespace of an array, or ``None`` for lists, tuples and NumPy arrays."""
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return None
+    try:
+        return array_api_compat.array_namespace(x)
+    except TypeError:
+        return None
 
 
 def _range(low: int | None, high: int | None) -> str:

@@ -16,7 +16,9 @@ CuPy and through sorting and ``searchsorted`` on any other namespace (same resul
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -107,6 +109,23 @@ def to_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "get"):  # CuPy
         return x.get()
     return np.asarray(x)  # array-API arrays on the CPU support the buffer/array protocol
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int = 1) -> Iterator[None]:
+    """Run the block with ``threads`` BLAS threads (OpenBLAS, MKL or BLIS), then restore.
+
+    Why it matters: a BLAS splits long dot products across its threads and the rounding depends
+    on the split, so the same product can differ in the last bit between a 1-thread and a
+    2-thread process. Sweeps evaluate every point with one thread (same bits on every
+    executor); parallelism comes from running points side by side. Uses ``threadpoolctl``,
+    which finds the BLAS libraries loaded in this process on Linux, macOS and Windows.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threads = check_int("threads", threads, low=1)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
 
 
 # ---------------------------------------------------------------- primitives the standard lacks

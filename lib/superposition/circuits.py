@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._validate import as_generator, check_choice, check_int, check_real
+from ._validate import as_generator, check_bits, check_choice, check_int, check_real
 from .embedding import BLOCK, KINDS, Embedding
 
 __all__ = [
@@ -360,7 +360,7 @@ class CircuitLayer:
         -------
         y : bool array, shape ``(n_inputs_batch, n_gates)``
         """
-        x = _check_bits(x, self.n_inputs, "x")
+        x = check_bits(x, self.n_inputs, "x")
         idx = (x[:, self.left].view(np.uint8) << 1) | x[:, self.right].view(np.uint8)
         return ((self.code[None, :] >> idx) & 1).astype(bool)
 
@@ -420,23 +420,10 @@ class Circuit:
 
     def evaluate(self, x: np.ndarray) -> list[np.ndarray]:
         """Exact values of every layer, ``[x0, x1, ..., xL]``, each bool ``(n_batch, m_l)``."""
-        xs = [_check_bits(x, self.n_inputs, "x")]
+        xs = [check_bits(x, self.n_inputs, "x")]
         for layer in self.layers:
             xs.append(layer.evaluate(xs[-1]))
         return xs
-
-
-def _check_bits(x: np.ndarray, m: int, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != m:
-        raise ValueError(f"{name} must have shape (n_inputs, {m}), got {x.shape}")
-    if x.dtype == bool:
-        return x
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
-        raise ValueError(f"{name} must hold 0/1 values, got dtype {x.dtype}")
-    if x.size and not np.all((x == 0) | (x == 1)):
-        raise ValueError(f"{name} must hold only 0 and 1")
-    return x.astype(bool)
 
 
 def random_circuit(
@@ -951,7 +938,7 @@ class CompiledCircuit:
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         r""":math:`a^{(0)} = \Phi_0 x` for a 0/1 batch ``x`` ``(n_batch, m_0)`` → ``(n_batch, d)``."""
-        x = _check_bits(x, self.circuit.n_inputs, "x")
+        x = check_bits(x, self.circuit.n_inputs, "x")
         return _sparse_times_phiT(
             sp.csr_array(x, dtype=np.float64), _as_phi(self.embeddings[0], "phi")
         )
@@ -1083,7 +1070,7 @@ def readout_stats(xhat: np.ndarray, x: np.ndarray, threshold: float = 0.5) -> di
     xhat, x = np.asarray(xhat), np.asarray(x)
     if xhat.shape != x.shape or x.ndim != 2:
         raise ValueError(f"xhat must have the shape of x {x.shape} (n_inputs, m), got {xhat.shape}")
-    x = _check_bits(x, x.shape[1], "x")
+    x = check_bits(x, x.shape[1], "x")
     t = check_real("threshold", threshold)
     err = np.abs(xhat - x)
     right = (xhat > t) == x
@@ -1156,7 +1143,7 @@ def emulate(compiled: CompiledCircuit, x: np.ndarray, *, threshold: float = 0.5)
     """
     if not isinstance(compiled, CompiledCircuit):
         raise ValueError(f"compiled must be a CompiledCircuit, got {type(compiled).__name__}")
-    xl = _check_bits(x, compiled.circuit.n_inputs, "x")
+    xl = check_bits(x, compiled.circuit.n_inputs, "x")
     stats = []
     for ell, a in enumerate(compiled.residuals(xl)):
         if ell:

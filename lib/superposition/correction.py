@@ -24,8 +24,8 @@ so errors cannot compound over depth.
 
 Measurements: :func:`chain` (depth, with fresh noise per layer, memory independent of depth),
 :func:`noise_tolerance` (:math:`\varepsilon_{\text{out}}` against :math:`\varepsilon_{\text{in}}`),
-:func:`capacity` (largest number of features kept exact, bracket and bisection) and
-:func:`fit_power_law` (exponent with a bootstrap interval).
+:func:`capacity` (largest number of features kept exact, by
+:func:`superposition.search.largest_passing`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sparse
 
-from ._validate import as_generator, check_int, check_real, check_sparsity
-from .embedding import BLOCK, Embedding, _check_active, sample_sparse
+from ._validate import as_generator, check_active, check_clip, check_int, check_real, check_sparsity
+from .embedding import BLOCK, Embedding, sample_sparse
+from .search import largest_passing
 
 __all__ = [
     "CapacityResult",
@@ -48,16 +49,17 @@ __all__ = [
     "CodeCorrection",
     "CorrectionLayer",
     "FeatureDenoiser",
-    "PowerLawFit",
     "ToleranceResult",
     "capacity",
+    "clipped_unit",
+    "clipped_unit_weights",
     "chain",
     "code_design",
     "code_for_budget",
     "correction_step",
     "denoiser_for_budget",
-    "fit_power_law",
     "fresh_denoisers",
+    "next_prime",
     "noise_tolerance",
     "reed_solomon_codes",
 ]
@@ -110,14 +112,6 @@ def correction_step(layer: CorrectionLayer, a: np.ndarray) -> np.ndarray:
     return layer.step(a)
 
 
-def _check_lo_hi(lo: object, hi: object) -> tuple[float, float]:
-    lo_f = check_real("lo", lo, low=0.0, high=1.0, low_open=True, high_open=True)
-    hi_f = check_real("hi", hi, low=0.0, high=1.0, low_open=True, high_open=True)
-    if not lo_f < hi_f:
-        raise ValueError(f"hi must be in ({lo_f}, 1) (greater than lo), got {hi_f}")
-    return lo_f, hi_f
-
-
 def _check_state(a: object, width: int) -> np.ndarray:
     arr = np.asarray(a, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != width:
@@ -125,16 +119,23 @@ def _check_state(a: object, width: int) -> np.ndarray:
     return arr
 
 
-def _clip_unit(z: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """The clipped unit, computed as the two ReLUs it is made of (same rounding as the MLP)."""
+def clipped_unit(z: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    r"""The clipped unit :math:`(\mathrm{ReLU}(z-\ell) - \mathrm{ReLU}(z-h))/(h-\ell)`, elementwise.
+
+    Computed as the two ReLUs it is made of, in that order (same rounding as the MLP layer).
+    """
     scale = 1.0 / (hi - lo)
     return np.maximum(z * scale - lo * scale, 0.0) - np.maximum(z * scale - hi * scale, 0.0)
 
 
-def _pair_weights(
+def clipped_unit_weights(
     read: np.ndarray, write: np.ndarray, lo: float, hi: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Plain MLP weights of clipped units with read rows ``read (u, d)``, write columns ``write (d, u)``."""
+    """Plain MLP weights of clipped units reading rows ``read (u, d)`` and writing columns ``write (d, u)``.
+
+    Returns ``W_in (2u, d)``, ``b (2u,)``, ``W_out (d, 2u)``: neurons ``0..u-1`` are the
+    ``lo``-ReLUs and ``u..2u-1`` the ``hi``-ReLUs of units ``0..u-1``.
+    """
     scale = 1.0 / (hi - lo)
     w_in = np.concatenate([read * scale, read * scale], axis=0)
     n_units = read.shape[0]
@@ -193,7 +194,7 @@ class FeatureDenoiser:
                     "out_embedding must have n_features, embed_dim = "
                     f"{self.n_features}, {self.width}; got {out.n_features}, {out.embed_dim}"
                 )
-        _check_lo_hi(self.lo, self.hi)
+        check_clip(self.lo, self.hi)
 
     @property
     def n_features(self) -> int:
@@ -226,7 +227,7 @@ class FeatureDenoiser:
         out = np.zeros_like(a)
         emb_out = self.output
         for start, blk in self.embedding.blocks():
-            g = _clip_unit(a @ blk, self.lo, self.hi)
+            g = clipped_unit(a @ blk, self.lo, self.hi)
             cols = np.flatnonzero(g.any(axis=0))
             if cols.size:
                 out += g[:, cols] @ emb_out.block(start // BLOCK)[:, cols].T
@@ -243,7 +244,7 @@ class FeatureDenoiser:
         """Plain arrays ``W_in (2m, d)``, ``b (2m,)``, ``W_out (d, 2m)`` (materialised)."""
         phi = self.embedding.matrix().astype(np.float64)
         phi_out = self.output.matrix().astype(np.float64)
-        return _pair_weights(phi.T, phi_out, self.lo, self.hi)
+        return clipped_unit_weights(phi.T, phi_out, self.lo, self.hi)
 
 
 def _check_side(side: object) -> str:
@@ -269,7 +270,7 @@ def fresh_denoisers(
     m = check_int("n_features", n_features, low=1)
     d = check_int("width", width, low=1)
     s0 = check_int("seed", seed, low=0)
-    _check_lo_hi(lo, hi)
+    check_clip(lo, hi)
 
     def make(layer: int) -> FeatureDenoiser:
         return FeatureDenoiser(
@@ -290,7 +291,8 @@ def _is_prime(q: int) -> bool:
     return all(q % p for p in range(2, isqrt(q) + 1))
 
 
-def _next_prime(n: int) -> int:
+def next_prime(n: int) -> int:
+    """The smallest prime ``>= n``."""
     q = max(2, n)
     while not _is_prime(q):
         q += 1
@@ -413,7 +415,7 @@ class CodeCorrection:
         check_int("n_features", self.n_features, low=1, high=q ** (r + 1))
         check_int("width", self.width, low=1)
         check_int("seed", self.seed, low=0)
-        _check_lo_hi(self.lo, self.hi)
+        check_clip(self.lo, self.hi)
 
     @property
     def n_units(self) -> int:
@@ -468,7 +470,7 @@ class CodeCorrection:
 
     def encode(self, active: np.ndarray) -> np.ndarray:
         r"""Clean linear input :math:`\Psi x = \sum_{k\ \text{active}} \psi_k`, shape ``(n_inputs, width)``."""
-        active = _check_active(active, self.n_features)
+        active = check_active(active, self.n_features)
         counts = np.zeros((active.shape[0], self.n_units))
         rows = np.repeat(np.arange(active.shape[0]), active.shape[1] * self.blocks)
         np.add.at(counts, (rows, self.codes[active].reshape(-1)), 1.0)
@@ -481,7 +483,7 @@ class CodeCorrection:
 
     def step(self, a: np.ndarray) -> np.ndarray:
         """The layer on a batch ``a (n_inputs, width)``."""
-        u = _clip_unit(self.unit_reads(a), self.lo, self.hi)
+        u = clipped_unit(self.unit_reads(a), self.lo, self.hi)
         return u @ self.units.T / np.sqrt(self.blocks)
 
     def readout_blocks(self, a: np.ndarray, side: str = "out") -> Iterator[tuple[int, np.ndarray]]:
@@ -494,7 +496,7 @@ class CodeCorrection:
     def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Plain arrays ``W_in (2 n_u, d)``, ``b (2 n_u,)``, ``W_out (d, 2 n_u)``."""
         root_c = np.sqrt(self.blocks)
-        return _pair_weights(self.units.T * root_c, self.units / root_c, self.lo, self.hi)
+        return clipped_unit_weights(self.units.T * root_c, self.units / root_c, self.lo, self.hi)
 
 
 @lru_cache(maxsize=4)
@@ -531,7 +533,7 @@ def code_design(
     best: tuple[int, int, int, int] | None = None
     for r in range(1, rmax + 1):
         c = ceil(r * s / junk - 1e-12)
-        q = _next_prime(max(c, _iroot_ceil(m, r + 1)))
+        q = next_prime(max(c, _iroot_ceil(m, r + 1)))
         cand = (2 * c * q, r, q, c)
         if best is None or cand[:2] < best[:2]:
             best = cand
@@ -713,7 +715,7 @@ def chain(
     every = check_int("record_every", record_every, low=1)
     rng = as_generator(seed)
     first = source(0)
-    active = _check_active(active, first.n_features)
+    active = check_active(active, first.n_features)
     d = first.width
 
     def noisy(a: np.ndarray) -> np.ndarray:
@@ -819,7 +821,7 @@ def noise_tolerance(
         )
     if np.any(np.diff(stds) <= 0):
         raise ValueError("noise_stds must be strictly increasing")
-    active = _check_active(active, layer.n_features)
+    active = check_active(active, layer.n_features)
     rng = as_generator(seed)
     clean = layer.encode(active)
     z = rng.standard_normal(clean.shape)
@@ -856,7 +858,7 @@ class CapacityResult:
     Attributes
     ----------
     m_max : int
-        Largest m that passed (0 if even ``m_min`` failed).
+        Largest m that passed (``m_min - 1`` if even ``m_min`` failed).
     trials : tuple of (m, passed)
         In the order run; with a non-monotone predicate only these points are certain.
     """
@@ -875,15 +877,17 @@ def capacity(
     seed: int = 0,
     m_min: int | None = None,
     m_cap: int = 10**7,
+    resolution: float = 0.0,
 ) -> CapacityResult:
     r"""Largest :math:`m` for which ``make_layer(m)`` keeps every bit exact over ``depth`` layers.
 
     A trial at :math:`m` builds the layer (``None`` means the design does not fit the budget:
     fail), draws ``n_inputs`` s-sparse inputs (seed ``seed``), and runs :func:`chain` with
-    ``noise_std``; it passes when every output bit of every layer is right. The search doubles
-    :math:`m` from ``m_min`` (default: ``sparsity``) until a failure or ``m_cap``, then bisects
-    between the last pass and the first failure. It assumes failures are monotone in :math:`m`;
-    ``trials`` lists every point actually tested.
+    ``noise_std``; it passes when every output bit of every layer is right. The search
+    (:func:`superposition.search.largest_passing`) doubles :math:`m` from ``m_min`` (default:
+    ``sparsity``) until a failure or ``m_cap``, then bisects between the last pass and the first
+    failure to relative ``resolution`` (0: the exact integer). It assumes failures are monotone
+    in :math:`m`; ``trials`` lists every point actually tested.
     """
     s = check_int("sparsity", sparsity, low=1)
     check_int("depth", depth, low=1)
@@ -904,80 +908,5 @@ def capacity(
         trials.append((m, ok))
         return ok
 
-    if not passes(lo):
-        return CapacityResult(0, tuple(trials))
-    good, bad = lo, None
-    while bad is None:
-        nxt = min(2 * good, cap)
-        if nxt == good:
-            return CapacityResult(good, tuple(trials))
-        if passes(nxt):
-            good = nxt
-        else:
-            bad = nxt
-    while bad - good > 1:
-        mid = (good + bad) // 2
-        if passes(mid):
-            good = mid
-        else:
-            bad = mid
-    return CapacityResult(good, tuple(trials))
-
-
-@dataclass(frozen=True)
-class PowerLawFit:
-    r"""Least-squares fit of :math:`\log y = \alpha \log x + \log A` with a bootstrap interval."""
-
-    exponent: float
-    prefactor: float
-    ci_low: float
-    ci_high: float
-    level: float
-    n_boot: int
-
-
-def fit_power_law(
-    x: np.ndarray | list[float],
-    y: np.ndarray | list[float],
-    *,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: object = 0,
-) -> PowerLawFit:
-    r"""Fit :math:`y = A x^\alpha` on log–log axes; percentile bootstrap interval for :math:`\alpha`.
-
-    The bootstrap resamples the :math:`(x, y)` pairs with replacement (resamples with fewer than
-    two distinct :math:`x` are drawn again).
-
-    Parameters
-    ----------
-    x, y : 1-D arrays of positive numbers, same length :math:`\ge 3`
-    n_boot : int
-    level : float in (0, 1)
-    seed : int or Generator
-    """
-    xa = np.asarray(x, dtype=np.float64)
-    ya = np.asarray(y, dtype=np.float64)
-    if xa.ndim != 1 or xa.shape != ya.shape or xa.size < 3:
-        raise ValueError(f"x and y must be 1-D of the same length >= 3, got {xa.shape}, {ya.shape}")
-    if not (
-        np.all(xa > 0) and np.all(ya > 0) and np.all(np.isfinite(xa)) and np.all(np.isfinite(ya))
-    ):
-        raise ValueError("x and y must be finite and > 0")
-    if np.unique(xa).size < 2:
-        raise ValueError("x must have at least two distinct values")
-    nb = check_int("n_boot", n_boot, low=10)
-    lev = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
-    rng = as_generator(seed)
-    lx, ly = np.log(xa), np.log(ya)
-    alpha, intercept = np.polyfit(lx, ly, 1)
-    boots = np.empty(nb)
-    n = lx.size
-    for i in range(nb):
-        while True:
-            idx = rng.integers(0, n, n)
-            if np.unique(lx[idx]).size >= 2:
-                break
-        boots[i] = np.polyfit(lx[idx], ly[idx], 1)[0]
-    lo_q, hi_q = np.quantile(boots, [(1 - lev) / 2, (1 + lev) / 2])
-    return PowerLawFit(float(alpha), float(np.exp(intercept)), float(lo_q), float(hi_q), lev, nb)
+    m_max = largest_passing(passes, lo, cap, resolution=resolution)
+    return CapacityResult(m_max, tuple(trials))

@@ -58,13 +58,12 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from ._validate import check_choice, check_int, check_real, check_sparsity
+from ._validate import check_bits, check_choice, check_clip, check_int, check_real, check_sparsity
 from .circuits import (
     DEFAULT_GATES,
     Circuit,
     CircuitLayer,
     CompiledLayer,
-    _check_bits,
     compile_layer,
     random_circuit,
 )
@@ -72,12 +71,11 @@ from .correction import (
     CapacityResult,
     CodeCorrection,
     FeatureDenoiser,
-    _check_lo_hi,
-    _clip_unit,
-    _next_prime,
+    clipped_unit,
+    next_prime,
 )
 from .embedding import KINDS, Embedding, sample_sparse, to_dense
-from .sweep import largest_passing
+from .search import largest_passing
 
 __all__ = [
     "DESIGNS",
@@ -235,7 +233,7 @@ class DeepNetwork:
                 )
         elif self.code is not None:
             raise ValueError("code applies to design='code' only")
-        _check_lo_hi(self.lo, self.hi)
+        check_clip(self.lo, self.hi)
 
     @property
     def n_features(self) -> int:
@@ -326,7 +324,7 @@ class DeepNetwork:
 
     def encode(self, x: np.ndarray, ell: int = 0) -> np.ndarray:
         r"""Clean state :math:`\Phi_\ell x` of value layer :math:`\ell` for a 0/1 batch ``x`` ``(K, m)`` → ``(K, d)``."""
-        x = _check_bits(x, self.n_features, "x")
+        x = check_bits(x, self.n_features, "x")
         ell = check_int("ell", ell, low=0, high=self.depth)
         return x.astype(self.dtype) @ self._rows(ell)
 
@@ -356,7 +354,7 @@ class DeepNetwork:
         """
         if self.code is not None:
             return self.code.step(a).astype(self.dtype, copy=False)
-        g = _clip_unit(readout, self.lo, self.hi).astype(self.dtype, copy=False)
+        g = clipped_unit(readout, self.lo, self.hi).astype(self.dtype, copy=False)
         rows, cols = np.nonzero(g)
         if rows.size * 4 < g.size:  # inside the margins g is exactly the sparse bit vector
             gs = sp.csr_array((g[rows, cols], (rows, cols)), shape=g.shape)
@@ -443,7 +441,7 @@ def deep_network(
             root = int(np.ceil(np.sqrt(m)))
             while root * root < m:
                 root += 1
-            q = _next_prime(max(c, root))
+            q = next_prime(max(c, root))
         else:
             q = check_int("field", field, low=c)
         if c * q > d:
@@ -634,7 +632,7 @@ def run_deep(
         raise ValueError("at least one of corrected, uncorrected must be True")
     every = check_int("record_every", record_every, low=1)
     limit = check_real("blowup", blowup, low=0.0, low_open=True)
-    xl = _check_bits(x, network.n_features, "x")
+    xl = check_bits(x, network.n_features, "x")
     L = network.depth
     t0 = time.perf_counter()
     r0 = network.readout(network.encode(xl), 0)

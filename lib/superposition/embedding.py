@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_generator, check_choice, check_int, check_sparsity
+from ._validate import as_generator, check_active, check_choice, check_int, check_sparsity
 from .backend import namespace
 
 KINDS = ("gaussian", "sign")
 BLOCK = 256
 """Features per seeded block of columns (part of the definition of an embedding's bits)."""
-_CHUNK = 32  # blocks per matrix product in readout()
+READOUT_CHUNK = 32
+"""Blocks per matrix product in :meth:`Embedding.readout` (bounds memory, not results)."""
 CACHE_BYTES = 1 << 29
 """Memory an :class:`Embedding` may use to keep generated blocks (512 MiB)."""
 
@@ -123,7 +124,7 @@ class Embedding:
         -------
         a : array, shape ``(n_inputs, embed_dim)``
         """
-        active = _check_active(active, self.n_features)
+        active = check_active(active, self.n_features)
         return self.columns(active).sum(axis=2).T.copy()
 
     def readout(self, a: np.ndarray) -> np.ndarray:
@@ -132,10 +133,11 @@ class Embedding:
         if a.ndim != 2 or a.shape[1] != self.embed_dim:
             raise ValueError(f"a must have shape (n_inputs, {self.embed_dim}), got {a.shape}")
         out = np.empty((a.shape[0], self.n_features), dtype=self.dtype)
-        # BLAS is efficient on wide products: multiply by chunks of _CHUNK blocks at a time
-        for first in range(0, self.n_blocks, _CHUNK):
+        # BLAS is efficient on wide products: multiply by chunks of READOUT_CHUNK blocks at a time
+        for first in range(0, self.n_blocks, READOUT_CHUNK):
             chunk = np.concatenate(
-                [self.block(b) for b in range(first, min(first + _CHUNK, self.n_blocks))], axis=1
+                [self.block(b) for b in range(first, min(first + READOUT_CHUNK, self.n_blocks))],
+                axis=1,
             )
             start = first * BLOCK
             out[:, start : start + chunk.shape[1]] = a @ chunk
@@ -184,7 +186,7 @@ def sample_sparse(n_features: int, sparsity: int, n_inputs: int, seed: object = 
 
 def to_dense(active: np.ndarray, n_features: int) -> np.ndarray:
     """Boolean-valued float matrix ``x`` of shape ``(n_inputs, n_features)`` from active indices."""
-    active = _check_active(active, n_features)
+    active = check_active(active, n_features)
     x = np.zeros((active.shape[0], n_features))
     np.put_along_axis(x, active, 1.0, axis=1)
     return x
@@ -264,7 +266,7 @@ def readout_errors(phi: Embedding | np.ndarray, active: np.ndarray) -> np.ndarra
     """
     emb = phi if isinstance(phi, Embedding) else None
     m = _n(phi)
-    active = _check_active(active, m)
+    active = check_active(active, m)
     if emb is None:
         mat = np.asarray(phi)
         a = mat[:, active].sum(axis=2).T
@@ -278,17 +280,6 @@ def readout_errors(phi: Embedding | np.ndarray, active: np.ndarray) -> np.ndarra
 
 def _n(phi: Embedding | np.ndarray) -> int:
     return phi.n_features if isinstance(phi, Embedding) else int(np.asarray(phi).shape[1])
-
-
-def _check_active(active: np.ndarray, n_features: int) -> np.ndarray:
-    active = np.asarray(active)
-    if active.ndim != 2 or not np.issubdtype(active.dtype, np.integer):
-        raise ValueError(
-            f"active must be an integer array of shape (n_inputs, s), got {active.dtype} {active.shape}"
-        )
-    if active.size and (active.min() < 0 or active.max() >= n_features):
-        raise ValueError(f"active feature indices must be in [0, {n_features - 1}]")
-    return active
 
 
 def _pair_from_flat(flat: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

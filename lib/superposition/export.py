@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import check_choice, check_int
+from ._validate import check_bits, check_choice, check_int
 
 FORMAT = "superposition-network"
 FORMAT_VERSION = 1
@@ -176,7 +176,7 @@ class LoadedNetwork:
         Basis-aligned kinds (:math:`\Phi = I`): ``x`` itself, as float64.
         """
         self._need(*_UAND_KINDS)
-        x = _check_bits(x, self.sizes["n_features"])
+        x = check_bits(x, self.sizes["n_features"])
         if self.meta["embedding"]["kind"] == "identity":
             return x.astype(np.float64)
         return _embed_bits(self._phi().columns, x, self.sizes["embed_dim"], self._phi().dtype)
@@ -203,7 +203,7 @@ class LoadedNetwork:
         self._need(*_UAND_KINDS)
         if self.kind == "superposed":
             return self.hidden_from(self.embed(x))
-        x = _check_bits(x, self.sizes["n_features"])
+        x = check_bits(x, self.sizes["n_features"])
         return _uand_hidden(self.tensors, x)
 
     def embedding_matrix(self) -> np.ndarray:
@@ -309,7 +309,7 @@ class LoadedNetwork:
         (:math:`2L + 1` states); ``corrected=False`` skips the correction layers (:math:`L + 1`).
         """
         self._need("circuit", "deep")
-        x = _check_bits(x, self.sizes["n_inputs"])
+        x = check_bits(x, self.sizes["n_inputs"])
         if self.kind == "deep":
             yield from self._deep_residuals(x, corrected)
             return
@@ -330,7 +330,7 @@ class LoadedNetwork:
     def ground_truth(self, x: np.ndarray) -> list[np.ndarray]:
         r"""The exact circuit values :math:`x^{(0)}, \dots, x^{(L)}` from the stored wiring and truth tables."""
         self._need("circuit", "deep")
-        vals = [_check_bits(x, self.sizes["n_inputs"]).astype(np.int8)]
+        vals = [check_bits(x, self.sizes["n_inputs"]).astype(np.int8)]
         for ell in range(self.sizes["depth"]):
             u = self.tensors[f"circuit.{ell}.left"]
             v = self.tensors[f"circuit.{ell}.right"]
@@ -349,7 +349,7 @@ class LoadedNetwork:
         file has them, else materialised from the stored factors (in the network's dtype).
         """
         self._need("deep")
-        from .correction import _pair_weights
+        from .correction import clipped_unit_weights
 
         L = self.sizes["depth"]
         k = check_int("layer", layer, low=0, high=2 * L - 1)
@@ -378,9 +378,9 @@ class LoadedNetwork:
             if con["design"] == "code":
                 units = self.tensors["correction.units"]
                 root_c = np.sqrt(self.tensors["correction.codes"].shape[1])
-                w_in, b, w_out = _pair_weights(units.T * root_c, units / root_c, lo, hi)
+                w_in, b, w_out = clipped_unit_weights(units.T * root_c, units / root_c, lo, hi)
             else:
-                w_in, b, w_out = _pair_weights(out_phi.T, out_phi, lo, hi)
+                w_in, b, w_out = clipped_unit_weights(out_phi.T, out_phi, lo, hi)
             arrays = {"W_in": w_in, "b": b, "W_out": w_out}
         return {n: np.ascontiguousarray(v, dtype=dtype) for n, v in arrays.items()}
 
@@ -425,7 +425,7 @@ class LoadedNetwork:
         """The states of :func:`superposition.deep.run_deep`, in the same arithmetic."""
         import scipy.sparse as sps
 
-        from .correction import _clip_unit
+        from .correction import clipped_unit
 
         con = self.meta["construction"]
         dtype = np.dtype(con["dtype"])
@@ -447,10 +447,10 @@ class LoadedNetwork:
             if con["design"] == "code":
                 units = self.tensors["correction.units"]
                 root_c = np.sqrt(self.tensors["correction.codes"].shape[1])
-                u = _clip_unit((np.asarray(a, dtype=np.float64) @ units) * root_c, lo, hi)
+                u = clipped_unit((np.asarray(a, dtype=np.float64) @ units) * root_c, lo, hi)
                 a = (u @ units.T / root_c).astype(dtype, copy=False)
             else:
-                g = _clip_unit(r, lo, hi).astype(dtype, copy=False)
+                g = clipped_unit(r, lo, hi).astype(dtype, copy=False)
                 nz_r, nz_c = np.nonzero(g)
                 if nz_r.size * 4 < g.size:  # as the network: the sparse bit vector times Phi
                     gs = sps.csr_array((g[nz_r, nz_c], (nz_r, nz_c)), shape=g.shape)
@@ -675,7 +675,7 @@ def _sidecar(
     sha256: str,
     tensors_file: str,
 ) -> dict[str, Any]:
-    from . import __version__
+    from ._version import __version__
 
     out = {
         "format": FORMAT,
@@ -691,15 +691,6 @@ def _sidecar(
     }
     out.update(meta)
     return out
-
-
-def _check_bits(x: np.ndarray, m: int) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != m:
-        raise ValueError(f"x must have shape (n_inputs, {m}), got {x.shape}")
-    if x.size and not np.isin(x, (0, 1)).all():
-        raise ValueError("x must hold only 0 and 1")
-    return x
 
 
 def _check_tuples(tuples: np.ndarray, m: int, n: int) -> np.ndarray:
@@ -784,13 +775,13 @@ class _StoredEmbedding:
         return self._m
 
     def readout(self, a: np.ndarray) -> np.ndarray:
-        from .embedding import _CHUNK, BLOCK
+        from .embedding import BLOCK, READOUT_CHUNK
 
         a = np.asarray(a, dtype=self.dtype)
         if a.ndim != 2 or a.shape[1] != self.embed_dim:
             raise ValueError(f"a must have shape (n_inputs, {self.embed_dim}), got {a.shape}")
         out = np.empty((a.shape[0], self.n_features), dtype=self.dtype)
-        step = _CHUNK * BLOCK
+        step = READOUT_CHUNK * BLOCK
         for start in range(0, self.n_features, step):
             chunk = np.ascontiguousarray(self._m[:, start : start + step])
             out[:, start : start + chunk.shape[1]] = a @ chunk

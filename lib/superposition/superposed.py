@@ -25,8 +25,8 @@ of the embedding readout errors of the features it is wired to. :math:`W_{\text{
 * :func:`output_embedding_errors` writes the outputs back into superposition with a fresh
   random embedding :math:`\Psi` of the :math:`\binom m2` ANDs and measures the readout there.
 * :func:`minimal_width` is the search for :math:`d^*(m;\varepsilon,s)`; :func:`seed_widths`
-  and :func:`fit_exponent` give per-seed thresholds and a bootstrap interval on the growth
-  exponent.
+  gives per-seed thresholds, to which :func:`superposition.fit.fit_power_law` fits the growth
+  exponent with a seed-level bootstrap interval.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ import scipy.linalg.blas as blas
 import scipy.sparse as sps
 from scipy import special
 
-from . import sweep, theory
-from ._validate import check_choice, check_int, check_real, check_sparsity
+from . import theory
+from ._validate import check_active, check_choice, check_int, check_real, check_sparsity
 from .embedding import KINDS, Embedding, sample_sparse
+from .search import fraction_passing, smallest_passing
 from .uand import (
     WEIGHTS,
     MeanReadout,
@@ -52,7 +53,6 @@ from .uand import (
     SignReadout,
     UAnd,
     UAndErrors,
-    _check_active,
     build_uand,
     evaluate_uand,
 )
@@ -239,7 +239,7 @@ class SuperposedUAnd:
 
     def embedded(self, active: np.ndarray) -> np.ndarray:
         r"""The network's input :math:`\Phi x`, shape ``(K, embed_dim)`` (``(K, m)``: :math:`x`)."""
-        active = _check_active(active, self.n_features)
+        active = check_active(active, self.n_features)
         if self.embedding is None:
             x = np.zeros((active.shape[0], self.n_features))
             np.put_along_axis(x, active, 1.0, axis=1)
@@ -395,7 +395,7 @@ def evaluate_superposed(
     ``snet.readout``.
     """
     readout = snet.readout if readout is None else readout
-    active = _check_active(active, snet.n_features)
+    active = check_active(active, snet.n_features)
     return evaluate_uand(
         snet.net,
         active,
@@ -500,7 +500,7 @@ def max_errors(
         )
     if stop_above is not None:
         stop_above = check_real("stop_above", stop_above, low=0.0)
-    active = _check_active(active, m)
+    active = check_active(active, m)
     k_all = active.shape[0]
     A = snet.activations(active)
     bern = snet.weights == "bernoulli"
@@ -603,7 +603,7 @@ def output_embedding_errors(
         raise ValueError("output_embedding_errors needs n_features >= 2")
     dout = snet.width if out_dim is None else check_int("out_dim", out_dim, low=1)
     check_int("seed", seed, low=0)
-    active = _check_active(active, m)
+    active = check_active(active, m)
     n_out = comb(m, 2)
     psi = Embedding(n_out, dout, kind=kind, seed=int(seed), dtype=np.float32)
     _, outs = max_errors(snet, active, outputs=True)
@@ -725,8 +725,8 @@ def minimal_width(
     The smallest :math:`d` at which at least ``fraction`` of ``seeds`` give a network whose
     worst error over all :math:`\binom m2` outputs of ``n_inputs`` random inputs is
     :math:`\le \varepsilon` (:func:`width_trial`), found by geometric bracketing and
-    bisection on a log grid (:func:`superposition.sweep.smallest_passing` over
-    :func:`superposition.sweep.fraction_passing`), to relative resolution ``resolution``.
+    bisection on a log grid (:func:`superposition.search.smallest_passing` over
+    :func:`superposition.search.fraction_passing`), to relative resolution ``resolution``.
     It assumes passing is monotone in :math:`d`, which holds for the ensemble but not for
     every draw: near :math:`d^*` the answer carries the noise of finitely many seeds.
 
@@ -776,9 +776,9 @@ def minimal_width(
         return err <= eps
 
     def passes(d: int) -> bool:
-        return sweep.fraction_passing(one, d, seeds, fraction)
+        return fraction_passing(one, d, seeds, fraction)
 
-    best = sweep.smallest_passing(passes, low, high, resolution)
+    best = smallest_passing(passes, low, high, resolution)
     # a width failed if fewer than `fraction` of its seeds passed (fraction_passing may stop early)
     need = int(np.ceil(fraction * len(seeds) - 1e-12))
     tested = {tr["width"] for tr in trials}
@@ -808,11 +808,11 @@ def seed_widths(
 ) -> np.ndarray:
     r"""Each seed's own threshold: the smallest width at which that seed's network passes.
 
-    One :func:`superposition.sweep.smallest_passing` search per seed (``high + 1`` where none
+    One :func:`superposition.search.smallest_passing` search per seed (``high + 1`` where none
     passed); when ``low`` already passes, the search restarts from ``low // 2``, so ``low``
     may be a guess from a neighbouring size. If each seed passes from its threshold on, :math:`d^*` of :func:`minimal_width`
-    is the :math:`\lceil 0.9K\rceil`-th smallest of these (:func:`quantile_width`); keeping
-    them all lets :func:`fit_exponent` resample seeds.
+    is the :math:`\lceil 0.9K\rceil`-th smallest of these (:func:`superposition.fit.quantile`);
+    keeping them all lets :func:`superposition.fit.fit_power_law` resample seeds.
 
     ``progress``, if given, is called as ``progress(seed, width)`` after each search.
     """
@@ -830,120 +830,14 @@ def seed_widths(
             return r.max_abs_error <= eps
 
         lo = low
-        w_ = sweep.smallest_passing(passes, lo, high, resolution)
+        w_ = smallest_passing(passes, lo, high, resolution)
         while w_ == lo and lo > 1:  # the lowest width tried passed: look lower
             lo = max(1, lo // 2)
-            w_ = sweep.smallest_passing(passes, lo, high, resolution)
+            w_ = smallest_passing(passes, lo, high, resolution)
         out.append(w_)
         if progress is not None:
             progress(seed, w_)
     return np.array(out, dtype=np.int64)
-
-
-def quantile_width(widths: np.ndarray, fraction: float = 0.9) -> int:
-    r"""The smallest width that at least ``fraction`` of the per-seed thresholds do not exceed."""
-    w = np.sort(np.asarray(widths).ravel())
-    if w.size == 0:
-        raise ValueError("widths must not be empty")
-    fraction = check_real("fraction", fraction, low=0.0, high=1.0, low_open=True)
-    need = int(np.ceil(fraction * w.size - 1e-12))
-    return int(w[need - 1])
-
-
-@dataclass(frozen=True)
-class ExponentFit:
-    r"""A power law :math:`d^* = C m^\alpha` fitted in log-log, with a bootstrap interval.
-
-    Attributes
-    ----------
-    exponent : float
-        :math:`\alpha` from least squares of :math:`\log d^*` on :math:`\log m`.
-    prefactor : float
-        :math:`C`.
-    interval : tuple of float
-        Percentile bootstrap interval of :math:`\alpha` at level ``level``.
-    level : float
-    samples : float array
-        Bootstrap exponents.
-    """
-
-    exponent: float
-    prefactor: float
-    interval: tuple[float, float]
-    level: float
-    samples: np.ndarray = field(repr=False)
-
-
-def fit_exponent(
-    n_features: Sequence[int],
-    widths: Sequence[Sequence[int]],
-    *,
-    statistic: str = "geomean",
-    fraction: float = 0.9,
-    n_boot: int = 2000,
-    level: float = 0.95,
-    seed: object = 0,
-) -> ExponentFit:
-    r"""Fit a power law :math:`Cm^\alpha` to minimal widths and bootstrap :math:`\alpha` over seeds.
-
-    Parameters
-    ----------
-    n_features : sequence of int
-        The :math:`m` values (at least 2 distinct).
-    widths : sequence of int sequences
-        Per-seed thresholds at each :math:`m` (:func:`seed_widths`).
-    statistic : {"geomean", "quantile"}
-        What is fitted at each :math:`m`: ``"geomean"`` (default), the geometric mean of the
-        per-seed thresholds; ``"quantile"``, their ``fraction`` quantile :math:`d^*`
-        (:func:`quantile_width`). Both grow with the same exponent when the spread of
-        :math:`\log` thresholds does not change with :math:`m`. The geometric mean is the
-        one to bootstrap: a resampled maximum can never exceed the observed one, so the
-        bootstrap of a high quantile of few seeds is biased downwards.
-    fraction : float
-        For ``statistic="quantile"``.
-    n_boot : int
-        Bootstrap replicates: at each :math:`m` the seeds are resampled with replacement,
-        the statistic recomputed and the line refitted.
-    level : float
-        Coverage of the percentile interval.
-    seed : int or Generator
-
-    Returns
-    -------
-    ExponentFit
-    """
-    from ._validate import as_generator
-
-    ms = np.asarray([check_int("n_features", x, low=1) for x in n_features], dtype=np.float64)
-    if len(widths) != ms.size:
-        raise ValueError(f"widths must have one row per n_features ({ms.size}), got {len(widths)}")
-    if np.unique(ms).size < 2:
-        raise ValueError("n_features must hold at least 2 distinct values")
-    rows = [np.asarray(w, dtype=np.float64) for w in widths]
-    if any(r.size == 0 or (r <= 0).any() for r in rows):
-        raise ValueError("widths must be non-empty rows of positive widths")
-    check_int("n_boot", n_boot, low=1)
-    level = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
-    stat = check_choice("statistic", statistic, ("geomean", "quantile"))
-    rng = as_generator(seed)
-    x = np.log(ms)
-
-    def value(r: np.ndarray) -> float:
-        if stat == "geomean":
-            return float(np.exp(np.log(r).mean()))
-        return float(quantile_width(r, fraction))
-
-    def line(ds: np.ndarray) -> tuple[float, float]:
-        slope, icpt = np.polyfit(x, np.log(ds), 1)
-        return float(slope), float(np.exp(icpt))
-
-    alpha, c = line(np.array([value(r) for r in rows]))
-    boots = np.empty(n_boot)
-    for b in range(n_boot):
-        ds = np.array([value(rng.choice(r, size=r.size, replace=True)) for r in rows])
-        boots[b] = line(ds)[0]
-    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return ExponentFit(alpha, c, (float(lo), float(hi)), level, boots)
 
 
 # ---------------------------------------------------------------- reference curves

@@ -1,456 +1,68 @@
-"""Sweeps: threshold searches, and cached, resumable experiment grids on any executor.
+"""Sweeps: cached, resumable experiment grids and threshold searches on any executor.
 
-Searches
-    :func:`largest_passing` and :func:`smallest_passing` find the size at which a monotone test
-    flips, by geometric bracketing then bisection on a log grid; :func:`fraction_passing` turns a
-    per-seed test into "at least 90% of seeds pass".
+:func:`sweep` evaluates an experiment ``fn(**params, seed=seed)`` at every point of a grid for
+every seed and returns a :class:`Table` with one record per (point, seed)::
 
-Sweeps
-    :func:`sweep` evaluates an experiment ``fn(**params, seed=seed)`` at every point of a grid
-    for every seed and returns a :class:`Table` with one record per (point, seed)::
+    {"key": ..., "function": "superposition.experiments.uand_error",
+     "params": {"n_features": 64, "neurons": 128, ...}, "seed": 0,
+     "metrics": {"max_abs_error": 0.41, ..., "backend": "numpy"}, "version": "0.1.0+src.…",
+     "wall_time": 0.012}
 
-        {"key": ..., "function": "superposition.sweep.uand_error",
-         "params": {"n_features": 64, "width": 128, ...}, "seed": 0,
-         "metrics": {"max_abs_error": 0.41, ...}, "version": "0.1.0", "wall_time": 0.012}
+:func:`threshold_sweep` runs a search instead (:mod:`superposition.search`): for every grid
+point, the smallest (or largest) value of one integer parameter at which at least a
+``fraction`` of the seeds pass. :func:`run_grid` is the list-of-points form of :func:`sweep`.
 
-    :func:`threshold_sweep` runs the width bisection instead: for every grid point, the smallest
-    (or largest) value of one integer parameter at which at least a ``fraction`` of the seeds
-    pass. :func:`run_grid` is the older list-of-points form of :func:`sweep`.
-
-Results store (:class:`Store`)
-    One JSON file per point, ``<key>.json``, where the key is the SHA-256 of the function's
-    qualified name, the parameters, the seed and the library version (:func:`result_key`).
-    Files are written atomically (a temporary file in the same directory, ``fsync``, then
-    ``os.replace``), so an interrupted sweep (Ctrl-C, ``kill -9``, a lost worker) loses only the
-    points in flight and the next run resumes where it stopped. Each record carries a SHA-256
-    checksum of its own canonical JSON; a file that does not parse, fails its checksum or does
-    not belong under its name (truncated, corrupted, copied) is recomputed, never read as a
-    result. Results are written by the process that runs the sweep, so workers need no shared
-    file system. A new library version gives new keys: old results are not reused.
-
-Executors (:func:`open_executor`)
-    ``"local"`` (in this process), ``"processes"`` (a spawned process pool, all cores by
-    default) and ``"dask"``: a ``dask.distributed`` client of an existing scheduler
-    (``scheduler="tcp://host:8786"`` or the environment variable ``SUPERPOSITION_SCHEDULER``)
-    or of a fresh ``LocalCluster``. Any object with ``submit`` returning futures (a
-    ``concurrent.futures`` executor, a ``distributed.Client``) also works.
+Every finished point is one file of the results store (:class:`superposition.store.Store`),
+written atomically, so an interrupted sweep resumes where it stopped. Points run on an
+executor (:func:`superposition.executors.open_executor`): this process, a process pool or a
+Dask cluster.
 
 Same bits on every executor
     A point's result depends only on its parameters and seed. Metrics are stored and returned
     as their JSON round trip (floats round-trip exactly), so a fresh result and a stored one are
-    identical. Every point is evaluated with **one BLAS thread** (:data:`BLAS_THREADS`): OpenBLAS
-    splits long dot products across threads and the rounding depends on the split, so without
-    this a point computed in a 2-thread process and on a 1-thread Dask worker could differ in the
-    last bit. Parallelism comes from running points side by side. (The thread count is set
-    through OpenBLAS's own ``openblas_set_num_threads``, found in the loaded libraries on Linux;
-    elsewhere set ``OPENBLAS_NUM_THREADS=1`` yourself.)
+    identical. Every point is evaluated with **one BLAS thread** (:data:`BLAS_THREADS`,
+    :func:`superposition.backend.blas_threads`): a BLAS splits long dot products across threads
+    and the rounding depends on the split, so without this a point computed in a 2-thread
+    process and on a 1-thread Dask worker could differ in the last bit. Parallelism comes from
+    running points side by side.
+
+Configs are code
+    An experiment is a function the workers call. :func:`sweep` takes any callable; the
+    command line (``superposition sweep``) runs only the registered experiments
+    (:data:`superposition.experiments.EXPERIMENTS`) unless ``--allow-import`` lets a config
+    name an importable ``package.module:function``.
 
 Progress
     A tqdm bar with ETA on stderr; ``progress=None`` shows it only on a terminal.
-
-Experiments known by name (:data:`EXPERIMENTS`, used by ``superposition sweep``)
-    ``"uand"`` (:func:`uand_error`), ``"embed"`` (:func:`embedding_readout_error`) and
-    ``"circuit"`` (:func:`circuit_emulation`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
-import hashlib
 import inspect
 import itertools
 import json
 import os
 import pickle
-import signal
-import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import cloudpickle
 import numpy as np
 
 from ._validate import check_choice, check_int, check_real
+from .backend import blas_threads
+from .executors import check_executor, is_dask, open_executor
+from .search import largest_passing, seeds_needed, smallest_passing
+from .store import Store, canonical_json, function_name, library_version, normalize, result_key
 
-FORMAT = 1
-"""Version of the on-disk record layout."""
-EXECUTORS = ("local", "processes", "dask")
-"""Executor names understood by :func:`open_executor`."""
-SCHEDULER_ENV = "SUPERPOSITION_SCHEDULER"
-"""Environment variable holding a Dask scheduler address for ``executor="dask"``."""
+__all__ = ["BLAS_THREADS", "Table", "grid_points", "run_grid", "sweep", "threshold_sweep"]
+
 BLAS_THREADS = 1
 """BLAS threads used while evaluating a point (see the module docstring)."""
-
-
-# ------------------------------------------------------------------ monotone searches
-
-
-def largest_passing(
-    passes: Callable[[int], bool], low: int, high: int, resolution: float = 0.02
-) -> int:
-    """Largest integer ``n`` in ``[low, high]`` with ``passes(n)`` true.
-
-    Parameters
-    ----------
-    passes : callable ``int -> bool``
-        Monotone: true up to some threshold, false above it.
-    low, high : int
-        Search range, ``1 <= low <= high``. If ``passes(low)`` is false, returns ``low - 1``;
-        if ``passes(high)`` is true, returns ``high``.
-    resolution : float
-        Stop once the bracket ``[lo, hi)`` satisfies ``hi - lo <= max(1, resolution * lo)``;
-        the value returned is always one that passed (or ``low - 1``).
-
-    Returns
-    -------
-    int
-    """
-    low = check_int("low", low, low=1)
-    high = check_int("high", high, low=low)
-    resolution = check_real("resolution", resolution, low=0.0)
-    if not passes(low):
-        return low - 1
-    lo = low
-    hi = None
-    step = lo
-    while hi is None:  # geometric bracketing: lo passes, hi fails
-        nxt = min(high, max(lo + 1, 2 * step))
-        if passes(nxt):
-            lo = step = nxt
-            if nxt == high:
-                return high
-        else:
-            hi = nxt
-    while hi - lo > max(1, resolution * lo):
-        mid = int(round(np.sqrt(lo * hi)))
-        mid = min(max(mid, lo + 1), hi - 1)
-        if passes(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-def smallest_passing(
-    passes: Callable[[int], bool], low: int, high: int, resolution: float = 0.02
-) -> int:
-    """Smallest integer ``n`` in ``[low, high]`` with ``passes(n)`` true.
-
-    ``passes`` is monotone: false below a threshold, true from it on. Returns ``high + 1`` if
-    even ``passes(high)`` is false. Same bracketing, bisection and ``resolution`` as
-    :func:`largest_passing`; the value returned always passed.
-    """
-    low = check_int("low", low, low=1)
-    high = check_int("high", high, low=low)
-    resolution = check_real("resolution", resolution, low=0.0)
-    if passes(low):
-        return low
-    lo = low  # fails
-    hi = None
-    while hi is None:
-        nxt = min(high, max(lo + 1, 2 * lo))
-        if passes(nxt):
-            hi = nxt
-        elif nxt == high:
-            return high + 1
-        else:
-            lo = nxt
-    while hi - lo > max(1, resolution * lo):
-        mid = int(round(np.sqrt(lo * hi)))
-        mid = min(max(mid, lo + 1), hi - 1)
-        if passes(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def fraction_passing(
-    passes: Callable[[int, int], bool], size: int, seeds: Sequence[int], fraction: float = 0.9
-) -> bool:
-    """True if ``passes(size, seed)`` holds for at least ``fraction`` of ``seeds``.
-
-    Stops early once the outcome is decided either way.
-    """
-    seeds = list(seeds)
-    if not seeds:
-        raise ValueError("seeds must not be empty")
-    fraction = check_real("fraction", fraction, low=0.0, high=1.0, low_open=True)
-    need = _needed(fraction, len(seeds))
-    ok = bad = 0
-    for seed in seeds:
-        if passes(size, seed):
-            ok += 1
-        else:
-            bad += 1
-        if ok >= need:
-            return True
-        if bad > len(seeds) - need:
-            return False
-    return ok >= need
-
-
-def _needed(fraction: float, n: int) -> int:
-    return int(np.ceil(fraction * n - 1e-12))
-
-
-# ------------------------------------------------------------------ keys and records
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
-
-
-def _canonical(obj: Any) -> str:
-    """Sorted, compact JSON: the one serialisation keys and checksums are computed from."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable)
-
-
-def _normalize(obj: Any, name: str) -> Any:
-    try:
-        return json.loads(_canonical(obj))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be JSON-serialisable: {exc}") from None
-
-
-def point_key(point: Mapping[str, Any]) -> str:
-    """A canonical string for a grid point (sorted JSON)."""
-    return _canonical(dict(point))
-
-
-def function_name(fn: Callable[..., Any]) -> str:
-    """``module.qualname`` of ``fn``: the function's part of a result key."""
-    target = fn.func if hasattr(fn, "func") and hasattr(fn, "keywords") else fn  # partial
-    module = getattr(target, "__module__", None) or type(target).__module__
-    qual = getattr(target, "__qualname__", None) or type(target).__qualname__
-    name = f"{module}.{qual}"
-    if target is not fn:
-        name += _canonical({"args": list(fn.args), "keywords": fn.keywords})
-    return name
-
-
-def library_version() -> str:
-    """The library's version and a digest of its source, ``"0.1.0+src.<12 hex>"``.
-
-    Part of every result key, so a change to any module of the package (not only a release)
-    starts fresh results instead of reusing ones an older code computed; workers whose code
-    differs are refused.
-    """
-    from . import __version__
-
-    return f"{__version__}+src.{_source_digest()}"
-
-
-@functools.cache
-def _source_digest() -> str:
-    h = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:12]
-
-
-def result_key(function: str, params: Mapping[str, Any], seed: int | None, version: str) -> str:
-    """SHA-256 (hex) of ``(function, params, seed, version)``: the name of a point's file."""
-    blob = _canonical(
-        {"function": function, "params": dict(params), "seed": seed, "version": version}
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _checksum(record: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in record.items() if k != "checksum"}
-    return "sha256:" + hashlib.sha256(_canonical(body).encode()).hexdigest()
-
-
-# ------------------------------------------------------------------ the store
-
-
-class Store:
-    """A directory of results, one JSON file per point, named ``<key>.json``.
-
-    Parameters
-    ----------
-    root : path
-        The directory (created if missing). Temporary files left by processes of this host that
-        no longer run (a sweep killed mid-write) are removed when a store is opened.
-    """
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        if self.root.exists() and not self.root.is_dir():
-            raise ValueError(
-                f"store must be a directory (one file per point), but {str(self.root)!r} is a file"
-            )
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
-
-    def path(self, key: str) -> Path:
-        return self.root / f"{key}.json"
-
-    def keys(self) -> list[str]:
-        """Keys of the result files present (valid or not), sorted."""
-        return sorted(p.stem for p in self.root.glob("*.json"))
-
-    def read(self, key: str) -> tuple[str, dict[str, Any] | None]:
-        """``("ok", record)``, ``("missing", None)`` or ``("corrupt", None)``.
-
-        A record is ``"ok"`` only if the file parses, has this layout :data:`FORMAT`, its
-        checksum matches, and its ``key`` is both its file name and the hash of its own
-        function, parameters, seed and version.
-        """
-        try:
-            text = self.path(key).read_text()
-        except FileNotFoundError:
-            return "missing", None
-        except (OSError, UnicodeDecodeError):
-            return "corrupt", None
-        try:
-            rec = json.loads(text)
-        except ValueError:
-            return "corrupt", None
-        ok = (
-            isinstance(rec, dict)
-            and rec.get("format") == FORMAT
-            and rec.get("key") == key
-            and isinstance(rec.get("checksum"), str)
-            and rec["checksum"] == _checksum(rec)
-            and isinstance(rec.get("params"), dict)
-            and isinstance(rec.get("metrics"), dict)
-            and isinstance(rec.get("function"), str)
-            and isinstance(rec.get("version"), str)
-            and result_key(rec["function"], rec["params"], rec.get("seed"), rec["version"]) == key
-        )
-        return ("ok", rec) if ok else ("corrupt", None)
-
-    def write(self, record: Mapping[str, Any]) -> Path:
-        """Write one record atomically: temporary file, ``fsync``, ``os.replace``."""
-        rec = {**record, "format": FORMAT}
-        rec.pop("checksum", None)
-        rec["checksum"] = _checksum(rec)
-        final = self.path(rec["key"])
-        fd, tmp = tempfile.mkstemp(
-            dir=self.root, prefix=f".{rec['key']}.{os.getpid()}.{_host()}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(_canonical(rec))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.root)
-        return final
-
-    def _remove_stale_temporaries(self) -> None:
-        for tmp in self.root.glob(".*.tmp"):
-            parts = tmp.name[1:].split(".")
-            if len(parts) < 4 or not parts[1].isdigit():
-                continue
-            pid, host = int(parts[1]), ".".join(parts[2:-2])
-            if host == _host() and not _alive(pid):
-                tmp.unlink(missing_ok=True)
-
-
-def _host() -> str:
-    return socket.gethostname().replace("/", "_")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-# ------------------------------------------------------------------ BLAS threads
-
-_BLAS_GET = ("openblas_get_num_threads", "scipy_openblas_get_num_threads")
-_BLAS_LIBS: dict[str, tuple[Any, Any] | None] = {}
-_BLAS_LOCK = threading.Lock()
-
-
-def _blas_controls() -> list[tuple[Any, Any]]:
-    """``(get, set)`` ctypes functions of every OpenBLAS loaded in this process (Linux)."""
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = {line.split(None, 5)[-1].strip() for line in fh if "openblas" in line.lower()}
-    except OSError:
-        return []
-    out = []
-    with _BLAS_LOCK:
-        for path in sorted(p for p in paths if "openblas" in os.path.basename(p).lower()):
-            if path not in _BLAS_LIBS:
-                _BLAS_LIBS[path] = _blas_functions(path)
-            if _BLAS_LIBS[path] is not None:
-                out.append(_BLAS_LIBS[path])
-    return out
-
-
-def _blas_functions(path: str) -> tuple[Any, Any] | None:
-    try:
-        lib = ctypes.CDLL(path)
-    except OSError:
-        return None
-    for name in _BLAS_GET:
-        for suffix in ("", "64_"):
-            get = getattr(lib, name + suffix, None)
-            put = getattr(lib, name.replace("get", "set") + suffix, None)
-            if get is not None and put is not None:
-                get.restype = ctypes.c_int
-                put.argtypes = [ctypes.c_int]
-                return get, put
-    return None
-
-
-def _limit_blas(threads: int = BLAS_THREADS) -> list[tuple[Any, int]]:
-    """Set every loaded OpenBLAS to ``threads``; returns what to restore."""
-    before = []
-    for get, put in _blas_controls():
-        n = int(get())
-        if n != threads:
-            put(threads)
-        before.append((put, n))
-    return before
-
-
-@contextlib.contextmanager
-def _blas_threads_here() -> Iterator[None]:
-    before = _limit_blas()
-    try:
-        yield
-    finally:
-        for put, n in before:
-            put(n)
 
 
 # ------------------------------------------------------------------ evaluation
@@ -470,13 +82,13 @@ def _evaluate(fn: Any, params: Mapping[str, Any], seed: int | None) -> tuple[str
     and the worker's library version (checked against the sweep's)."""
     if isinstance(fn, bytes):
         fn = pickle.loads(fn)
-    _limit_blas()
     kwargs = dict(params)
     if seed is not None:
         kwargs["seed"] = seed
-    start = time.perf_counter()
-    metrics = fn(**kwargs)
-    wall = time.perf_counter() - start
+    with blas_threads(BLAS_THREADS):
+        start = time.perf_counter()
+        metrics = fn(**kwargs)
+        wall = time.perf_counter() - start
     if not isinstance(metrics, Mapping):
         raise ValueError(
             f"an experiment must return a mapping of metrics, {function_name(fn)} returned "
@@ -487,7 +99,7 @@ def _evaluate(fn: Any, params: Mapping[str, Any], seed: int | None) -> tuple[str
 
 def _normalize_metrics(metrics: Mapping[str, Any]) -> str:
     try:
-        return _canonical(dict(metrics))
+        return canonical_json(dict(metrics))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"metrics must be JSON-serialisable: {exc}") from None
 
@@ -508,18 +120,10 @@ def _public(rec: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in rec.items() if k not in ("format", "checksum")}
 
 
-def _is_dask(executor: Any) -> bool:
-    return type(executor).__module__.split(".")[0] == "distributed"
-
-
 def _ship(fn: Callable[..., Any], executor: Any) -> Any:
     """What to send to a worker: Dask pickles functions itself; others get cloudpickle bytes
     (so functions defined in a notebook or script also run in spawned processes)."""
-    if _is_dask(executor):
-        return fn
-    try:
-        import cloudpickle
-    except ImportError:  # pragma: no cover - cloudpickle comes with dask
+    if is_dask(executor):
         return fn
     return cloudpickle.dumps(fn)
 
@@ -553,8 +157,6 @@ class _Runner:
         with self.lock:
             if not self.opened:
                 self._executor = self.stack.enter_context(open_executor(*self.spec))
-                if self._executor is None:
-                    self.stack.enter_context(_blas_threads_here())
                 self.opened = True
         return self._executor
 
@@ -603,7 +205,7 @@ class _Runner:
     def _run_futures(self, todo: Sequence[_Task], done: dict[str, Any]) -> None:
         ex = self.executor
         futures = {}
-        extra = {"pure": False} if _is_dask(ex) else {}
+        extra = {"pure": False} if is_dask(ex) else {}
         for task in todo:
             if id(task.fn) not in self.shipped:
                 self.shipped[id(task.fn)] = _ship(task.fn, ex)
@@ -645,120 +247,6 @@ def _bar(total: int | None, desc: str, progress: bool | None) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, disable=None if progress is None else not progress)
-
-
-# ------------------------------------------------------------------ executors
-
-
-@contextlib.contextmanager
-def open_executor(
-    executor: Any = None, workers: int | None = None, scheduler: str | None = None
-) -> Iterator[Any]:
-    """The executor a sweep runs on, closed (if opened here) on exit.
-
-    Parameters
-    ----------
-    executor : {"local", "processes", "dask"}, None, or an executor object
-        ``None``/``"local"``: this process (yields ``None``). ``"processes"``: a process pool
-        (``spawn`` start method, workers ignore Ctrl-C; the sweep stops them). ``"dask"``: a
-        ``distributed.Client`` of the scheduler at ``scheduler`` (or ``$SUPERPOSITION_SCHEDULER``),
-        or of a new ``LocalCluster`` of ``workers`` one-thread processes. An object with
-        ``submit`` is yielded as is and not closed.
-    workers : int, optional
-        Processes for ``"processes"`` and a local Dask cluster (default: all cores).
-    scheduler : str, optional
-        Dask scheduler address, e.g. ``"tcp://10.0.0.5:8786"``.
-    """
-    kind, n = _check_executor(executor, workers, scheduler)
-    if kind is None:
-        yield executor
-    elif kind == "local":
-        yield None
-    elif kind == "processes":
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(
-            max_workers=n,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_init,
-            initargs=(os.getpid(),),
-        )
-        try:
-            yield pool
-        except BaseException:
-            _terminate(pool)
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    else:
-        with _dask_client(scheduler or os.environ.get(SCHEDULER_ENV) or None, n) as client:
-            yield client
-
-
-def _check_executor(
-    executor: Any, workers: int | None, scheduler: str | None
-) -> tuple[str | None, int]:
-    """``(kind, workers)``; kind ``None`` for an executor object."""
-    if executor is not None and not isinstance(executor, str):
-        if not callable(getattr(executor, "submit", None)):
-            raise ValueError(
-                f"executor must be one of {', '.join(map(repr, EXECUTORS))} or an object with "
-                f"submit(), got {type(executor).__name__}"
-            )
-        return None, 0
-    kind = check_choice("executor", "local" if executor is None else executor, EXECUTORS)
-    n = (os.cpu_count() or 1) if workers is None else check_int("workers", workers, low=1)
-    if scheduler is not None and kind != "dask":
-        raise ValueError(f"scheduler applies to executor='dask' only, got executor={kind!r}")
-    return kind, n
-
-
-def _worker_init(parent: int) -> None:
-    """Process-pool worker set-up: leave Ctrl-C to the sweep, and exit once the sweep (process
-    ``parent``) is gone: a ``kill -9`` of the sweep would otherwise leave its workers waiting."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="superposition-parent-watch", daemon=True).start()
-
-
-def _terminate(pool: Any) -> None:
-    stop = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-    if stop is not None:
-        stop()
-        return
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        proc.terminate()
-
-
-@contextlib.contextmanager
-def _dask_client(address: str | None, workers: int) -> Iterator[Any]:
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ValueError(
-            "executor='dask' needs dask.distributed: pip install 'superposition[dask]'"
-        ) from None
-    if address is not None:
-        try:
-            client = Client(address, timeout="10s")
-        except (OSError, TimeoutError) as exc:
-            raise ValueError(f"scheduler: cannot connect to {address!r}: {exc}") from None
-        with client:
-            yield client
-        return
-    with (
-        LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 # ------------------------------------------------------------------ tables
@@ -912,7 +400,7 @@ def _tasks(
     tasks = []
     checked: set[tuple[str, ...]] = set()
     for point in points:
-        params = _normalize(dict(point), "params")
+        params = normalize(dict(point), "params")
         if "seed" in params and seeds[0] is not None:
             raise ValueError("seed must be given by seeds, not in grid or params")
         names = tuple(sorted(params))
@@ -971,7 +459,7 @@ def sweep(
         ``function``, ``params``, ``seed``, ``metrics``, ``version``, ``wall_time`` (seconds
         spent in ``fn``).
     """
-    _check_executor(executor, workers, scheduler)
+    check_executor(executor, workers, scheduler)
     fname = function_name(fn) if name is None else str(name)
     version = library_version()
     tasks = _tasks(fn, fname, grid_points(grid, params), _seed_list(seeds), version)
@@ -1044,7 +532,7 @@ def threshold_sweep(
         ``passing`` (``{value: seeds passing}`` for each value tried), ``version``,
         ``wall_time``.
     """
-    _check_executor(executor, workers, scheduler)
+    check_executor(executor, workers, scheduler)
     search = {"smallest": smallest_passing, "largest": largest_passing}[
         check_choice("find", find, ("smallest", "largest"))
     ]
@@ -1062,8 +550,8 @@ def threshold_sweep(
     fname = function_name(fn) if name is None else str(name)
     version = library_version()
     for p in points:
-        _check_signature(fn, {**_normalize(p, "params"), param: low}, True)
-    need = _needed(fraction, len(seed_list))
+        _check_signature(fn, {**normalize(p, "params"), param: low}, True)
+    need = seeds_needed(fraction, len(seed_list))
     st = _open_store(store)
     info: dict[str, Any] = {"points": 0, "computed": 0, "cached": 0, "corrupt": 0}
     start = time.perf_counter()
@@ -1086,7 +574,7 @@ def threshold_sweep(
             found = search(ok, low, high, resolution)
             return {
                 "function": fname,
-                "params": _normalize(point, "params"),
+                "params": normalize(point, "params"),
                 "param": param,
                 "find": find,
                 "threshold": found,
@@ -1100,7 +588,7 @@ def threshold_sweep(
                 "wall_time": time.perf_counter() - t0,
             }
 
-        if _check_executor(executor, workers, scheduler)[0] == "local" or len(points) == 1:
+        if check_executor(executor, workers, scheduler)[0] == "local" or len(points) == 1:
             rows = [one(p) for p in points]
         else:
             from concurrent.futures import ThreadPoolExecutor
@@ -1147,7 +635,7 @@ def run_grid(
         One per point, in order: the point's entries and ``fn``'s metrics (after a JSON round
         trip, so a fresh and a resumed run give the same bits).
     """
-    _check_executor(executor, workers, scheduler)
+    check_executor(executor, workers, scheduler)
     fname = function_name(fn)
     version = library_version()
     tasks = []
@@ -1166,139 +654,3 @@ def run_grid(
         seed = {} if rec["seed"] is None else {"seed": rec["seed"]}
         out.append({**rec["params"], **seed, **rec["metrics"]})
     return out
-
-
-# ------------------------------------------------------------------ library experiments
-
-
-def uand_error(
-    n_features: int,
-    width: int,
-    sparsity: int,
-    *,
-    weights: str = "bernoulli",
-    arity: int = 2,
-    p: float | str | None = None,
-    n_inputs: int = 100,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Exact errors of all ANDs of a random U-AND layer on ``n_inputs`` random inputs.
-
-    The same numbers as ``superposition uand ... --seed SEED``: network and inputs from
-    ``SeedSequence(seed).spawn(2)``. Metrics: :meth:`~superposition.UAndErrors.summary` and
-    ``p``.
-    """
-    from .embedding import sample_sparse
-    from .uand import build_uand, evaluate_uand
-
-    net_seed, input_seed = np.random.SeedSequence(check_int("seed", seed, low=0)).spawn(2)
-    net = build_uand(n_features, width, sparsity, weights=weights, arity=arity, p=p, seed=net_seed)
-    active = sample_sparse(n_features, sparsity, n_inputs, seed=input_seed)
-    return {"p": net.p, **evaluate_uand(net, active).summary()}
-
-
-def embedding_readout_error(
-    n_features: int,
-    embed_dim: int,
-    sparsity: int = 3,
-    *,
-    kind: str = "gaussian",
-    n_inputs: int = 1000,
-    coherence: bool = False,
-    seed: int = 0,
-) -> dict[str, Any]:
-    r"""Worst and mean readout error :math:`\max_k|(\Phi^\top\Phi x)_k - x_k|` of a random embedding.
-
-    The same numbers as ``superposition embed ... --seed SEED`` (embedding seed ``seed``,
-    inputs ``seed + 1``), with the theory's scales; the mutual coherence only if asked
-    (:math:`O(m^2 d_0)`).
-    """
-    from . import embedding as E
-    from .theory import coherence_scale, readout_error_scale
-
-    seed = check_int("seed", seed, low=0)
-    emb = E.Embedding(n_features, embed_dim, kind=kind, seed=seed)
-    err = E.readout_errors(emb, E.sample_sparse(n_features, sparsity, n_inputs, seed=seed + 1))
-    out = {
-        "max_readout_error": float(err.max()),
-        "mean_readout_error": float(err.mean()),
-        "readout_error_scale": readout_error_scale(sparsity, embed_dim),
-        "coherence_scale": coherence_scale(n_features, embed_dim),
-    }
-    if coherence:
-        out["coherence"] = E.coherence(emb)
-    return out
-
-
-def circuit_emulation(
-    n_features: int,
-    width: int,
-    sparsity: int,
-    depth: int,
-    *,
-    neurons: int | None = None,
-    gates: Sequence[str] | None = None,
-    neuron_wiring: str = "targeted",
-    kind: str = "gaussian",
-    n_inputs: int = 1000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """A random sparse circuit emulated by MLP layers in superposition, compared layer by layer.
-
-    The same numbers as ``superposition circuit ... --seed SEED`` (circuit, compiled network
-    and inputs from ``SeedSequence(seed).spawn(3)``). Metrics: the final layer's figures at the
-    top level, every layer's under ``layers``.
-    """
-    from .circuits import DEFAULT_GATES, compile_circuit, emulate, random_circuit
-    from .embedding import sample_sparse, to_dense
-
-    circuit_ss, compile_ss, input_ss = np.random.SeedSequence(check_int("seed", seed, low=0)).spawn(
-        3
-    )
-    gate_set = tuple(DEFAULT_GATES if gates is None else gates)
-    circuit = random_circuit(n_features, depth, gate_set, seed=circuit_ss)
-    compiled = compile_circuit(
-        circuit, width, neurons=neurons, neuron_wiring=neuron_wiring, kind=kind, seed=compile_ss
-    )
-    x = to_dense(sample_sparse(n_features, sparsity, n_inputs, seed=input_ss), n_features)
-    report = emulate(compiled, x.astype(bool)).to_dict()
-    return {"neurons": compiled.neurons, **report["final"], "layers": report["layers"]}
-
-
-def superposed_width(
-    n_features: int,
-    sparsity: int,
-    target_error: float,
-    *,
-    weights: str = "bernoulli",
-    embed_dim: int | str | None = "tied",
-    n_inputs: int = 16,
-    high: int = 2**15,
-    resolution: float = 0.05,
-    p: float | str | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """One seed's minimal width for U-AND on superposed inputs (one point of a width sweep).
-
-    The smallest width at which the network of seed ``seed`` keeps every output of its
-    ``n_inputs`` sampled inputs within ``target_error``, searched from width 16 up to ``high``
-    (:func:`superposition.superposed.seed_widths` with one seed). Metric ``width``:
-    ``high + 1`` when no width up to ``high`` passed.
-    """
-    from .superposed import seed_widths
-
-    w = seed_widths(
-        n_features, sparsity, target_error, weights=weights, embed_dim=embed_dim,
-        seeds=[check_int("seed", seed, low=0)], n_inputs=n_inputs, low=16, high=high,
-        resolution=resolution, p=p,
-    )  # fmt: skip
-    return {"width": int(w[0])}
-
-
-EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {
-    "uand": uand_error,
-    "embed": embedding_readout_error,
-    "circuit": circuit_emulation,
-    "width": superposed_width,
-}
-"""Experiments ``superposition sweep`` knows by name."""

@@ -42,10 +42,10 @@ from math import comb
 import numpy as np
 from tqdm import tqdm
 
-from ._validate import as_generator, check_int, check_real, check_sparsity
+from ._validate import as_generator, check_active, check_int, check_real, check_sparsity
+from .backend import blas_threads
 from .embedding import sample_sparse
-from .sweep import _blas_threads_here
-from .uand import _check_active, tuple_rank
+from .uand import tuple_rank
 
 MAX_OUTPUT_PARAMETERS = 2**26
 """Largest readout :math:`\\binom mn \\times d` :func:`train_uand` will allocate (64 Mi entries)."""
@@ -119,7 +119,7 @@ class TrainedUAnd:
 
     def preactivations(self, active: np.ndarray) -> np.ndarray:
         """:math:`Wx + b` for a batch of sparse inputs ``active`` ``(K, s')`` → ``(K, width)``."""
-        active = _check_active(active, self.n_features)
+        active = check_active(active, self.n_features)
         return _preact(self.W, self.b, active)
 
     def activations(self, active: np.ndarray) -> np.ndarray:
@@ -338,7 +338,7 @@ def train_uand(
     decay = (final_lr / lr) ** (1.0 / max(steps - 1, 1))
     losses = np.empty(steps)
     bar = tqdm(range(steps), disable=None if progress is None else not progress, unit="step")
-    with _blas_threads_here():  # small products: one thread is faster, and the bits are fixed
+    with blas_threads(1):  # small products: one thread is faster, and the bits are fixed
         for t in bar:
             active = sample_sparse(m, s, bsz, seed=data_rng)
             cols = None

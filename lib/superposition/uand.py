@@ -48,6 +48,7 @@ from tqdm import tqdm
 from . import theory
 from ._validate import (
     as_generator,
+    check_active,
     check_choice,
     check_int,
     check_probability,
@@ -190,7 +191,7 @@ class UAnd:
         -------
         h : float64 array, shape ``(K, width)``
         """
-        x = _indicator(_check_active(active, self.n_features), self.n_features)
+        x = _indicator(check_active(active, self.n_features), self.n_features)
         h = x @ self.W.T
         h = h.toarray() if sps.issparse(h) else np.asarray(h)
         return h + self.bias
@@ -533,7 +534,7 @@ def touched_counts(net: UAnd, active: np.ndarray) -> TouchedCounts:
     """The :class:`TouchedCounts` of one input ``active`` (``(s,)`` distinct indices) on ``net``."""
     if net.weights != "bernoulli" or net.arity != 2:
         raise ValueError("touched_counts needs weights='bernoulli' and arity=2")
-    act = _check_active(np.asarray(active).reshape(1, -1), net.n_features)[0]
+    act = check_active(np.asarray(active).reshape(1, -1), net.n_features)[0]
     s, m = act.size, net.n_features
     if s > 16:
         raise ValueError(f"active must have at most 16 features, got {s}")
@@ -937,7 +938,7 @@ def evaluate_uand(
     """
     readout = net.readout if readout is None else readout
     check_choice("method", method, METHODS)
-    active = _check_active(active, net.n_features)
+    active = check_active(active, net.n_features)
     if tile is not None:
         check_int("tile", tile, low=1)
     if bins is not None:
@@ -1369,20 +1370,6 @@ def _indicator(active: np.ndarray, m: int) -> sps.csr_array:
         ),
         shape=(k, m),
     )
-
-
-def _check_active(active: np.ndarray, m: int) -> np.ndarray:
-    active = np.asarray(active)
-    if active.ndim != 2 or not (np.issubdtype(active.dtype, np.integer) or active.size == 0):
-        raise ValueError(
-            f"active must be an integer array of shape (n_inputs, s), got {active.dtype} {active.shape}"
-        )
-    active = active.astype(np.int64)
-    if active.size and (active.min() < 0 or active.max() >= m):
-        raise ValueError(f"active feature indices must be in [0, {m - 1}]")
-    if active.shape[1] > 1 and (np.diff(np.sort(active, axis=1), axis=1) == 0).any():
-        raise ValueError("active features must be distinct within each input")
-    return np.sort(active, axis=1)
 
 
 def _disable(progress: bool | None) -> bool | None:

@@ -1,0 +1,166 @@
+"""Experiments known by name: the functions ``superposition sweep`` runs (:data:`EXPERIMENTS`).
+
+An experiment takes named parameters and ``seed`` and returns a JSON-serialisable mapping of
+metrics; it must be deterministic given its arguments. ``"uand"`` (:func:`uand_error`),
+``"embed"`` (:func:`embedding_readout_error`), ``"circuit"`` (:func:`circuit_emulation`) and
+``"width"`` (:func:`superposed_width`). :func:`register_experiment` adds one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import embedding as E
+from ._validate import check_int
+from .circuits import DEFAULT_GATES, compile_circuit, emulate, random_circuit
+from .superposed import seed_widths
+from .theory import coherence_scale, readout_error_scale
+from .uand import build_uand, evaluate_uand
+
+__all__ = [
+    "EXPERIMENTS",
+    "circuit_emulation",
+    "embedding_readout_error",
+    "register_experiment",
+    "superposed_width",
+    "uand_error",
+]
+
+
+def uand_error(
+    n_features: int,
+    width: int,
+    sparsity: int,
+    *,
+    weights: str = "bernoulli",
+    arity: int = 2,
+    p: float | str | None = None,
+    n_inputs: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Exact errors of all ANDs of a random U-AND layer on ``n_inputs`` random inputs.
+
+    The same numbers as ``superposition uand ... --seed SEED``: network and inputs from
+    ``SeedSequence(seed).spawn(2)``. Metrics: :meth:`~superposition.UAndErrors.summary` and
+    ``p``.
+    """
+    net_seed, input_seed = np.random.SeedSequence(check_int("seed", seed, low=0)).spawn(2)
+    net = build_uand(n_features, width, sparsity, weights=weights, arity=arity, p=p, seed=net_seed)
+    active = E.sample_sparse(n_features, sparsity, n_inputs, seed=input_seed)
+    return {"p": net.p, **evaluate_uand(net, active).summary()}
+
+
+def embedding_readout_error(
+    n_features: int,
+    embed_dim: int,
+    sparsity: int = 3,
+    *,
+    kind: str = "gaussian",
+    n_inputs: int = 1000,
+    coherence: bool = False,
+    seed: int = 0,
+) -> dict[str, Any]:
+    r"""Worst and mean readout error :math:`\max_k|(\Phi^\top\Phi x)_k - x_k|` of a random embedding.
+
+    The same numbers as ``superposition embed ... --seed SEED`` (embedding seed ``seed``,
+    inputs ``seed + 1``), with the theory's scales; the mutual coherence only if asked
+    (:math:`O(m^2 d_0)`).
+    """
+    seed = check_int("seed", seed, low=0)
+    emb = E.Embedding(n_features, embed_dim, kind=kind, seed=seed)
+    err = E.readout_errors(emb, E.sample_sparse(n_features, sparsity, n_inputs, seed=seed + 1))
+    out = {
+        "max_readout_error": float(err.max()),
+        "mean_readout_error": float(err.mean()),
+        "readout_error_scale": readout_error_scale(sparsity, embed_dim),
+        "coherence_scale": coherence_scale(n_features, embed_dim),
+    }
+    if coherence:
+        out["coherence"] = E.coherence(emb)
+    return out
+
+
+def circuit_emulation(
+    n_features: int,
+    width: int,
+    sparsity: int,
+    depth: int,
+    *,
+    neurons: int | None = None,
+    gates: Sequence[str] | None = None,
+    neuron_wiring: str = "targeted",
+    kind: str = "gaussian",
+    n_inputs: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A random sparse circuit emulated by MLP layers in superposition, compared layer by layer.
+
+    The same numbers as ``superposition circuit ... --seed SEED`` (circuit, compiled network
+    and inputs from ``SeedSequence(seed).spawn(3)``). Metrics: the final layer's figures at the
+    top level, every layer's under ``layers``.
+    """
+    circuit_ss, compile_ss, input_ss = np.random.SeedSequence(check_int("seed", seed, low=0)).spawn(
+        3
+    )
+    gate_set = tuple(DEFAULT_GATES if gates is None else gates)
+    circuit = random_circuit(n_features, depth, gate_set, seed=circuit_ss)
+    compiled = compile_circuit(
+        circuit, width, neurons=neurons, neuron_wiring=neuron_wiring, kind=kind, seed=compile_ss
+    )
+    x = E.to_dense(E.sample_sparse(n_features, sparsity, n_inputs, seed=input_ss), n_features)
+    report = emulate(compiled, x.astype(bool)).to_dict()
+    return {"neurons": compiled.neurons, **report["final"], "layers": report["layers"]}
+
+
+def superposed_width(
+    n_features: int,
+    sparsity: int,
+    target_error: float,
+    *,
+    weights: str = "bernoulli",
+    embed_dim: int | str | None = "tied",
+    n_inputs: int = 16,
+    high: int = 2**15,
+    resolution: float = 0.05,
+    p: float | str | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One seed's minimal width for U-AND on superposed inputs (one point of a width sweep).
+
+    The smallest width at which the network of seed ``seed`` keeps every output of its
+    ``n_inputs`` sampled inputs within ``target_error``, searched from width 16 up to ``high``
+    (:func:`superposition.superposed.seed_widths` with one seed). Metric ``width``:
+    ``high + 1`` when no width up to ``high`` passed.
+    """
+    w = seed_widths(
+        n_features, sparsity, target_error, weights=weights, embed_dim=embed_dim,
+        seeds=[check_int("seed", seed, low=0)], n_inputs=n_inputs, low=16, high=high,
+        resolution=resolution, p=p,
+    )  # fmt: skip
+    return {"width": int(w[0])}
+
+
+EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {
+    "uand": uand_error,
+    "embed": embedding_readout_error,
+    "circuit": circuit_emulation,
+    "width": superposed_width,
+}
+"""Experiments ``superposition sweep`` knows by name."""
+
+
+def register_experiment(
+    name: str, fn: Callable[..., dict[str, Any]]
+) -> Callable[..., dict[str, Any]]:
+    """Add ``fn`` to :data:`EXPERIMENTS` under ``name`` (so configs can name it); returns ``fn``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    if not callable(fn):
+        raise ValueError(f"fn must be callable, got {type(fn).__name__}")
+    if name in EXPERIMENTS and EXPERIMENTS[name] is not fn:
+        raise ValueError(f"an experiment named {name!r} is already registered")
+    EXPERIMENTS[name] = fn
+    return fn

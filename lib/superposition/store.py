@@ -1,0 +1,258 @@
+"""The results store: one atomically written, checksummed JSON file per point of a sweep.
+
+One JSON file per point, ``<key>.json``, where the key is the SHA-256 of the function's
+qualified name, the parameters, the seed and the library version (:func:`result_key`).
+Files are written atomically (a temporary file in the same directory, ``fsync``, then
+``os.replace``), so an interrupted sweep (Ctrl-C, ``kill -9``, a lost worker) loses only the
+points in flight and the next run resumes where it stopped. Each record carries a SHA-256
+checksum of its own canonical JSON; a file that does not parse, fails its checksum or does
+not belong under its name (truncated, corrupted, copied) is recomputed, never read as a
+result. A new library version (or any change to its source) gives new keys: old results are
+not reused (:meth:`Store.prune` removes them).
+
+Where the store lives: ``$SUPERPOSITION_STORE`` if set, else ``_build/sweeps`` under the
+current directory (:func:`default_store`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+
+__all__ = [
+    "FORMAT",
+    "STORE_ENV",
+    "Store",
+    "canonical_json",
+    "default_store",
+    "function_name",
+    "library_version",
+    "normalize",
+    "point_key",
+    "result_key",
+]
+
+FORMAT = 1
+"""Version of the on-disk record layout."""
+STORE_ENV = "SUPERPOSITION_STORE"
+"""Environment variable naming the default results store."""
+
+
+def default_store() -> Path:
+    """``$SUPERPOSITION_STORE``, or ``_build/sweeps`` under the current directory."""
+    env = os.environ.get(STORE_ENV, "").strip()
+    return Path(env) if env else Path("_build") / "sweeps"
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def canonical_json(obj: Any) -> str:
+    """Sorted, compact JSON: the one serialisation keys and checksums are computed from."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_jsonable)
+
+
+def normalize(obj: Any, name: str) -> Any:
+    """``obj`` after a JSON round trip (tuples become lists); a ``ValueError`` naming ``name``
+    if it is not JSON-serialisable."""
+    try:
+        return json.loads(canonical_json(obj))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be JSON-serialisable: {exc}") from None
+
+
+def point_key(point: Mapping[str, Any]) -> str:
+    """A canonical string for a grid point (sorted JSON)."""
+    return canonical_json(dict(point))
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of ``fn``: the function's part of a result key."""
+    target = fn.func if hasattr(fn, "func") and hasattr(fn, "keywords") else fn  # partial
+    module = getattr(target, "__module__", None) or type(target).__module__
+    qual = getattr(target, "__qualname__", None) or type(target).__qualname__
+    name = f"{module}.{qual}"
+    if target is not fn:
+        name += canonical_json({"args": list(fn.args), "keywords": fn.keywords})
+    return name
+
+
+def library_version() -> str:
+    """The library's version and a digest of its source, ``"0.1.0+src.<12 hex>"``.
+
+    Part of every result key, so a change to any module of the package (not only a release)
+    starts fresh results instead of reusing ones an older code computed; workers whose code
+    differs are refused.
+    """
+    return f"{__version__}+src.{_source_digest()}"
+
+
+@functools.cache
+def _source_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def result_key(function: str, params: Mapping[str, Any], seed: int | None, version: str) -> str:
+    """SHA-256 (hex) of ``(function, params, seed, version)``: the name of a point's file."""
+    blob = canonical_json(
+        {"function": function, "params": dict(params), "seed": seed, "version": version}
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _checksum(record: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    return "sha256:" + hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+class Store:
+    """A directory of results, one JSON file per point, named ``<key>.json``.
+
+    Parameters
+    ----------
+    root : path
+        The directory (created if missing). Temporary files left by processes of this host that
+        no longer run (a sweep killed mid-write) are removed when a store is opened.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(
+                f"store must be a directory (one file per point), but {str(self.root)!r} is a file"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temporaries()
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def keys(self) -> list[str]:
+        """Keys of the result files present (valid or not), sorted."""
+        return sorted(p.stem for p in self.root.glob("*.json"))
+
+    def read(self, key: str) -> tuple[str, dict[str, Any] | None]:
+        """``("ok", record)``, ``("missing", None)`` or ``("corrupt", None)``.
+
+        A record is ``"ok"`` only if the file parses, has this layout :data:`FORMAT`, its
+        checksum matches, and its ``key`` is both its file name and the hash of its own
+        function, parameters, seed and version.
+        """
+        try:
+            text = self.path(key).read_text()
+        except FileNotFoundError:
+            return "missing", None
+        except (OSError, UnicodeDecodeError):
+            return "corrupt", None
+        try:
+            rec = json.loads(text)
+        except ValueError:
+            return "corrupt", None
+        ok = (
+            isinstance(rec, dict)
+            and rec.get("format") == FORMAT
+            and rec.get("key") == key
+            and isinstance(rec.get("checksum"), str)
+            and rec["checksum"] == _checksum(rec)
+            and isinstance(rec.get("params"), dict)
+            and isinstance(rec.get("metrics"), dict)
+            and isinstance(rec.get("function"), str)
+            and isinstance(rec.get("version"), str)
+            and result_key(rec["function"], rec["params"], rec.get("seed"), rec["version"]) == key
+        )
+        return ("ok", rec) if ok else ("corrupt", None)
+
+    def write(self, record: Mapping[str, Any]) -> Path:
+        """Write one record atomically: temporary file, ``fsync``, ``os.replace``."""
+        rec = {**record, "format": FORMAT}
+        rec.pop("checksum", None)
+        rec["checksum"] = _checksum(rec)
+        final = self.path(rec["key"])
+        fd, tmp = tempfile.mkstemp(
+            dir=self.root, prefix=f".{rec['key']}.{os.getpid()}.{_host()}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(canonical_json(rec))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.root)
+        return final
+
+    def prune(self, keep_version: str | None = None) -> int:
+        """Delete the records of other library versions (and unreadable files); returns how many.
+
+        Parameters
+        ----------
+        keep_version : str, optional
+            The version whose records stay (default: :func:`library_version`, this code's).
+        """
+        keep = library_version() if keep_version is None else str(keep_version)
+        removed = 0
+        for key in self.keys():
+            status, rec = self.read(key)
+            if status != "ok" or rec is None or rec["version"] != keep:
+                self.path(key).unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _remove_stale_temporaries(self) -> None:
+        for tmp in self.root.glob(".*.tmp"):
+            parts = tmp.name[1:].split(".")
+            if len(parts) < 4 or not parts[1].isdigit():
+                continue
+            pid, host = int(parts[1]), ".".join(parts[2:-2])
+            if host == _host() and not _alive(pid):
+                tmp.unlink(missing_ok=True)
+
+
+def _host() -> str:
+    return socket.gethostname().replace("/", "_")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

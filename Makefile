@@ -15,11 +15,12 @@ STAMP  := $(VENV)/.installed
 
 # Chapters are MyST notebooks, executed in this order ("about" last: it reports on the others).
 CHAPTERS := background uand uand_superposed circuits correction interpretability about
-PAGES    := intro references glossary
+PAGES    := intro.md references.md glossary.md api.rst
+TOOLS    := dedupe_scripts.py api_reference.py
 LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
 BOOKCFG  := _config.yml _toc.yml references.bib
 
-.PHONY: all book test lint format bench clean clean-sweeps distclean venv unit chapters-ci book-ci site-test help
+.PHONY: all book test lint format bench clean clean-sweeps distclean venv lock unit chapters-ci book-ci site-test help
 
 all: book
 
@@ -28,12 +29,26 @@ help:
 
 # ---------------------------------------------------------------- environment
 venv: $(STAMP)
+# exactly the hashed lock, then the project itself (built with the locked setuptools)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+# requirements.lock from the groups declared in pyproject.toml, with hashes. Versions already
+# pinned in the lock are kept (the book's numbers must not drift); to move them:
+#   make lock LOCK_ARGS=--upgrade   or   make lock LOCK_ARGS="--upgrade-package numpy"
+LOCK_EXTRAS := book test dask
+LOCK_TOOL   := _build/lock-venv
+UV_VERSION  := 0.13.8
+lock:
+	@test -x $(LOCK_TOOL)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOL) && \
+	  $(LOCK_TOOL)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"; }
+	$(LOCK_TOOL)/bin/uv pip compile pyproject.toml $(addprefix --extra ,$(LOCK_EXTRAS)) \
+	  --generate-hashes --python $(PYTHON) --custom-compile-command "make lock" \
+	  --output-file requirements.lock --quiet $(LOCK_ARGS)
 
 # ---------------------------------------------------------------- chapters
 # $(1): scale (paper | ci); the executed notebooks land in _build/$(1)/src/book/.
@@ -47,15 +62,15 @@ $(eval $(call chapter_rules,paper))
 $(eval $(call chapter_rules,ci))
 
 # "about" reports on every other executed chapter, so it runs after them
-_build/paper/src/book/about.ipynb: $(patsubst %,_build/paper/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
-_build/ci/src/book/about.ipynb: $(patsubst %,_build/ci/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+_build/paper/src/book/about.ipynb: _toc.yml $(patsubst %,_build/paper/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+_build/ci/src/book/about.ipynb: _toc.yml $(patsubst %,_build/ci/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
 
 # the non-notebook pages and the book configuration, copied beside the executed notebooks
-_build/%/src/.pages: $(BOOKCFG) tools/dedupe_scripts.py $(patsubst %,book/%.md,$(PAGES))
+_build/%/src/.pages: $(BOOKCFG) $(addprefix tools/,$(TOOLS)) $(addprefix book/,$(PAGES))
 	@mkdir -p $(@D)/book
 	cp $(BOOKCFG) $(@D)/
-	mkdir -p $(@D)/tools && cp tools/dedupe_scripts.py $(@D)/tools/
-	cp $(patsubst %,book/%.md,$(PAGES)) $(@D)/book/
+	mkdir -p $(@D)/tools && cp $(addprefix tools/,$(TOOLS)) $(@D)/tools/
+	cp $(addprefix book/,$(PAGES)) $(@D)/book/
 	@touch $@
 
 JB_FLAGS := -W -n --keep-going --builder html

@@ -78,7 +78,8 @@ def _mini_book(tmp_path: Path, notebook: nbformat.NotebookNode) -> Path:
     for name in ("_config.yml", "references.bib"):
         shutil.copy(ROOT / name, book / name)
     (book / "tools").mkdir()
-    shutil.copy(ROOT / "tools" / "dedupe_scripts.py", book / "tools")
+    for tool in ("dedupe_scripts.py", "api_reference.py"):
+        shutil.copy(ROOT / "tools" / tool, book / "tools")
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/page\n")
     nbformat.write(notebook, book / "book" / "page.ipynb")
     return book

@@ -7,7 +7,9 @@ console error. When ``CI`` is set, a missing Chromium or site is a failure, neve
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -135,14 +137,50 @@ def test_background_page_content(site: Path, browser) -> None:
 
 
 def test_about_page_reports_every_chapter(site: Path, browser) -> None:
-    """ "About this build" lists each executed chapter with its execution time."""
+    """ "About this build" lists each executed chapter in book order, the commit and the machine."""
     tab = browser.new_page()
     tab.goto((site / "book" / "about.html").as_uri(), wait_until="load")
+    rows = tab.eval_on_selector_all(
+        "article table tr td:first-child", "tds => tds.map(t => t.innerText)"
+    )
     text = tab.inner_text("article")
-    root = Path(__file__).resolve().parents[1]
-    for page in _toc_pages():
-        name = page.split("/")[-1]
-        executed = "kernelspec:" in (root / f"{page}.md").read_text()  # a notebook chapter
-        if executed and name != "about":
-            assert name in text, f"{name} missing from the execution table"
     tab.close()
+    root = Path(__file__).resolve().parents[1]
+    chapters = [  # the notebook chapters (not the static pages), in book order
+        p.split("/")[-1]
+        for p in _toc_pages()
+        if p.split("/")[-1] != "about"
+        and (root / f"{p}.md").exists()
+        and "kernelspec:" in (root / f"{p}.md").read_text()
+    ]
+    executed = [r for r in rows if r in chapters]
+    assert executed == [c for c in chapters if c in executed], "chapters out of book order"
+    for name in chapters:
+        assert name in executed, f"{name} missing from the execution table"
+    assert re.search(r"Built from commit [0-9a-f]{40}", text) or "not a git checkout" in text
+    assert re.search(r"\d+ cores, \d+\.\d GiB of memory", text), "no machine description"
+    assert re.search(r"executed in \d+ s in all, \d+ s of wall-clock time", text)
+
+
+def test_downloads_resolve(site: Path, browser) -> None:
+    """Every {download} link of the ground-truth section points at a non-empty file of the site,
+    and the SHA-256 the page prints is that of the file behind the link."""
+    page = site / "book" / "interpretability.html"
+    tab = browser.new_page()
+    tab.goto(page.as_uri(), wait_until="load")
+    hrefs = tab.eval_on_selector_all("a.download", "as => as.map(a => a.getAttribute('href'))")
+    text = tab.inner_text("article")
+    tab.close()
+    names = sorted(Path(h).name for h in hrefs)
+    kinds = ("uand", "superposed", "circuit", "deep", "trained")
+    assert names == sorted(f"{k}.{ext}" for k in kinds for ext in ("json", "safetensors"))
+    total = 0
+    for href in hrefs:
+        target = (page.parent / href).resolve()
+        assert target.is_file() and target.stat().st_size > 0, href
+        assert site in target.parents, f"{href} points outside the site"
+        total += target.stat().st_size
+        if target.suffix == ".safetensors":
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+            assert digest in text, f"the page does not print the SHA-256 of {target.name}"
+    assert total < 8 * 2**20, f"downloads total {total / 2**20:.1f} MiB"

@@ -14,14 +14,18 @@ from .circuits import (
     emulate,
     random_circuit,
 )
-from .cli import add_renamed, nonneg_int, positive_int
+from .cli import add_renamed, nonneg_int, positive_int, require_memory
 from .embedding import EMBEDDING_KINDS, sample_sparse, to_dense
+from .memory import circuit_bytes
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "circuit",
         help="per-layer readout error of a random sparse circuit emulated by MLP layers in superposition",
+        description="Draw a random sparse boolean circuit of width m and depth L, compile every "
+        "layer to one MLP layer acting on the residual stream in superposition (d dimensions), "
+        "and report the readout error and bit accuracy after each layer on K random inputs.",
     )
     p.add_argument(
         "--features", type=positive_int, required=True, help="circuit width m (features per layer)"
@@ -53,7 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_renamed(
         p, "--samples", "--inputs", type=positive_int, default=1000, help="random s-sparse inputs K"
     )
-    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument(
+        "--seed",
+        type=nonneg_int,
+        default=0,
+        help="seed of every random draw (same seed, same bits)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -64,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"features must be >= 2, got {m}")
     if args.sparsity > m:
         raise ValueError(f"sparsity must be between 1 and features={m}, got {args.sparsity}")
+    require_memory(
+        circuit_bytes(m, args.embed_dim, args.depth, args.samples, neurons=args.neurons),
+        f"circuit with {m} features, embed_dim {args.embed_dim} and depth {args.depth}",
+    )
     gates = tuple(g.strip() for g in args.gates.split(",") if g.strip())
     circuit_ss, compile_ss, input_ss = np.random.SeedSequence(args.seed).spawn(3)
     circuit = random_circuit(m, args.depth, gates, seed=circuit_ss)

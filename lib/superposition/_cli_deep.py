@@ -6,9 +6,10 @@ import argparse
 import json
 import math
 
-from .cli import add_renamed, nonneg_int, positive_int
+from .cli import add_renamed, nonneg_int, positive_int, require_memory
 from .deep import DESIGNS, deep_network, run_deep
 from .embedding import sample_sparse, to_dense
+from .memory import deep_bytes
 
 
 def add_design_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "deep",
         help="per-layer readout error and bit accuracy of a deep random circuit, gate layers "
         "alternating with error-correction layers",
+        description="Draw a random sparse circuit of width m and depth L that stays s-sparse, "
+        "emulate it with gate layers of U-AND neurons alternating with error-correction layers "
+        "(depth 2L), and report the readout error and bit accuracy layer by layer on K random "
+        "inputs; --no-correction runs the same circuit, weights and inputs without correction.",
     )
     p.add_argument(
         "--features", type=positive_int, required=True, help="circuit width m (features per layer)"
@@ -68,7 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="print every k-th layer (default: all layers up to L = 100, else about 100 rows)",
     )
-    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument(
+        "--seed",
+        type=nonneg_int,
+        default=0,
+        help="seed of the circuit and the weights; the inputs use seed + 1",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -83,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"features must be >= 2, got {m}")
     if args.sparsity > m:
         raise ValueError(f"sparsity must be between 1 and features={m}, got {args.sparsity}")
+    require_memory(
+        deep_bytes(m, args.embed_dim, args.depth, args.samples, gate_neurons=args.gate_neurons),
+        f"deep with {m} features, embed_dim {args.embed_dim} and depth {args.depth}",
+    )
     every = args.every if args.every is not None else max(1, args.depth // 100)
     net = deep_network(
         m,

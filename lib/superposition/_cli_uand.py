@@ -12,10 +12,16 @@ import json
 
 import numpy as np
 
-from .cli import add_renamed, nonneg_int, positive_int
+from .cli import add_renamed, nonneg_int, positive_int, require_memory
 from .embedding import sample_sparse
-from .superposed import build_superposed_uand, evaluate_superposed, output_embedding_errors
-from .uand import WEIGHTS, build_uand, evaluate_uand
+from .memory import superposed_bytes, uand_bytes
+from .superposed import (
+    build_superposed_uand,
+    evaluate_superposed,
+    output_embedding_errors,
+    superposed_p,
+)
+from .uand import WEIGHTS, build_uand, connection_probability, evaluate_uand
 
 PROGRESS_OUTPUTS = 10**8
 """Show a progress bar (on a terminal) once inputs × outputs reach this many."""
@@ -47,8 +53,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=positive_int, required=True, help="number of features m")
     add_renamed(p, "--neurons", "--width", type=positive_int, required=True, help="neurons d")
     p.add_argument("--sparsity", type=positive_int, required=True, help="active features s")
-    p.add_argument("--arity", type=positive_int, default=2, help="inputs per AND n (default 2)")
-    p.add_argument("--weights", choices=WEIGHTS, default="bernoulli")
+    p.add_argument("--arity", type=positive_int, default=2, help="inputs per AND n")
+    p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        default="bernoulli",
+        help="first-layer weights: Bernoulli(p) (Theorem 1) or sign-symmetric (Theorem 3)",
+    )
     p.add_argument(
         "--p",
         type=p_value,
@@ -64,12 +75,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="read the inputs from superposition in D0 dimensions (default: basis-aligned)",
     )
     add_renamed(p, "--samples", "--inputs", type=positive_int, default=100, help="random inputs K")
-    p.add_argument("--seed", type=nonneg_int, default=0)
+    p.add_argument(
+        "--seed",
+        type=nonneg_int,
+        default=0,
+        help="seed of every random draw (same seed, same bits)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
 
+def estimate_bytes(args: argparse.Namespace) -> float:
+    """Peak memory of this command (:mod:`superposition.memory`), before anything is built."""
+    m, d, s, n = args.features, args.neurons, args.sparsity, args.arity
+    p = 1.0
+    if args.weights == "bernoulli":
+        if args.embed_dim is not None and args.p in (None, "superposed") and n == 2 and m >= 2:
+            p = superposed_p(m, d, s, args.embed_dim)
+        else:
+            rule = "balanced" if args.embed_dim is not None and args.p is None else args.p
+            p = connection_probability(rule, m, d, s, n)
+    if args.embed_dim is None:
+        return uand_bytes(m, d, args.samples, weights=args.weights, p=p, arity=n)
+    return superposed_bytes(m, d, args.embed_dim, args.samples, weights=args.weights, p=p, arity=n)
+
+
 def run(args: argparse.Namespace) -> int:
+    require_memory(
+        estimate_bytes(args), f"uand with {args.features} features and {args.neurons} neurons"
+    )
     net_seed, input_seed = np.random.SeedSequence(args.seed).spawn(2)
     extra: dict[str, object] = {}
     if args.embed_dim is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import add_renamed, positive_int
+from .cli import add_renamed, positive_int, require_memory
+from .memory import width_search_bytes
 from .superposed import EMBED_TIED, minimal_width
 from .uand import WEIGHTS
 
@@ -40,14 +41,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "width",
         help="minimal width d* of a U-AND layer reading its inputs from superposition",
-        description="Smallest width d at which at least 90%% of seeds give a U-AND layer whose "
+        description="Smallest width d at which at least 90% of seeds give a U-AND layer whose "
         "worst error over all C(m, 2) ANDs of K random inputs is <= E, found by bracketing "
         "and bisection on a log grid.",
     )
     p.add_argument("--features", type=positive_int, required=True, help="number of features m")
     p.add_argument("--sparsity", type=positive_int, required=True, help="active features s")
     p.add_argument("--target-error", type=positive_real, required=True, help="target max error E")
-    p.add_argument("--weights", choices=WEIGHTS, default="bernoulli")
+    p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        default="bernoulli",
+        help="first-layer weights: Bernoulli(p) or sign-symmetric",
+    )
     p.add_argument(
         "--embed-dim",
         type=embed_dim_value,
@@ -70,6 +76,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    d0 = args.low if args.embed_dim == EMBED_TIED else args.embed_dim
+    require_memory(
+        width_search_bytes(args.features, args.low, d0, args.samples),
+        f"width with {args.features} features (first trial at width {args.low})",
+    )
     res = minimal_width(
         args.features,
         args.sparsity,

@@ -2,20 +2,63 @@
 
 Each sub-command lives in a private module ``superposition._cli_<name>`` that defines
 ``add_parser(subparsers)``; the parser it adds sets ``run=<function(args) -> int>``.
-Bad arguments (argparse's or a library ``ValueError``) print one line and exit with code 2.
+Bad arguments (argparse's or a library ``ValueError``) print one line and exit with code 2;
+so does a request whose estimated memory exceeds what the machine has available
+(:mod:`superposition.memory`, checked before anything is allocated) and an output path that
+cannot be written. A closed standard output (``superposition … | head``) ends the command
+quietly with exit code 141, like a Unix tool killed by ``SIGPIPE``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 COMMANDS = ("embed", "uand", "width", "circuit", "deep", "sweep", "export")
+EXIT_BROKEN_PIPE = 141
+"""Exit code when standard output is closed early: 128 + SIGPIPE, as a shell reports a Unix tool
+killed by the signal."""
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show ``(default: …)`` after an option's help, unless there is nothing to show.
+
+    No default is printed for required options, flags, ``None`` defaults (the help says what
+    happens then) or help texts that already name their default.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            action.required
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+            or isinstance(action, argparse._StoreTrueAction)
+            or "default" in text
+        ):
+            return text
+        return super()._get_help_string(action)
+
+
+class _RawDescriptionDefaultsFormatter(_DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """:class:`_DefaultsFormatter` that keeps the description's line breaks."""
 
 
 class _OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line, exit code 2."""
+    """An ``ArgumentParser`` whose errors are one line, exit code 2, and whose help shows defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        fmt = kwargs.get("formatter_class", argparse.HelpFormatter)
+        if fmt is argparse.RawDescriptionHelpFormatter:
+            kwargs["formatter_class"] = _RawDescriptionDefaultsFormatter
+        elif fmt is argparse.HelpFormatter:
+            kwargs["formatter_class"] = _DefaultsFormatter
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -29,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Constructions from 'Mathematical Models of Computation in Superposition'.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        parser_class=_OneLineParser,
+        help="`superposition COMMAND --help` describes each",
+    )
     sub.required = True
     for name in COMMANDS:
         try:
@@ -44,7 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        try:
+            args = parser.parse_args(argv)
+        finally:  # --help and --version print, then exit: their output must reach the pipe now
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_stdout()
     missing = [
         flag for dest, flag in getattr(args, "required_flags", ()) if getattr(args, dest) is None
     ]
@@ -56,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _closed_stdout()
     except ValueError as exc:
         print(f"superposition {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -108,6 +166,50 @@ def add_renamed(
     if required:
         flags = list(parser.get_default("required_flags") or [])
         parser.set_defaults(required_flags=[*flags, (dest, flag)])
+
+
+def _closed_stdout() -> int:
+    """The reader of standard output went away: stop quietly, as Unix tools do.
+
+    Standard output is pointed at ``os.devnull`` so that the interpreter's final flush of the
+    unwritable buffer raises nothing.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (e.g. captured)
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def require_memory(nbytes: float, what: str) -> None:
+    """Refuse (``ValueError``: one line, exit code 2) a request that would not fit in memory."""
+    from .memory import check_fits
+
+    check_fits(nbytes, what)
+
+
+def check_output_path(path: str, flag: str = "--out") -> None:
+    """``ValueError`` unless ``path`` can be written: its folder exists and is writable.
+
+    Checked before anything is built, so an impossible path costs nothing and leaves nothing.
+    """
+    target = Path(path)
+    parent = target.parent
+    if not parent.exists():
+        raise ValueError(f"{flag} {path}: the folder {parent} does not exist")
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path}: {parent} is not a folder")
+    if target.is_dir():
+        raise ValueError(f"{flag} {path}: is a folder, expected a file name")
+    try:  # a real probe: permission bits say nothing to root, or on a read-only file system
+        with tempfile.TemporaryFile(dir=parent, prefix=".superposition-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(
+            f"{flag} {path}: cannot write in the folder {parent} ({exc.strerror or exc})"
+        ) from None
 
 
 def positive_int(text: str) -> int:

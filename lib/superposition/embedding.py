@@ -29,6 +29,8 @@ BLOCK = 256
 """Features per seeded block of columns (part of the definition of an embedding's bits)."""
 READOUT_CHUNK = 32
 """Blocks per matrix product in :meth:`Embedding.readout` (bounds memory, not results)."""
+ERROR_CHUNK = 1 << 22
+"""Readout entries (inputs × features) :func:`readout_errors` holds at once (32 MiB of float64)."""
 CACHE_BYTES = 1 << 29
 """Memory an :class:`Embedding` may use to keep generated blocks (512 MiB)."""
 
@@ -306,19 +308,31 @@ def readout_errors(phi: Embedding | Any, active: Any) -> Any:
     Returns
     -------
     err : array ``(n_samples,)``, in the evaluation namespace
+        Computed for :data:`ERROR_CHUNK` elements of :math:`\hat x` at a time (groups of
+        inputs), so the memory does not grow with ``n_samples``.
     """
     m = _n(phi)
     active = check_active(active, m)
     if isinstance(phi, Embedding):
         xp = evaluation_namespace(active)
-        act = asarray(active, xp)
-        xhat = phi.readout(phi.embed(act))
+        mat = None
     else:
         xp = evaluation_namespace(phi, active)
-        mat, act = asarray(phi, xp), asarray(active, xp)
-        cols = xp.reshape(xp.take(mat, xp.reshape(act, (-1,)), axis=1), (mat.shape[0], *act.shape))
-        xhat = xp.matrix_transpose(xp.sum(cols, axis=2)) @ mat
-    return xp.max(xp.abs(xhat - indicator(act, m, xhat.dtype)), axis=1)
+        mat = asarray(phi, xp)
+    act_all = asarray(active, xp)
+    k = act_all.shape[0]
+    step = max(1, ERROR_CHUNK // max(m, 1))
+    parts = []
+    for k0 in range(0, k, step):
+        act = act_all[k0 : min(k0 + step, k), :]
+        if mat is None:
+            xhat = phi.readout(phi.embed(act))
+        else:
+            flat = xp.reshape(act, (-1,))
+            cols = xp.reshape(xp.take(mat, flat, axis=1), (mat.shape[0], *act.shape))
+            xhat = xp.matrix_transpose(xp.sum(cols, axis=2)) @ mat
+        parts.append(xp.max(xp.abs(xhat - indicator(act, m, xhat.dtype)), axis=1))
+    return parts[0] if len(parts) == 1 else xp.concat(parts)
 
 
 def indicator(active: Any, n_features: int, dtype: Any = None) -> Any:

@@ -4,6 +4,19 @@ Hänni, Mendel, Vaintrob and Chan (2024), arXiv:2408.05451.
 """
 
 from .backend import asarray, get_backend, gpu_available, namespace, to_numpy
+from .benchmark import (
+    DictionaryScore,
+    GroundTruth,
+    LayerSample,
+    contrast_directions,
+    feature_values,
+    ground_truth,
+    ground_truth_layers,
+    layer_activations,
+    load_dictionary,
+    sample_layer,
+    score_dictionary,
+)
 from .circuits import (
     Circuit,
     CircuitLayer,
@@ -41,6 +54,15 @@ from .deep import (
     deep_capacity,
     deep_network,
     run_deep,
+)
+from .dictionary import (
+    BaselineRun,
+    LearnedDictionary,
+    fit_probes,
+    learn_dictionary,
+    normalise_activations,
+    run_baseline,
+    train_sae,
 )
 from .embedding import (
     Embedding,
@@ -222,4 +244,22 @@ __all__ = [
     "threshold_sweep",
     "TrainedUAnd",
     "train_uand",
+    "DictionaryScore",
+    "GroundTruth",
+    "LayerSample",
+    "contrast_directions",
+    "feature_values",
+    "ground_truth",
+    "layer_activations",
+    "ground_truth_layers",
+    "load_dictionary",
+    "sample_layer",
+    "score_dictionary",
+    "BaselineRun",
+    "LearnedDictionary",
+    "fit_probes",
+    "learn_dictionary",
+    "normalise_activations",
+    "run_baseline",
+    "train_sae",
 ]

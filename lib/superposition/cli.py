@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("embed", "uand", "width", "circuit", "deep", "sweep", "export")
+COMMANDS = ("embed", "uand", "width", "circuit", "deep", "sweep", "export", "benchmark")
 
 
 class _OneLineParser(argparse.ArgumentParser):

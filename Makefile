@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Chapters are MyST notebooks, executed in this order ("about" last: it reports on the others).
-CHAPTERS := background uand uand_superposed circuits correction interpretability about
+CHAPTERS := background uand uand_superposed circuits correction interpretability dictionary about
 PAGES    := intro references
 LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
 BOOKCFG  := _config.yml _toc.yml references.bib

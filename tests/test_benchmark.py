@@ -428,6 +428,33 @@ def test_contrast_of_a_bernoulli_and_without_context_is_its_gamma(tmp_path) -> N
     assert set(np.unique(delta)) <= {0.0, 1.0}
 
 
+def test_contrast_truth_keeps_the_features(loaded) -> None:
+    net = loaded["superposed"]
+    truth = sp.ground_truth(net, "input")
+    alt = sp.contrast_truth(net, truth, n_contexts=2, seed=1)
+    np.testing.assert_allclose(alt.directions, truth.directions, atol=ROUNDING)
+    assert alt.names == truth.names and alt.missing == ()
+    hidden = sp.ground_truth(loaded["bernoulli"], "hidden")
+    alt = sp.contrast_truth(loaded["bernoulli"], hidden, n_contexts=8, seed=1)
+    assert alt.n_features + len(alt.missing) == comb(12, 2)
+    assert set(hidden.missing) <= set(alt.missing)
+
+
+def test_input_contrast_on_the_hidden_layer_of_a_bernoulli_layer(tmp_path) -> None:
+    """At s = 2 the context is one other input o: a(o,k) - a(o) = 1_Gamma(k,o), so the input
+    contrast on the hidden layer is the mean over contexts of the Gamma indicators of k."""
+    net = _export(sp.build_uand(6, 30, 2, seed=9), tmp_path / "u.safetensors")
+    inputs = sp.ground_truth(net, "input")
+    alt = sp.contrast_truth(net, inputs, layer="hidden", n_contexts=200, seed=0)
+    assert alt.layer == "hidden" and alt.dim == 30 and alt.feature_kind == "input"
+    W = np.asarray(net.tensors["layer.weight"])
+    for k, name in zip(alt.members[:, 0], alt.names, strict=True):
+        assert name == f"x[{k}]"
+        on = alt.directions[list(alt.names).index(name)] > 0
+        # only neurons wired to k (and to some other input) can light up
+        assert np.all(W[on, k] == 1) and np.all(W[on].sum(axis=1) >= 2)
+
+
 def test_contrast_is_for_uand_kinds(loaded) -> None:
     with pytest.raises(ValueError, match="contrast_directions applies"):
         sp.contrast_directions(loaded["deep"], sp.ground_truth(loaded["deep"], "gate.1"))

@@ -9,6 +9,7 @@ from .benchmark import (
     GroundTruth,
     LayerSample,
     contrast_directions,
+    contrast_truth,
     feature_values,
     ground_truth,
     ground_truth_layers,
@@ -62,6 +63,7 @@ from .dictionary import (
     learn_dictionary,
     normalise_activations,
     run_baseline,
+    run_baselines,
     train_sae,
 )
 from .embedding import (
@@ -248,6 +250,7 @@ __all__ = [
     "GroundTruth",
     "LayerSample",
     "contrast_directions",
+    "contrast_truth",
     "feature_values",
     "ground_truth",
     "layer_activations",
@@ -261,5 +264,6 @@ __all__ = [
     "learn_dictionary",
     "normalise_activations",
     "run_baseline",
+    "run_baselines",
     "train_sae",
 ]

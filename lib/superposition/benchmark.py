@@ -371,6 +371,7 @@ def contrast_directions(
     net: LoadedNetwork,
     truth: GroundTruth,
     *,
+    layer: str | None = None,
     n_contexts: int = 32,
     sparsity: int | None = None,
     seed: int = 0,
@@ -394,7 +395,11 @@ def contrast_directions(
     net : LoadedNetwork
         A U-AND kind.
     truth : GroundTruth
-        Of its ``"input"`` or ``"hidden"`` layer.
+        Of its ``"input"`` or ``"hidden"`` layer: the features (inputs or ANDs) contrasted.
+    layer : {"input", "hidden"}, optional
+        The layer whose activations are contrasted (default ``truth.layer``): the input features
+        contrasted on the ``"hidden"`` layer give the directions in which that layer writes its
+        stored inputs.
     n_contexts : int
         Contexts :math:`O` averaged per feature.
     sparsity : int, optional
@@ -403,22 +408,25 @@ def contrast_directions(
 
     Returns
     -------
-    float64 array, shape ``(n_features, dim)``
+    float64 array, shape ``(n_features, dim of layer)``
         Not normalised (a zero row: the feature adds nothing on these contexts).
     """
+    layer = truth.layer if layer is None else layer
     if net.kind not in _UAND or truth.feature_kind not in ("input", "and"):
         raise ValueError(
             f"contrast_directions applies to the input and hidden layers of U-AND kinds "
             f"({', '.join(_UAND)}), not to layer {truth.layer!r} of kind {net.kind!r}"
         )
+    _parse_layer(net, layer)
     c = _check_int("n_contexts", n_contexts, low=1)
     rng = np.random.default_rng(_check_int("seed", seed, low=0))
     m = _n_features(net)
+    dim = layer_activations(net, layer, np.zeros((1, m), dtype=np.int8)).shape[1]
     s = _sparsity(net, sparsity)
     members = truth.members
     t = members.shape[1]
     n_ctx = max(s - t, 0)
-    out = np.zeros((truth.n_features, truth.dim))
+    out = np.zeros((truth.n_features, dim))
     subsets = [sub for r in range(t + 1) for sub in combinations(range(t), r)]
     step = max(1, 4096 // (c * len(subsets)))
     for f0 in range(0, truth.n_features, step):
@@ -430,16 +438,49 @@ def contrast_directions(
         ctx = np.argsort(keys, axis=2)[:, :, :n_ctx]
         x0 = np.zeros((nb, c, m), dtype=np.int8)
         np.put_along_axis(x0, ctx, 1, axis=2)
-        acc = np.zeros((nb, c, truth.dim))
+        acc = np.zeros((nb, c, dim))
         for sub in subsets:
             x = x0.copy()
             for j in sub:
                 x[np.arange(nb), :, block[:, j]] = 1
             sign = (-1.0) ** (t - len(sub))
-            a = layer_activations(net, truth.layer, x.reshape(nb * c, m))
-            acc += sign * np.asarray(a, dtype=np.float64).reshape(nb, c, truth.dim)
+            a = layer_activations(net, layer, x.reshape(nb * c, m))
+            acc += sign * np.asarray(a, dtype=np.float64).reshape(nb, c, dim)
         out[f0 : f0 + nb] = acc.mean(axis=1)
     return out
+
+
+def contrast_truth(
+    net: LoadedNetwork,
+    truth: GroundTruth,
+    *,
+    layer: str | None = None,
+    n_contexts: int = 32,
+    sparsity: int | None = None,
+    seed: int = 0,
+) -> GroundTruth:
+    """The features of ``truth`` with their normalised :func:`contrast_directions` on ``layer``.
+
+    The write-direction ground truth of the same features (``layer`` defaults to
+    ``truth.layer``): score a dictionary against it to see whether a verdict depends on the
+    choice of direction, or pass ``layer="hidden"`` with the input features to ask whether a
+    hidden-layer dictionary found the stored inputs. Features whose contrast is zero on the
+    contexts drawn move to ``missing``.
+    """
+    layer = truth.layer if layer is None else layer
+    delta = contrast_directions(
+        net, truth, layer=layer, n_contexts=n_contexts, sparsity=sparsity, seed=seed
+    )
+    out = _truth_from_rows(layer, truth.feature_kind, delta, list(truth.names), truth.members)
+    return GroundTruth(
+        out.layer,
+        out.feature_kind,
+        out.directions,
+        out.names,
+        out.members,
+        truth.missing + out.missing,
+        out.dim,
+    )
 
 
 # ------------------------------------------------------------------ dictionaries and scores

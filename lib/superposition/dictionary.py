@@ -556,3 +556,34 @@ def run_baseline(
     score = bm.score_dictionary(learned.atoms, truth, usage=learned.usage)
     freq = bm.feature_values(net, truth, sample.inputs).mean(axis=0)
     return BaselineRun(str(network), layer, method, score, learned, freq, int(n_samples))
+
+
+def run_baselines(
+    jobs: list[dict[str, Any]], *, executor: str | None = None, workers: int | None = None
+) -> list[BaselineRun]:
+    """:func:`run_baseline` ``(**job)`` for every job, in order; in this process or a pool.
+
+    Parameters
+    ----------
+    jobs : list of dict
+        Keyword arguments of :func:`run_baseline`, one dict per run.
+    executor : {None, "local", "processes"}
+        ``None``/``"local"``: one after the other here; ``"processes"``: a pool of ``workers``
+        processes (:func:`superposition.open_executor`). Every run is seeded on its own, so the
+        results are the same bits either way.
+    workers : int, optional
+        Processes of the pool (default: all cores).
+
+    Returns
+    -------
+    list of BaselineRun
+    """
+    from .sweep import open_executor
+
+    if executor not in (None, "local", "processes"):
+        raise ValueError(f"executor must be None, 'local' or 'processes'; got {executor!r}")
+    with open_executor(executor, workers) as pool:
+        if pool is None:
+            return [run_baseline(**job) for job in jobs]
+        futures = [pool.submit(run_baseline, **job) for job in jobs]
+        return [f.result() for f in futures]

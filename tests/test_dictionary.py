@@ -143,3 +143,20 @@ def test_run_baseline_on_an_exported_network(tmp_path) -> None:
     assert sk.learned.n_atoms == 16 and sk.layer == "input"
     with pytest.raises(ValueError, match="method"):
         sp.run_baseline(path, "hidden", "pca")
+
+
+def test_run_baselines_pool_gives_the_same_bits(tmp_path) -> None:
+    path = tmp_path / "u.safetensors"
+    sp.export_network(sp.build_uand(8, 24, 3, seed=5), path)
+    jobs = [
+        dict(network=str(path), layer="hidden", method="sae", n_samples=200, l1=v, steps=30)
+        for v in (0.3, 1.0)
+    ]
+    here = sp.run_baselines(jobs)
+    pooled = sp.run_baselines(jobs, executor="processes", workers=2)
+    for a, b in zip(here, pooled, strict=True):
+        assert np.array_equal(a.learned.atoms, b.learned.atoms)
+        assert a.learned.config["l1"] == b.learned.config["l1"]
+    assert not np.array_equal(here[0].learned.atoms, here[1].learned.atoms)
+    with pytest.raises(ValueError, match="executor"):
+        sp.run_baselines(jobs, executor="dask")

@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Chapters are MyST notebooks, executed in this order ("about" last: it reports on the others).
-CHAPTERS := background uand uand_superposed circuits correction interpretability about
+CHAPTERS := background uand uand_superposed circuits correction interpretability dictionary about
 PAGES    := intro.md references.md glossary.md api.rst
 TOOLS    := dedupe_scripts.py api_reference.py
 LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')

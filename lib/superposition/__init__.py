@@ -21,6 +21,20 @@ cli
 
 from ._version import __version__ as __version__  # noqa: I001
 from .backend import asarray, backend_name, get_backend, gpu_available, namespace, to_numpy
+from .benchmark import (
+    DictionaryScore,
+    GroundTruth,
+    LayerSample,
+    contrast_directions,
+    contrast_truth,
+    feature_values,
+    ground_truth,
+    ground_truth_layers,
+    layer_activations,
+    load_dictionary,
+    sample_layer,
+    score_dictionary,
+)
 from .circuits import (
     Circuit,
     CircuitLayer,
@@ -52,6 +66,16 @@ from .correction import (
     reed_solomon_codes,
 )
 from .deep import DeepNetwork, DeepResult, DeepTrace, deep_capacity, deep_network, run_deep
+from .dictionary import (
+    BaselineRun,
+    LearnedDictionary,
+    fit_probes,
+    learn_dictionary,
+    normalise_activations,
+    run_baseline,
+    run_baselines,
+    train_sae,
+)
 from .embedding import (
     Embedding,
     coherence,

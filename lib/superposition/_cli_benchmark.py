@@ -28,10 +28,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "'superposition export': which stored features (inputs) and computed features (ANDs, "
         "circuit values) a set of learned directions recovers.",
     )
-    acts = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    acts = p.add_subparsers(
+        dest="action", metavar="ACTION", parser_class=type(p), help="what to do (see ACTION --help)"
+    )
     acts.required = True
 
-    ly = acts.add_parser("layers", help="list the layers with a ground truth and their features")
+    ly = acts.add_parser(
+        "layers",
+        help="list the layers with a ground truth and their features",
+        description="List the layers of an exported network whose features are known, with the "
+        "number and the kind of their true features.",
+    )
     ly.add_argument("network", help="NETWORK.safetensors (with its .json sidecar)")
     ly.add_argument("--json", action="store_true", help="print one JSON object")
     ly.set_defaults(run=_run_layers)
@@ -39,6 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ac = acts.add_parser(
         "activations",
         help="write a layer's activations on the network's own inputs (.npy) for an outside tool",
+        description="Draw inputs from the network's own distribution (s-sparse, uniform) and "
+        "write one layer's activations as a .npy file, to train an outside tool on.",
     )
     ac.add_argument("network", help="NETWORK.safetensors (with its .json sidecar)")
     _layer_argument(ac)
@@ -46,7 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ac.add_argument(
         "--sparsity", type=positive_int, default=None, help="active inputs (default: the sidecar's)"
     )
-    ac.add_argument("--seed", type=nonneg_int, default=0)
+    ac.add_argument(
+        "--seed", type=nonneg_int, default=0, help="seed of the inputs (same seed, same bits)"
+    )
     ac.add_argument("--out", required=True, help="ACTS.npy, shape (samples, dim)")
     ac.add_argument(
         "--inputs-out", default=None, help="also write the 0/1 inputs, (samples, n_features) int8"
@@ -54,7 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ac.add_argument("--json", action="store_true", help="print one JSON object")
     ac.set_defaults(run=_run_activations)
 
-    sc = acts.add_parser("score", help="score a dictionary (.npy or .safetensors, atoms as rows)")
+    sc = acts.add_parser(
+        "score",
+        help="score a dictionary (.npy or .safetensors, atoms as rows)",
+        description="Score a dictionary of learned directions against a layer's true features: "
+        "the best cosine of each feature, the fraction recovered, dead and duplicate atoms.",
+    )
     sc.add_argument("network", help="NETWORK.safetensors (with its .json sidecar)")
     sc.add_argument("dictionary", help="DICTIONARY.npy or .safetensors, shape (n_atoms, dim)")
     _layer_argument(sc)

@@ -4,8 +4,8 @@ The directive ``superposition-api`` writes, for each module of the library (in t
 ``MODULE_ORDER``, then any other module alphabetically), a section titled by the module's
 docstring, an autosummary table of the public names defined there and their autodoc entries,
 documented under their public path ``superposition.NAME``. Renaming or adding a public name
-changes the page with no edit to it. ``superposition.memory`` (a public module whose names are
-not re-exported) follows as its own section.
+changes the page with no edit to it. The public modules none of whose names are re-exported
+(``superposition.kernels``, ``superposition.memory``, …) follow, each as its own section.
 
 Cross-references in the docstrings often name an object by the module that defines it
 (``superposition.theory.paper_p``) or relative to it (``TILE_BYTES`` in ``superposition.uand``);
@@ -46,14 +46,17 @@ MODULE_ORDER = (
     "executors",
     "experiments",
     "backend",
+    "kernels",
+    "errors",
+    "vocabulary",
 )
-EXTRA_MODULES = ("memory",)  # public modules none of whose names are re-exported
+EXCLUDED = ("cli",)  # the command line has its own --help
 
 
 def _submodules(package: ModuleType) -> dict[str, ModuleType]:
     out = {}
     for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_") and info.name not in ("cli",):
+        if not info.name.startswith("_") and info.name not in EXCLUDED:
             out[info.name] = importlib.import_module(f"{package.__name__}.{info.name}")
     return out
 
@@ -154,7 +157,10 @@ class ApiDirective(SphinxDirective):
             if short == "other":
                 raise self.error(f"names of {PACKAGE}.__all__ defined in no module: {names}")
             lines += _module_section(short, names)
-        for short in EXTRA_MODULES:
+        # the public modules none of whose names are re-exported (kernels, memory, …)
+        covered = {short for short, _, _ in public_api()}
+        package = importlib.import_module(PACKAGE)
+        for short in sorted(set(_submodules(package)) - covered):
             lines += _module_section(short, [])
         node = nodes.section()
         node.document = self.state.document

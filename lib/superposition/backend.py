@@ -174,7 +174,7 @@ def blas_threads(threads: int = 1) -> Iterator[None]:
 
 
 def bincount(x: Any, minlength: int, weights: Any = None) -> Any:
-    r"""How often each value ``0 .. minlength - 1`` occurs in ``x``, or the sum of its ``weights``.
+    r"""How often each value of ``range(minlength)`` occurs in ``x``, or the sum of its ``weights``.
 
     A scatter-add, which the array API standard lacks.
 

@@ -196,7 +196,7 @@ class CorrectionArrays:
     Attributes
     ----------
     lo, hi : float
-        Clip thresholds of the clipped units (:func:`~superposition.clipped_unit`).
+        Clip thresholds of the clipped units (:func:`~superposition.correction.clipped_unit`).
     units : array ``(embed_dim, n_units)`` or None
         ``None``: the per-feature denoiser, :math:`a' = \sum_k g(\varphi_k\cdot a)\,\varphi_k`
         on the value layer's own embedding. Otherwise the code design's unit directions

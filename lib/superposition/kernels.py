@@ -349,7 +349,7 @@ def relu(h: Any) -> Any:
 
 
 def dense_columns(wiring: Wiring, c0: int, c1: int, dtype: Any = None) -> Any:
-    """Columns ``c0 .. c1 - 1`` of the wiring as a dense 0/1 matrix of shape ``(d, c1 - c0)``."""
+    """Columns ``c0`` to ``c1 - 1`` of the wiring as a dense 0/1 matrix of shape ``(d, c1 - c0)``."""
     xp = namespace(wiring.indptr)
     dtype = xp.float32 if dtype is None else dtype
     ptr = wiring.host_indptr

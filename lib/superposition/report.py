@@ -1,0 +1,130 @@
+"""Reporting measurements in the book: the one glue helper, Markdown tables, interval verdicts.
+
+Every chapter reports through these functions, so a number reaches the prose the same way
+everywhere: :func:`glue` stores a value for ``{glue:text}`` (NumPy scalars as plain numbers,
+figures closed once stored), :func:`markdown_table` builds a table from rows, and
+:func:`interval_verdict` turns a measured interval and the values it is compared with into a
+sentence, so no verdict is typed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["glue", "interval_verdict", "markdown_table", "table"]
+
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """Store ``value`` under ``name`` for the chapter's prose (``{glue:text}`name``` and friends).
+
+    NumPy scalars become plain Python numbers (their repr does not format); a Matplotlib figure
+    is closed once stored, so it is not drawn a second time at the end of the cell. Needs
+    ``myst_nb`` (the book's environment), imported here only.
+    """
+    from myst_nb import glue as _glue
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    _glue(name, value, display=display)
+    if type(value).__module__.startswith("matplotlib.figure"):
+        import matplotlib.pyplot as plt
+
+        plt.close(value)
+
+
+def markdown_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    formats: Sequence[str | Callable[[Any], str] | None] | None = None,
+    align: str | Sequence[str] | None = None,
+) -> str:
+    """A Markdown table.
+
+    Parameters
+    ----------
+    header : sequence of str
+        Column titles.
+    rows : sequence of sequences
+        One value per column each.
+    formats : sequence, optional
+        Per column: a format spec (``".3g"``), a function ``value -> str``, or ``None`` (``str``).
+        ``None`` values print as an em dash whatever the format.
+    align : str or sequence of str, optional
+        ``"l"``, ``"r"`` or ``"c"`` per column (one letter for all); default: numbers right,
+        text left.
+
+    Returns
+    -------
+    str
+    """
+    n = len(header)
+    if any(len(r) != n for r in rows):
+        raise ValueError(f"every row must have {n} values (one per header column)")
+    fmts = list(formats) if formats is not None else [None] * n
+    if len(fmts) != n:
+        raise ValueError(f"formats must have {n} entries, got {len(fmts)}")
+
+    def cell(v: Any, f: str | Callable[[Any], str] | None) -> str:
+        if v is None:
+            return "—"
+        if callable(f):
+            return f(v)
+        if f is not None:
+            return format(v.item() if isinstance(v, np.generic) else v, f)
+        return str(v)
+
+    body = [[cell(v, f) for v, f in zip(r, fmts, strict=True)] for r in rows]
+    if align is None:
+        numeric = [
+            bool(rows) and all(isinstance(r[j], (int, float, np.number)) for r in rows)
+            for j in range(n)
+        ]
+        marks = ["---:" if num else "---" for num in numeric]
+    else:
+        letters = [align] * n if isinstance(align, str) else list(align)
+        if len(letters) != n or any(a not in "lrc" for a in letters):
+            raise ValueError(f"align must be one of l, r, c per column ({n}), got {align!r}")
+        marks = [{"l": "---", "r": "---:", "c": ":---:"}[a] for a in letters]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], **kwargs: Any) -> Any:
+    """:func:`markdown_table` as an ``IPython.display.Markdown`` object (to show or glue)."""
+    from IPython.display import Markdown
+
+    return Markdown(markdown_table(header, rows, **kwargs))
+
+
+def interval_verdict(
+    interval: tuple[float, float],
+    anchors: Mapping[str, float],
+    *,
+    fmt: str = ".3g",
+) -> str:
+    """Which of the ``anchors`` an interval excludes, as a clause generated from the numbers.
+
+    Example: ``interval_verdict((0.49, 0.56), {"1/2": 0.5, "2/3": 2/3})`` gives
+    ``"[0.49, 0.56] contains 1/2 (0.5) and excludes 2/3 (0.667)"``.
+    """
+    lo, hi = (float(v) for v in interval)
+    if not lo <= hi:
+        raise ValueError(f"interval must be (low, high) with low <= high, got {interval!r}")
+    inside = [n for n, v in anchors.items() if lo <= v <= hi]
+    outside = [n for n, v in anchors.items() if not lo <= v <= hi]
+
+    def names(ns: list[str]) -> str:
+        parts = [f"{n} ({format(anchors[n], fmt)})" for n in ns]
+        return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+    text = f"[{format(lo, fmt)}, {format(hi, fmt)}]"
+    if inside and outside:
+        return f"{text} contains {names(inside)} and excludes {names(outside)}"
+    if inside:
+        return f"{text} contains {names(inside)}"
+    return f"{text} excludes {names(outside)}"

@@ -1,0 +1,48 @@
+"""Tests for superposition.report: Markdown tables and generated interval verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from superposition.report import interval_verdict, markdown_table
+
+
+def test_markdown_table_formats_and_aligns() -> None:
+    text = markdown_table(
+        ["m", "d*", "note"],
+        [[100, 1512.0, "a"], [np.int64(3000), None, "b"]],
+        formats=[None, ",.0f", None],
+    )
+    assert text.splitlines() == [
+        "| m | d* | note |",
+        "| ---: | --- | --- |",
+        "| 100 | 1,512 | a |",
+        "| 3000 | — | b |",
+    ]
+    centred = markdown_table(["x"], [[1]], align="c")
+    assert centred.splitlines()[1] == "| :---: |"
+
+
+def test_markdown_table_rejects_ragged_rows() -> None:
+    with pytest.raises(ValueError, match="every row"):
+        markdown_table(["a", "b"], [[1]])
+    with pytest.raises(ValueError, match="formats"):
+        markdown_table(["a"], [[1]], formats=[None, None])
+    with pytest.raises(ValueError, match="align"):
+        markdown_table(["a"], [[1]], align="x")
+
+
+def test_interval_verdict_is_generated_from_the_numbers() -> None:
+    anchors = {"1/2": 0.5, "2/3": 2 / 3}
+    assert interval_verdict((0.49, 0.56), anchors) == (
+        "[0.49, 0.56] contains 1/2 (0.5) and excludes 2/3 (0.667)"
+    )
+    assert (
+        interval_verdict((0.6, 0.7), anchors)
+        == "[0.6, 0.7] contains 2/3 (0.667) and excludes 1/2 (0.5)"
+    )
+    assert interval_verdict((0.3, 0.4), anchors) == "[0.3, 0.4] excludes 1/2 (0.5) and 2/3 (0.667)"
+    assert interval_verdict((0.4, 0.7), anchors) == "[0.4, 0.7] contains 1/2 (0.5) and 2/3 (0.667)"
+    with pytest.raises(ValueError, match="low <= high"):
+        interval_verdict((0.7, 0.4), anchors)

@@ -96,12 +96,18 @@ def _uand_inputs(m: int, d: int, k: int):
     return net, active, time.perf_counter() - t0
 
 
+def sp_to_numpy(x):
+    from superposition.backend import to_numpy
+
+    return to_numpy(x)
+
+
 def _bernoulli_loop(net, active, n_pairs: int = 20_000) -> tuple[float, str]:
     """Per-output readout loop (Julia ``readoff``): Γ = W[:,k] .& W[:,l]; y = a·Γ/|Γ|, per pair."""
     m = net.n_features
-    csr = net.W  # (d, m): build Wᵀ as bool directly (a float64 toarray would be 8 bytes per entry)
+    w = net.W  # neuron lists per feature: build Wᵀ as bool directly (8x smaller than float64)
     WT = np.zeros((m, net.neurons), dtype=bool)  # column k of W contiguous, as in Julia
-    WT[csr.indices, np.repeat(np.arange(net.neurons), np.diff(csr.indptr))] = True
+    WT[np.repeat(np.arange(m), np.diff(w.host_indptr)), sp_to_numpy(w.indices)] = True
     a = net.activations(active[:1])[0]
     rng = np.random.default_rng(0)
     pairs = np.sort(rng.choice(m, size=(n_pairs, 2)), axis=1)

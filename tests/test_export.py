@@ -40,6 +40,7 @@ def _uand_cases():
     yield "bernoulli", sp.build_uand(20, 40, 3, weights="bernoulli", seed=1)
     yield "rademacher", sp.build_uand(20, 40, 3, weights="rademacher", seed=2)
     yield "gaussian", sp.build_uand(20, 40, 3, weights="gaussian", seed=3)
+    yield "rademacher", sp.build_uand(20, 40, 4, weights="rademacher", bias="count_free", seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -505,6 +506,7 @@ def _superposed_cases():
         "gaussian",
         build_superposed_uand(40, 60, 3, 24, weights="gaussian", embedding_kind="sign", seed=13),
     )
+    yield "gaussian", build_superposed_uand(40, 60, 3, 24, weights="gaussian", bias=[0.0, -1.5])
 
 
 def _library_outputs(snet, active):

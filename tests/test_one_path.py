@@ -350,6 +350,26 @@ def test_evaluate_uand(strict: Any, weights: str, arity: int, method: str) -> No
     )
 
 
+@pytest.mark.parametrize("weights", ["rademacher", "gaussian"])
+def test_bias_groups(strict: Any, weights: str) -> None:
+    """A layer with bias groups (per-neuron bias and readout weights) and its superposed twin."""
+    import superposition as sp
+    from superposition import superposed as S
+
+    m, d, s = 30, 90, 4
+    net = sp.build_uand(m, d, s, weights=weights, bias="count_free", seed=3)
+    assert len(net.groups) > 1
+    for n in (2, 4):
+        act = sample_sparse(m, n, 5, seed=4)
+        _same_errors(sp.evaluate_uand(net, strict.asarray(act)), sp.evaluate_uand(net, act))
+        assert_allclose(_np(net.activations(strict.asarray(act))), net.activations(act), atol=F64)
+    snet = S.build_superposed_uand(m, d, s, 40, weights=weights, bias="count_free", seed=6)
+    act = sample_sparse(m, 3, 4, seed=7)
+    sact = strict.asarray(act)
+    assert_allclose(_np(snet.activations(sact)), snet.activations(act), rtol=0, atol=F64)
+    _same_errors(S.evaluate_superposed(snet, sact), S.evaluate_superposed(snet, act))
+
+
 def test_fitted_readout_and_worst_case(strict: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import superposition as sp
 

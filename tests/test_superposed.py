@@ -15,7 +15,7 @@ from superposition import superposed as S
 from superposition import theory
 from superposition import uand as U
 from superposition.cli import main
-from superposition.embedding import Embedding, coherence, sample_sparse
+from superposition.embedding import Embedding, coherence, sample_sparse, to_dense
 from superposition.fit import quantile
 
 FLOAT_TOL = 1e-10  # float64 rounding of sums of at most a few thousand terms of size <= 10
@@ -419,3 +419,50 @@ def test_max_errors_refuses_beyond_its_dense_budget(monkeypatch: pytest.MonkeyPa
         S.max_errors(snet, sample_sparse(30, 2, 2, seed=0))
     with pytest.raises(ValueError, match="embed_dim is None"):
         S.build_superposed_uand(10, 20, 2, None).input_weights()
+
+
+# ---------------------------------------------------------------- every sparse input
+
+
+def test_grouped_superposed_layer_against_a_dense_oracle() -> None:
+    """``bias="count_free"`` in superposition: biases designed for the noise of every count,
+    readout weights solved with τ²(n) at each count; every output of the exact evaluation
+    against a dense computation from Φ, W, the per-neuron bias and the per-neuron weights."""
+    m, d, s, d0 = 30, 80, 4, 40
+    snet = S.build_superposed_uand(m, d, s, d0, weights="gaussian", bias="count_free", seed=2)
+    tau2 = [S.embedding_noise_var(m, n, d0) for n in range(2, s + 1)]
+    design = theory.count_free_design(s, "gaussian", noise_vars=tau2)
+    assert snet.net.groups == design.biases and snet.net.counts == (2, 3, 4)
+    cal = snet.net.sign_calibration(lambda n: S.embedding_noise_var(m, n, d0))
+    assert_allclose(cal.alpha, design.alpha, rtol=1e-12)
+    sizes = U.group_sizes(d, len(cal.alpha))
+    coef = np.repeat(np.array(cal.alpha) / sizes, sizes)
+    assert_allclose(snet.readout.coef * snet.readout.scale, coef, rtol=1e-12)
+    W = np.asarray(snet.net.W)
+    phi = snet.embedding.matrix()
+    act = sample_sparse(m, 2, 3, seed=4)  # fewer active than s
+    x = to_dense(act, m).astype(float)
+    a = np.maximum(x @ phi.T @ phi @ W.T + snet.net.bias, 0.0)  # (K, d)
+    sg = np.sign(W)
+    tup = np.array(list(itertools.combinations(range(m), 2)))
+    y = (a * coef) @ (sg[:, tup[:, 0]] * sg[:, tup[:, 1]])
+    err = y - x[:, tup[:, 0]] * x[:, tup[:, 1]]
+    res = S.evaluate_superposed(snet, act)
+    assert res.max_abs_error == pytest.approx(np.abs(err).max(), abs=1e-10)
+    assert_allclose(res.input_max_abs, np.abs(err).max(axis=1), atol=1e-10)
+    with pytest.raises(ValueError, match="bias groups"):
+        S.max_errors(snet, act)
+
+
+def test_superposed_constant_with_a_bias_is_the_theory_constant() -> None:
+    for w in ("rademacher", "gaussian"):
+        assert S.superposed_sign_constant(3, w, 0.4, bias=-1.0) == theory.sign_readout_constant(
+            3, w, bias=-1.0, noise_var=0.4
+        )
+    snet = S.build_superposed_uand(50, 100, 3, 60, weights="rademacher", bias=-1.0, seed=1)
+    c = S.superposed_sign_constant(3, "rademacher", snet.noise_var, bias=-1.0)
+    assert snet.readout.scale == 1.0 / (100 * c)  # one bias: the paper's readout at exactly s
+    act = sample_sparse(50, 3, 5, seed=2)
+    assert S.max_errors(snet, act).max_abs_error == pytest.approx(
+        S.evaluate_superposed(snet, act).max_abs_error, abs=1e-4
+    )

@@ -234,3 +234,174 @@ def test_exceed_probability_limits_and_rejects() -> None:
         T.bernoulli_exceed_probability(10, 0.1, 3, 1, -0.1)
     with pytest.raises(ValueError, match="n_active"):
         T.bernoulli_exceed_probability(10, 0.1, 3, 3, 0.1)
+
+
+# ---------------------------------------------------------------- Theorem 3 on every sparse input
+
+
+BIASES = [0.0, -1.0, -0.5, -1.5, -2.0, 0.75, -3.25]
+
+
+@pytest.mark.parametrize("n", range(2, 9))
+def test_biased_rademacher_constants_equal_enumeration_of_all_sign_patterns(n: int) -> None:
+    """c_β(n) and E ReLU(S + β)² with a bias, over all 2^n sign patterns (exact rationals)."""
+    for beta in BIASES:
+        b = Fraction(beta)
+        pats = list(itertools.product((-1, 1), repeat=n))
+        c = sum(Fraction(w[0] * w[1]) * max(sum(w) + b, 0) for w in pats) / 2**n
+        v = sum(max(sum(w) + b, 0) ** 2 for w in pats) / Fraction(2**n)
+        assert T.sign_readout_constant(n, "rademacher", bias=beta) == pytest.approx(
+            float(c), abs=EXACT
+        )
+        assert T.relu_second_moment(n, "rademacher", bias=beta) == pytest.approx(
+            float(v), abs=EXACT
+        )
+
+
+def test_the_count_free_values_of_the_rademacher_constant() -> None:
+    """The facts the chapter rests on: bias 0 reads c(2)/c(3) = 2; bias -1 gives c(2) = c(3) =
+    1/4 (so 1/(d c) is count-free for s <= 3) but c(4) = 3/16; c is even in the bias."""
+    c0 = [T.sign_readout_constant(n) for n in (2, 3, 4)]
+    c1 = [T.sign_readout_constant(n, bias=-1.0) for n in (2, 3, 4)]
+    assert c0 == [0.5, 0.25, 0.25] and c1 == [0.25, 0.25, 0.1875]
+    for w in ("rademacher", "gaussian"):
+        for n, beta, t2 in ((2, 0.7, 0.0), (3, 1.5, 0.0), (4, 1.0, 0.4), (5, 2.25, 1.3)):
+            assert T.sign_readout_constant(n, w, bias=beta, noise_var=t2) == pytest.approx(
+                T.sign_readout_constant(n, w, bias=-beta, noise_var=t2), abs=1e-11
+            )
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 12])
+def test_gaussian_quadrature_meets_the_closed_form_at_bias_zero(n: int) -> None:
+    """The bias ≠ 0 path (quadrature) is continuous onto the closed form at β = 0: at
+    |β| = 1e-9 the constant moves by at most |β| (|∂c/∂β| <= E|sgn| · P(S > 0) <= 1)."""
+    for t2 in (0.0, 0.6):
+        closed = T.sign_readout_constant(n, "gaussian", noise_var=t2)
+        for beta in (1e-9, -1e-9):
+            quad = T.sign_readout_constant(n, "gaussian", bias=beta, noise_var=t2)
+            assert abs(quad - closed) <= 2e-9
+
+
+@pytest.mark.parametrize("weights", ["rademacher", "gaussian"])
+def test_biased_and_noisy_constants_against_a_large_monte_carlo(weights: str) -> None:
+    """The whole definition with bias and noise, 2·10^6 draws, 5 standard errors."""
+    rng = np.random.default_rng(7)
+    n_draws = 2_000_000
+    for n, beta, t2 in ((2, -0.7, 0.0), (3, -1.0, 0.3), (4, -1.5, 0.0), (5, -2.5, 1.2)):
+        w = (
+            rng.standard_normal((n_draws, n))
+            if weights == "gaussian"
+            else rng.choice([-1.0, 1.0], (n_draws, n))
+        )
+        a = np.maximum(w.sum(axis=1) + beta + np.sqrt(t2) * rng.standard_normal(n_draws), 0.0)
+        term = np.sign(w[:, 0] * w[:, 1]) * a
+        c = T.sign_readout_constant(n, weights, bias=beta, noise_var=t2)
+        assert abs(term.mean() - c) < 5 * term.std() / np.sqrt(n_draws)
+        v = T.relu_second_moment(n, weights, bias=beta, noise_var=t2)
+        assert abs((a**2).mean() - v) < 5 * (a**2).std() / np.sqrt(n_draws)
+
+
+def test_calibration_of_one_group_is_the_papers_readout() -> None:
+    for w in ("rademacher", "gaussian"):
+        for s in (2, 3, 5):
+            cal = T.sign_calibration(w, [0.0], [s])
+            assert cal.alpha[0] == pytest.approx(1 / T.sign_readout_constant(s, w), rel=EXACT)
+            assert cal.residual < EXACT and cal.mean_and(s) == pytest.approx(1.0, abs=EXACT)
+            v = T.relu_second_moment(s, w)
+            assert cal.noise == pytest.approx(np.sqrt(v) / T.sign_readout_constant(s, w), rel=1e-12)
+
+
+def test_calibration_over_counts() -> None:
+    """One bias-0 group cannot meet counts 2 and 3 (least squares leaves a residual); bias -1
+    meets them with α = 4; two groups meet any two counts, and the minimum-noise solution of
+    an under-determined system beats any other solution of it."""
+    ls = T.sign_calibration("rademacher", [0.0], [2, 3])
+    assert ls.alpha[0] == pytest.approx((0.5 + 0.25) / (0.5**2 + 0.25**2), rel=EXACT)
+    worst = max(abs(0.5 * ls.alpha[0] - 1), abs(0.25 * ls.alpha[0] - 1))  # reads 1.2 and 0.6
+    assert ls.residual == pytest.approx(worst, rel=1e-12) and ls.residual > 0.3
+    one = T.sign_calibration("rademacher", [-1.0], [2, 3])
+    assert one.alpha[0] == pytest.approx(4.0, rel=EXACT) and one.residual < EXACT
+    two = T.sign_calibration("gaussian", [0.0, -1.5], [2, 3])
+    assert two.residual < 1e-12
+    assert [two.mean_and(n) for n in (2, 3)] == pytest.approx([1.0, 1.0], abs=1e-12)
+    under = T.sign_calibration("gaussian", [0.0, -1.0, -2.0], [3])
+    c = np.array(under.constants[0])
+    v = np.array([T.relu_second_moment(3, "gaussian", bias=b) for b in (0.0, -1.0, -2.0)])
+    alpha = np.array(under.alpha)
+    assert c @ alpha == pytest.approx(1.0, abs=1e-12)
+    null = np.cross(c, [1.0, 0.0, 0.0])  # c · null = 0: another solution alpha + t null
+    for t in (-0.3, 0.1, 0.5):
+        other = alpha + t * null
+        assert np.sum(alpha**2 * v * 3) < np.sum(other**2 * v * 3)
+    assert under.noise == pytest.approx(np.sqrt(np.sum(alpha**2 * v * 3)), rel=1e-12)
+    noisy = T.sign_calibration("rademacher", [-1.0], [2, 3], noise_vars=[0.13, 0.2])
+    assert noisy.residual > 0.01  # noise smooths the lattice: one group no longer meets both
+
+
+@pytest.mark.parametrize("weights", ["rademacher", "gaussian"])
+@pytest.mark.parametrize("s", [2, 3, 4, 5])
+def test_count_free_design_meets_every_count_with_less_noise(weights: str, s: int) -> None:
+    """Unbiased at every count 2..s (residual 0), all biases <= 0, and (a measured property
+    of these designs) quieter than the paper's bias-0 readout is at exactly s."""
+    cal = T.count_free_design(s, weights)
+    assert cal.residual <= 1e-9 and cal.counts == tuple(range(2, s + 1))
+    assert all(b <= 0 for b in cal.biases) and len(cal.biases) <= max(s - 1, 1)
+    for n in cal.counts:
+        assert cal.mean_and(n) == pytest.approx(1.0, abs=1e-9)
+    paper = np.sqrt(T.relu_second_moment(s, weights)) / T.sign_readout_constant(s, weights)
+    assert cal.noise <= paper * (1 + 1e-12)
+    if weights == "rademacher" and s == 3:
+        assert cal.biases == (-1.0,) and cal.alpha[0] == pytest.approx(4.0, rel=EXACT)
+    tau2 = [0.07 * n for n in range(2, s + 1)]
+    noisy = T.count_free_design(s, weights, noise_vars=tau2)
+    assert noisy.residual <= 1e-9 and noisy.noise_vars == tuple(tau2)
+
+
+def test_the_rademacher_identity_behind_the_floor() -> None:
+    """2 ReLU(a + b + c) = ReLU(a + b) + ReLU(a + c) + ReLU(b + c) for every a, b, c = ±1, and
+    the readout of any neuron population obeys the same linear relation between the inputs
+    {k,l,j}, {k,l}, {k,j}, {l,j}, whose targets for the AND of (k, l) combine to 2 - 1 = 1."""
+    for a, b, c in itertools.product((-1, 1), repeat=3):
+        assert 2 * _relu(a + b + c) == _relu(a + b) + _relu(a + c) + _relu(b + c)
+    assert any(  # not with a bias of -1, nor with Gaussian weights
+        2 * _relu(a + b + c - 1) != _relu(a + b - 1) + _relu(a + c - 1) + _relu(b + c - 1)
+        for a, b, c in itertools.product((-1, 1), repeat=3)
+    )
+
+
+@pytest.mark.parametrize("s", [3, 4, 5])
+def test_linear_readout_floor(s: int) -> None:
+    """Exact LP over every Rademacher neuron type: 1/6 with a constant, 1/5 without (the
+    identity's certificate: errors ±1/6 on {}, {k,l}, {k,j}, {l,j}, {k,l,j}, or ±1/5 without
+    the empty input); 0 on inputs with exactly s active, 0 with bias -1 (s <= 3 count-free
+    layers exist), 0 for a population of Gaussian types."""
+    assert T.linear_readout_floor(s) == pytest.approx(1 / 6, abs=1e-9)
+    assert T.linear_readout_floor(s, affine=False) == pytest.approx(1 / 5, abs=1e-9)
+    assert T.linear_readout_floor(s, n_features=s + 1) == pytest.approx(1 / 6, abs=1e-9)
+    assert T.linear_readout_floor(s, counts=[s]) == pytest.approx(0.0, abs=1e-9)
+    assert T.linear_readout_floor(s, bias=-1.0) == pytest.approx(0.0, abs=1e-9)
+    assert T.linear_readout_floor(s, "gaussian", n_types=500) == pytest.approx(0.0, abs=1e-9)
+    # counts {2, 3} alone, without the empty input's constant
+    assert T.linear_readout_floor(3, counts=[2, 3], affine=False) == pytest.approx(0.2, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda: T.sign_readout_constant(3, bias=float("nan")), "bias"),
+        (lambda: T.sign_readout_constant(3, noise_var=-0.1), "noise_var"),
+        (lambda: T.sign_calibration("rademacher", [], [2]), "biases"),
+        (lambda: T.sign_calibration("rademacher", [0.0], []), "counts"),
+        (lambda: T.sign_calibration("rademacher", [0.0], [1]), "count"),
+        (lambda: T.sign_calibration("rademacher", [0.0, -1.0], [2], fractions=[0.5]), "fractions"),
+        (lambda: T.sign_calibration("rademacher", [0.0], [2, 3], noise_vars=[0.1]), "noise_vars"),
+        (lambda: T.sign_calibration("rademacher", [-9.0], [2]), "never fires"),
+        (lambda: T.count_free_design(3, grid=[0.5]), "bias"),
+        (lambda: T.count_free_design(4, grid=[0.0]), "no biases"),
+        (lambda: T.linear_readout_floor(3, n_features=11), "n_features"),
+        (lambda: T.linear_readout_floor(3, counts=[4]), "count"),
+    ],
+)
+def test_count_free_theory_rejects_bad_arguments(call, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        call()

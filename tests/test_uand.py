@@ -631,3 +631,136 @@ def test_sampled_counts_same_seed_same_bits_and_reject() -> None:
         U.sample_touched_counts(100, 1000, 1)
     with pytest.raises(ValueError, match="bernoulli"):
         U.touched_counts(U.build_uand(10, 20, 3, weights="rademacher", seed=0), np.array([0, 1, 2]))
+
+
+# ---------------------------------------------------------------- Theorem 3 on every sparse input
+
+
+def test_bias_groups_are_built_as_documented() -> None:
+    """Contiguous groups of sizes ``group_sizes``, pre-activations W x + b with the per-neuron
+    bias (dense oracle), and the readout counts each construction is calibrated on."""
+    assert U.group_sizes(10, 3).tolist() == [4, 3, 3] and U.group_sizes(9, 3).sum() == 9
+    m, d, s = 20, 50, 4
+    plain = U.build_uand(m, d, s, weights="gaussian", seed=1)
+    assert plain.bias == 0.0 and plain.groups == () and plain.counts == (s,)
+    same = U.build_uand(m, d, s, weights="gaussian", bias=-1.0, seed=1)
+    assert same.bias == -1.0 and same.counts == (s,)
+    grouped = U.build_uand(m, d, s, weights="gaussian", bias=[0.0, -1.0, -2.0], seed=1)
+    assert grouped.groups == (0.0, -1.0, -2.0) and grouped.counts == (2, 3, 4)
+    assert_array_equal(grouped.bias, np.repeat([0.0, -1.0, -2.0], [17, 17, 16]))
+    assert_array_equal(grouped.W, plain.W)  # the same weights: only the biases differ
+    act = sp.sample_sparse(m, s, 6, seed=2)
+    x = sp.to_dense(act, m).astype(float)
+    assert_allclose(grouped.preactivations(act), x @ grouped.W.T + grouped.bias, atol=FLOAT_TOL)
+    free = U.build_uand(m, d, 3, weights="rademacher", bias="count_free", seed=1)
+    assert free.groups == (-1.0,) and free.bias == -1.0 and free.counts == (2, 3)
+    assert free.readout.scale == pytest.approx(4.0 / d, rel=1e-12) and free.readout.coef is None
+
+
+def test_grouped_readout_equals_its_definition() -> None:
+    """Every output of a grouped layer against y_kl = Σ_g α_g/d_g Σ_{i∈g} sgn(W_ik W_il) a_i,
+    computed from the calibration by loops; and the exact evaluation against that oracle."""
+    m, d, s = 12, 60, 4
+    net = U.build_uand(m, d, s, weights="rademacher", bias="count_free", seed=3)
+    cal = net.sign_calibration()
+    assert len(net.groups) > 1 and cal.residual < 1e-9
+    sizes = U.group_sizes(d, len(net.groups))
+    coef = np.repeat(np.array(cal.alpha) / sizes, sizes)
+    W = np.asarray(net.W)
+    act = np.array([[0, 3, 5, 9], [1, 2, 7, 11]])
+    tup = np.array(list(itertools.combinations(range(m), 2)))
+    got = U.uand_outputs(net, act, tup)
+    for t, A in enumerate(act):
+        x = np.zeros(m)
+        x[A] = 1.0
+        a = np.maximum(W @ x + net.bias, 0.0)
+        want = [sum(coef[i] * np.sign(W[i, k] * W[i, q]) * a[i] for i in range(d)) for k, q in tup]
+        assert_allclose(got[t], want, atol=FLOAT_TOL)
+    res = U.evaluate_uand(net, act)
+    y = got - np.array([[float(k in A and q in A) for k, q in tup] for A in act])
+    assert res.max_abs_error == pytest.approx(np.abs(y).max(), abs=FLOAT_TOL)
+
+
+def test_any_linear_readout_of_a_rademacher_layer_obeys_the_identity() -> None:
+    """2 ŷ(klj) = ŷ(kl) + ŷ(kj) + ŷ(lj) for every readout of a bias-0 ±1 layer (here a random
+    one, per neuron): so no readout reads the AND of (k, l) within 1/5 on all four inputs."""
+    net = U.build_uand(9, 200, 3, weights="rademacher", seed=4)
+    rng = np.random.default_rng(5)
+    R = rng.standard_normal(200)
+    for k, q, j in itertools.combinations(range(9), 3):
+        three = net.activations(np.array([[k, q, j]]))
+        a = np.vstack([three, net.activations(np.array([[k, q], [k, j], [q, j]]))])
+        y = a @ R
+        assert 2 * y[0] == pytest.approx(y[1] + y[2] + y[3], abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("weights", "bias", "expect"),
+    [
+        ("rademacher", None, {2: 2.0, 3: 1.0}),  # c(2)/c(3) = 2: the failure at fewer than s
+        ("rademacher", -1.0, {2: 1.0, 3: 1.0}),  # c_{-1}(2) = c_{-1}(3): count-free, s = 3
+        ("gaussian", None, {2: 0.23369497725510904 / 0.16861284742054233, 3: 1.0}),
+        ("gaussian", "count_free", {2: 1.0, 3: 1.0}),
+    ],
+)
+def test_mean_and_reading_by_count(weights: str, bias, expect: dict) -> None:
+    """Averaged over networks, an AND that is 1 reads c(n)/c(s) with the paper's readout and 1
+    at every count with the count-free one. Units: one fresh network each (independent); the
+    per-network mean of its AND outputs has std at most the per-output std noise/√d
+    (theory.SignCalibration.noise) even if fully correlated, so 10 networks give a standard
+    error <= noise/√(10 d) ~ 0.03 here; the band is 5 of them (the alternative values differ
+    by >= 0.38)."""
+    m, d, s, nets = 40, 2000, 3, 10
+    for n, want in expect.items():
+        reads = []
+        for u in range(nets):
+            net = U.build_uand(m, d, s, weights=weights, bias=bias, seed=100 + u)
+            act = U.sample_counts(m, [n], 50, seed=200 + u)[n]
+            reads.append(1.0 + U.evaluate_uand(net, act).pattern(2)["mean"])
+        noise = net.sign_calibration().noise
+        assert abs(np.mean(reads) - want) < 5 * noise / np.sqrt(nets * d), (n, np.mean(reads))
+
+
+def test_count_free_worst_case_over_every_sparse_input_beats_the_floor() -> None:
+    """At m = 10, every input with at most 3 active: the paper's bias-0 Rademacher layer stays
+    above the floor 1/5 at any width, the count-free one goes below it."""
+    for d in (500, 4000):
+        plain = U.build_uand(10, d, 3, weights="rademacher", seed=6)
+        assert U.worst_case_uand(plain, at_most=True).max_abs_error >= 0.2
+    free = U.build_uand(10, 4000, 3, weights="rademacher", bias="count_free", seed=6)
+    assert U.worst_case_uand(free, at_most=True).max_abs_error < 0.2
+
+
+def test_sample_counts() -> None:
+    ins = U.sample_counts(30, [0, 2, 3], 8, seed=1)
+    assert [a.shape for a in ins.values()] == [(8, 0), (8, 2), (8, 3)]
+    for a in ins.values():
+        assert all(len(set(row)) == row.size for row in a)
+    again = U.sample_counts(30, [0, 2, 3], 8, seed=1)
+    assert all(np.array_equal(ins[n], again[n]) for n in ins)
+    more = U.sample_counts(30, [0, 2, 3, 4], 8, seed=1)
+    assert all(np.array_equal(ins[n], more[n]) for n in ins)  # adding a count keeps the others
+    assert U.input_counts(3) == (3,) and U.input_counts(3, "at_most") == (0, 1, 2, 3)
+    with pytest.raises(ValueError, match="counts must be distinct"):
+        U.sample_counts(30, [2, 2], 4)
+    with pytest.raises(ValueError, match="count"):
+        U.sample_counts(30, [31], 4)
+    with pytest.raises(ValueError, match="inputs_kind"):
+        U.input_counts(3, "fewer")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"bias": 0.0}, "bias applies to sign-symmetric weights only"),
+        ({"bias": "count_free"}, "bias applies"),
+        ({"weights": "rademacher", "bias": "free"}, "bias must be one of"),
+        ({"weights": "rademacher", "bias": []}, "at least one group"),
+        ({"weights": "rademacher", "bias": [0.0, float("inf")]}, "bias must be finite"),
+        ({"weights": "rademacher", "neurons": 2, "bias": [0.0, -1.0, -2.0]}, "at least the 3"),
+    ],
+)
+def test_bias_rejects(kwargs: dict, needle: str) -> None:
+    args = {"n_features": 30, "neurons": 50, "sparsity": 3, **kwargs}
+    with pytest.raises(ValueError, match=needle):
+        U.build_uand(args.pop("n_features"), args.pop("neurons"), args.pop("sparsity"), **args)

@@ -246,7 +246,10 @@ class LoadedNetwork:
         if rule["rule"] == "sign":
             left = np.sign(_dense_columns(W, t[:, 0]))
             right = np.sign(_dense_columns(W, t[:, 1]))
-            return float(rule["scale"]) * (left * right).T
+            rows = float(rule["scale"]) * (left * right).T
+            if "neuron_scale" in rule:
+                rows = rows * self.tensors[rule["neuron_scale"]]
+            return rows
         raise ValueError(f"unknown readout rule {rule['rule']!r} in the sidecar")
 
     def outputs(self, x: np.ndarray, tuples: np.ndarray | None = None) -> np.ndarray:
@@ -939,10 +942,30 @@ def _readout_arrays(
             "formula": "R[T, i] = [W[i, k] = 1 for all k in T] / |Gamma(T)|, "
             "Gamma(T) = {i : W[i, k] = 1 for all k in T}; the row is 0 when Gamma(T) is empty",
         }
+    if readout.coef is not None:  # a layer with bias groups: one weight per neuron
+        return {"readout.neuron_scale": np.asarray(readout.coef, dtype=np.float64)}, {
+            "rule": "sign",
+            "scale": float(readout.scale),
+            "neuron_scale": "readout.neuron_scale",
+            "formula": "R[(k, l), i] = scale * neuron_scale[i] * sign(W[i, k]) * sign(W[i, l]), "
+            "neuron_scale[i] = alpha_g / d_g for the bias group g of neuron i "
+            "(superposition.theory.sign_calibration)",
+        }
     return {}, {
         "rule": "sign",
         "scale": float(readout.scale),
         "formula": f"R[(k, l), i] = scale * sign(W[i, k]) * sign(W[i, l]), {sign_scale}",
+    }
+
+
+def _bias_meta(net: Any) -> dict[str, Any]:
+    """The construction's bias: one number, or (bias groups) where to find it."""
+    if np.ndim(net.bias) == 0 and not net.groups:
+        return {"bias": float(net.bias)}
+    return {
+        "bias": "per neuron: layer.bias",
+        "bias_groups": [float(b) for b in net.groups],
+        "calibrated_counts": [int(c) for c in net.counts],
     }
 
 
@@ -962,7 +985,7 @@ def _uand_to_arrays(net: Any, mode: str) -> tuple[dict[str, np.ndarray], dict[st
             "arity": n,
             "n_outputs": net.n_outputs,
         },
-        "construction": {"weights": net.weights, "p": float(net.p), "bias": float(net.bias)},
+        "construction": {"weights": net.weights, "p": float(net.p), **_bias_meta(net)},
         "embedding": {"storage": "identity", "note": "basis-aligned: the layer reads x itself"},
         "forward": "a = relu(x @ layer.weight.T + layer.bias); y = a @ R.T",
         "outputs": _output_meta(m, n),
@@ -1130,14 +1153,14 @@ def _superposed_to_arrays(obj: Any, mode: str) -> tuple[dict[str, np.ndarray], d
     construction: dict[str, Any] = {
         "weights": net.weights,
         "p": float(net.p),
-        "bias": float(net.bias),
+        **_bias_meta(net),
         "first_layer": first,
         "noise_var": snet.noise_var,
     }
     sign_scale = "scale = 1/(d c), c = superposed_sign_constant(s, weights, noise_var)"
-    if net.weights != "bernoulli":
+    if net.weights != "bernoulli" and not net.groups:
         construction["sign_constant"] = superposed_sign_constant(
-            snet.sparsity, net.weights, snet.noise_var
+            snet.sparsity, net.weights, snet.noise_var, bias=float(net.bias)
         )
     readout_tensors, readout = _readout_arrays(snet.readout, m, d, n, mode, sign_scale=sign_scale)
     tensors.update(readout_tensors)

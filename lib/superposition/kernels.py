@@ -27,6 +27,7 @@ test oracle (``tests/test_kernels.py``).
 from __future__ import annotations
 
 import functools
+import numbers
 from dataclasses import dataclass
 from math import comb
 from types import ModuleType
@@ -313,7 +314,7 @@ def wiring_activations(wiring: Wiring, active: Any, bias: float = -1.0, dtype: A
     return relu(wiring_preactivations(wiring, active, bias, dtype))
 
 
-def gather_preactivations(WT: Any, active: Any, bias: float = 0.0) -> Any:
+def gather_preactivations(WT: Any, active: Any, bias: Any = 0.0) -> Any:
     r""":math:`h = Wx + b` for sparse inputs and a dense first layer given as :math:`W^\top`.
 
     :math:`h_k = \sum_{j \in A_k} W_{:, j} + b`: the :math:`s` active columns of :math:`W`
@@ -325,14 +326,18 @@ def gather_preactivations(WT: Any, active: Any, bias: float = 0.0) -> Any:
     WT : array, shape ``(m, d)``
         :math:`W^\top`: the weights of each feature contiguous (pass ``W.T`` copied once).
     active : int array, shape ``(K, s)``
-    bias : float
+    bias : float, or array of shape ``(d,)`` in the namespace of ``WT`` (one per neuron)
+        The sums start from it, then add the active columns in order.
 
     Returns
     -------
     h : array, shape ``(K, d)``, dtype of ``WT``.
     """
     xp = namespace(WT, active)
-    bias = check_real("bias", bias)
+    if isinstance(bias, numbers.Real):
+        bias = check_real("bias", bias)
+    elif tuple(bias.shape) != (WT.shape[1],):
+        raise ValueError(f"bias must be a number or have shape ({WT.shape[1]},), got {bias.shape}")
     _, k, s = _flat_active(active, WT.shape[0])
     h = xp.zeros((k, WT.shape[1]), dtype=WT.dtype) + bias
     for j in range(s):

@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg.blas as blas
-from scipy import special
 
 from . import theory
 from ._validate import check_active, check_choice, check_int, check_real, check_sparsity
@@ -126,50 +125,30 @@ def superposed_p(n_features: int, neurons: int, sparsity: int, embed_dim: int | 
     return float(hi)
 
 
-def _gauss_relu_mean(mu: np.ndarray, tau: float) -> np.ndarray:
-    r""":math:`\mathbb E\,\mathrm{ReLU}(\mu + \tau Z)`, :math:`Z\sim N(0,1)`."""
-    mu = np.asarray(mu, dtype=np.float64)
-    if tau == 0:
-        return np.maximum(mu, 0.0)
-    z = mu / tau
-    return mu * special.ndtr(z) + tau * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
-
-
-def superposed_sign_constant(sparsity: int, weights: str, noise_var: float) -> float:
-    r""":math:`c = \mathbb E[\mathrm{sgn}(w_1w_2)\,\mathrm{ReLU}(w_1 + w_2 + Z + \eta)]` with noise.
+def superposed_sign_constant(
+    sparsity: int, weights: str, noise_var: float, *, bias: float = 0.0
+) -> float:
+    r""":math:`c = \mathbb E[\mathrm{sgn}(w_1w_2)\,\mathrm{ReLU}(w_1 + w_2 + Z + \beta + \eta)]` with noise.
 
     As :func:`superposition.theory.sign_readout_constant` (:math:`Z` the sum of the other
-    :math:`s-2` active weights), plus an independent :math:`\eta \sim N(0, \tau^2)`,
-    :math:`\tau^2` = ``noise_var``: the superposition noise :math:`W_i\cdot e` of a neuron
-    with :math:`\pm1` or :math:`N(0,1)` weights (:func:`embedding_noise_var`). Dividing by this
-    :math:`c` keeps the analytic readout unbiased for inputs in superposition.
+    :math:`s-2` active weights, :math:`\beta` = ``bias``), plus an independent
+    :math:`\eta \sim N(0, \tau^2)`, :math:`\tau^2` = ``noise_var``: the superposition noise
+    :math:`W_i\cdot e` of a neuron with :math:`\pm1` or :math:`N(0,1)` weights
+    (:func:`embedding_noise_var`). Dividing by this :math:`c` keeps the analytic readout
+    unbiased for inputs in superposition with exactly ``sparsity`` active features.
 
-    * ``"gaussian"``: :math:`Z + \eta \sim N(0, s-2+\tau^2)`, so :math:`c` is the
-      closed form of the basis-aligned case at the real "sparsity" :math:`s + \tau^2`.
+    * ``"gaussian"``, :math:`\beta = 0`: :math:`Z + \eta \sim N(0, s-2+\tau^2)`, so :math:`c`
+      is the closed form of the basis-aligned case at the real "sparsity" :math:`s + \tau^2`.
     * ``"rademacher"``: :math:`c = \frac14(h(2) - 2h(0) + h(-2))`,
-      :math:`h(\mu) = \mathbb E\,\mathrm{ReLU}(\mu + 2K - (s-2) + \eta)`,
+      :math:`h(\mu) = \mathbb E\,\mathrm{ReLU}(\mu + \beta + 2K - (s-2) + \eta)`,
       :math:`K\sim\mathrm{Bin}(s-2,\frac12)`: a finite mixture of Gaussian ReLU means.
 
-    At ``noise_var = 0`` both equal the basis-aligned constant.
+    At ``noise_var = 0`` both equal the basis-aligned constant. The noise grows with the
+    number of active features (:func:`embedding_noise_var`), so on inputs with fewer active
+    features the readout needs the constant at their own count and noise
+    (:meth:`superposition.uand.UAnd.sign_calibration`).
     """
-    s = check_int("sparsity", sparsity, low=2)
-    w = check_choice("weights", weights, theory.SIGN_WEIGHTS)
-    t2 = check_real("noise_var", noise_var, low=0.0)
-    if w == "gaussian":
-        se = s + t2
-        if se == 2:
-            return theory.sign_readout_constant(2, "gaussian")
-        c = 2 * np.arcsin(1 / np.sqrt(se - 1)) - np.sqrt(se) * np.arcsin(1 / (se - 1))
-        return float(2.0 / (np.pi * np.sqrt(2.0 * np.pi)) * c)
-    r = s - 2
-    k = np.arange(r + 1)
-    pk = np.array([comb(r, int(i)) for i in k], dtype=np.float64) / 2.0**r
-    tau = float(np.sqrt(t2))
-
-    def h(mu: float) -> float:
-        return float(pk @ _gauss_relu_mean(mu + 2 * k - r, tau))
-
-    return 0.25 * (h(2.0) - 2.0 * h(0.0) + h(-2.0))
+    return theory.sign_readout_constant(sparsity, weights, bias=bias, noise_var=noise_var)
 
 
 # ---------------------------------------------------------------- the layer
@@ -233,11 +212,16 @@ class SuperposedUAnd:
     @cached_property
     def readout(self) -> Readout:
         r"""The analytic readout: the Bernoulli mean over :math:`\Gamma`, or the sign readout
-        scaled by :math:`1/(d\,c)` with :math:`c` = :func:`superposed_sign_constant`."""
+        recalibrated for the noise (:meth:`superposition.uand.UAnd.sign_readout` with
+        :math:`\tau^2(n)` = :func:`embedding_noise_var` at each calibrated count :math:`n`):
+        :math:`1/(d\,c)` with :math:`c` = :func:`superposed_sign_constant` at
+        :math:`n = s` for the paper's layer."""
         if self.weights == "bernoulli":
             return MeanReadout(self.net.W, self.arity)
-        c = superposed_sign_constant(self.sparsity, self.weights, self.noise_var)
-        return SignReadout(np.sign(self.net.W), scale=1.0 / (self.neurons * c))
+        if self.embedding is None:
+            return self.net.readout
+        m, d0 = self.n_features, self.embedding.embed_dim
+        return self.net.sign_readout(noise_var=lambda n: embedding_noise_var(m, n, d0))
 
     def embedded(self, active: Any) -> Any:
         r"""The network's input :math:`\Phi x`, shape ``(K, embed_dim)`` (``(K, m)``: :math:`x`).
@@ -274,7 +258,7 @@ class SuperposedUAnd:
             if key not in self.__dict__:
                 self.__dict__[key] = asarray(self.net.W, xp)
             W = self.__dict__[key]
-        return xp.matrix_transpose(W @ xp.matrix_transpose(z)) + self.net.bias
+        return xp.matrix_transpose(W @ xp.matrix_transpose(z)) + self.net.bias_in(xp)
 
     def activations(self, active: Any) -> Any:
         r""":math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)`, shape ``(K, neurons)``."""
@@ -301,6 +285,7 @@ def build_superposed_uand(
     arity: int = 2,
     p: float | str | None = None,
     embedding_kind: str = "gaussian",
+    bias: float | Sequence[float] | str | None = None,
     seed: object = 0,
 ) -> SuperposedUAnd:
     r"""A random U-AND layer whose inputs are :math:`\Phi x` with a random :math:`\Phi`.
@@ -320,6 +305,11 @@ def build_superposed_uand(
         weights.
     embedding_kind : {"gaussian", "sign"}
         Columns of :math:`\Phi` (:class:`superposition.embedding.Embedding`).
+    bias : float, sequence of float, "count_free" or None
+        Sign-symmetric weights: as in :func:`superposition.uand.build_uand`; ``"count_free"``
+        designs the groups for the noise of every count
+        (:func:`superposition.theory.count_free_design` with :math:`\tau^2(n)` =
+        :func:`embedding_noise_var`).
     seed : int, SeedSequence or Generator
         Split into independent streams for :math:`W` and :math:`\Phi`.
 
@@ -344,7 +334,12 @@ def build_superposed_uand(
             p = "balanced"
     elif p == "superposed":
         raise ValueError(f"p='superposed' applies to weights='bernoulli' only, got weights={w!r}")
-    net = build_uand(m, d, s, weights=w, arity=n, p=p, seed=np.random.default_rng(w_seed))
+    if bias == "count_free" and w != "bernoulli" and embed_dim is not None:
+        tau2 = [embedding_noise_var(m, c, embed_dim) for c in range(2, s + 1)]
+        bias = list(theory.count_free_design(s, w, noise_vars=tau2).biases)
+    net = build_uand(
+        m, d, s, weights=w, arity=n, p=p, bias=bias, seed=np.random.default_rng(w_seed)
+    )
     emb = None
     if embed_dim is not None:
         emb = Embedding(m, embed_dim, embedding_kind=kind, seed=int(phi_seed.generate_state(1)[0]))
@@ -500,7 +495,13 @@ def max_errors(
         del gram
     else:
         # the analytic readout's scale, without building its dense sign matrix
-        scale = 1.0 / (d * superposed_sign_constant(snet.sparsity, snet.weights, snet.noise_var))
+        readout = snet.readout
+        if not isinstance(readout, SignReadout) or readout.coef is not None:
+            raise ValueError(
+                "max_errors needs one bias for every neuron; use evaluate_superposed for a "
+                "layer with bias groups"
+            )
+        scale = readout.scale
         q = xp.where(upper, xp.asarray(scale, dtype=xp.float32), xp.asarray(0.0, dtype=xp.float32))
     q = xp.astype(q, xp.float32)
     per = np.zeros((k_all, 3))

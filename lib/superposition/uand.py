@@ -18,7 +18,10 @@ and it computes U-AND to accuracy :math:`\varepsilon` if
 ``"rademacher"``, ``"gaussian"`` (Theorem 3)
     :math:`W_{ik} = \pm 1` or :math:`N(0,1)` i.i.d., bias 0, and the analytic readout
     :math:`R_{kl,i} = \mathrm{sgn}(W_{ik}W_{il}) / (d\, c_D(s))`
-    (:func:`superposition.theory.sign_readout_constant`); arity 2 only.
+    (:func:`superposition.theory.sign_readout_constant`); arity 2 only. It is calibrated on
+    inputs with exactly :math:`s` active features; with ``bias="count_free"`` (or a list of
+    group biases) the neurons come in groups of different bias and the readout is unbiased on
+    every input with at most :math:`s` (:func:`superposition.theory.count_free_design`).
 
 Any construction can instead be read by a least-squares readout fitted on sampled inputs
 (:func:`fit_uand_readout`): only the readout is learned.
@@ -34,6 +37,7 @@ The first layer (:class:`UAnd`) and the readouts (:class:`MeanReadout`, :class:`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import combinations
@@ -156,8 +160,19 @@ class UAnd:
     W : Wiring or numpy.ndarray, shape ``(neurons, n_features)``
         Bernoulli: a :class:`superposition.kernels.Wiring` (the neuron lists of each feature;
         never dense). Sign-symmetric: a dense float64 array.
-    bias : float
-        :math:`b`, the same for every neuron: :math:`-(n-1)` (Bernoulli) or 0.
+    bias : float or numpy.ndarray
+        :math:`b`: one float for every neuron (:math:`-(n-1)` for Bernoulli, :math:`\beta`
+        for sign-symmetric layers, 0 by default), or a float64 array ``(neurons,)`` when the
+        neurons come in groups of different bias.
+    groups : tuple of float
+        The group biases :math:`\beta_g` of a grouped layer, in neuron order (contiguous
+        groups of :func:`group_sizes`); empty when every neuron has the same bias.
+    counts : tuple of int
+        The active counts :math:`n` on which the analytic sign readout is unbiased:
+        ``(sparsity,)`` for the paper's :math:`1/(d\,c_D(s))` (inputs with exactly :math:`s`
+        active features), :math:`(2, \dots, s)` for a grouped layer (every input with at most
+        :math:`s`; :class:`superposition.theory.SignCalibration`). Empty for Bernoulli layers,
+        whose mean readout needs no calibration.
     """
 
     n_features: int
@@ -167,15 +182,65 @@ class UAnd:
     weights: str
     p: float
     W: Any = field(repr=False)
-    bias: float
+    bias: Any
+    groups: tuple[float, ...] = ()
+    counts: tuple[int, ...] = ()
 
     @cached_property
     def readout(self) -> Readout:
         """The analytic readout: :class:`MeanReadout` (Bernoulli) or :class:`SignReadout`."""
         if self.weights == "bernoulli":
             return MeanReadout(self.W, self.arity)
-        c = theory.sign_readout_constant(self.sparsity, self.weights)
-        return SignReadout(np.sign(self.W), scale=1.0 / (self.neurons * c))
+        return self.sign_readout()
+
+    def sign_calibration(
+        self, noise_var: Callable[[int], float] | None = None
+    ) -> theory.SignCalibration:
+        r"""The calibration of the analytic sign readout (:func:`superposition.theory.sign_calibration`).
+
+        Parameters
+        ----------
+        noise_var : callable, optional
+            :math:`n \mapsto \tau^2(n)`, the variance of the noise each neuron's
+            pre-activation carries on inputs with :math:`n` active features (superposed
+            inputs); default 0.
+        """
+        if self.weights == "bernoulli":
+            raise ValueError("sign_calibration applies to sign-symmetric weights only")
+        counts = self.counts or (self.sparsity,)
+        groups = self.groups or (float(self.bias),)
+        sizes = group_sizes(self.neurons, len(groups))
+        tau2 = None if noise_var is None else [float(noise_var(n)) for n in counts]
+        return theory.sign_calibration(
+            self.weights, groups, counts, fractions=sizes / self.neurons, noise_vars=tau2
+        )
+
+    def sign_readout(self, noise_var: Callable[[int], float] | None = None) -> SignReadout:
+        r"""The analytic sign readout, calibrated by :meth:`sign_calibration`.
+
+        One group: :math:`\text{scale} = 1/(d\,c_\beta(s))` (:math:`\alpha/d` with
+        :math:`\alpha = 1/c` when calibrated on several counts). Grouped: per-neuron
+        coefficients :math:`\alpha_g/d_g`.
+        """
+        cal = self.sign_calibration(noise_var)
+        signs = np.sign(self.W)
+        if len(cal.alpha) == 1:
+            if len(cal.counts) == 1:
+                return SignReadout(signs, scale=1.0 / (self.neurons * cal.constants[0][0]))
+            return SignReadout(signs, scale=cal.alpha[0] / self.neurons)
+        sizes = group_sizes(self.neurons, len(cal.alpha))
+        coef = np.repeat(np.array(cal.alpha) / sizes, sizes)
+        return SignReadout(signs, scale=1.0, coef=coef)
+
+    def bias_in(self, xp: Any) -> Any:
+        """``bias`` as a float, or (grouped) as a ``(neurons,)`` float64 array of namespace ``xp`` (cached)."""
+        if np.ndim(self.bias) == 0:
+            return float(self.bias)
+        cache = self.__dict__.setdefault("_bias", {})
+        key = getattr(xp, "__name__", str(xp))
+        if key not in cache:
+            cache[key] = asarray(np.asarray(self.bias, dtype=np.float64), xp)
+        return cache[key]
 
     def dense(self) -> np.ndarray:
         """``W`` as a dense float64 NumPy array ``(neurons, n_features)`` (small networks)."""
@@ -217,7 +282,7 @@ class UAnd:
         act = asarray(active, xp)
         if isinstance(self.W, Wiring):
             return wiring_preactivations(self.W.to(xp), act, self.bias)
-        return gather_preactivations(self.columns_by_feature(xp), act, self.bias)
+        return gather_preactivations(self.columns_by_feature(xp), act, self.bias_in(xp))
 
     def activations(self, active: np.ndarray) -> Any:
         r""":math:`a = \mathrm{ReLU}(Wx + b)`, float64 array of shape ``(K, neurons)``."""
@@ -232,6 +297,7 @@ def build_uand(
     weights: str = "bernoulli",
     arity: int = 2,
     p: float | str | None = None,
+    bias: float | Sequence[float] | str | None = None,
     seed: object = 0,
 ) -> UAnd:
     r"""A random U-AND layer computing all :math:`\binom mn` ANDs of ``arity`` inputs.
@@ -254,6 +320,17 @@ def build_uand(
     p : float, "balanced", "paper" or None
         Bernoulli connection probability (:func:`connection_probability`; default balanced).
         Must be ``None`` (or 1) for sign-symmetric weights, whose layers are dense.
+    bias : float, sequence of float, "count_free" or None
+        Sign-symmetric weights only (Bernoulli layers have bias :math:`-(n-1)`).
+        ``None`` or a float :math:`\beta`: every neuron has bias :math:`\beta` (default 0, the
+        paper's layer) and the readout is :math:`1/(d\,c_\beta(s))`, unbiased on inputs with
+        exactly :math:`s` active features. A sequence :math:`(\beta_1, \dots, \beta_G)`: the
+        neurons are split into :math:`G` contiguous groups (:func:`group_sizes`) of these biases
+        and the readout weights solve :math:`\sum_g\alpha_g c_{\beta_g}(n) = 1` for every
+        :math:`n = 2, \dots, s` (:func:`superposition.theory.sign_calibration`; its residual
+        is 0 when the groups can meet every count). ``"count_free"``: the groups of
+        :func:`superposition.theory.count_free_design`, unbiased on every input with at most
+        :math:`s` active features (Rademacher, :math:`s \le 3`: the single bias :math:`-1`).
     seed : int, SeedSequence or Generator
         The only source of randomness.
 
@@ -285,13 +362,51 @@ def build_uand(
             )
     rng = as_generator(seed)
     if w == "bernoulli":
+        if bias is not None and (isinstance(bias, str) or np.ndim(bias) != 0 or bias != -(n - 1)):
+            raise ValueError(
+                f"bias applies to sign-symmetric weights only; the Bernoulli layer's bias is "
+                f"-(arity - 1) = {-(n - 1)}, got {bias!r}"
+            )
         prob = connection_probability(p, m, d, s, n)
         return UAnd(m, d, s, n, w, prob, sample_wiring(m, d, prob, seed=rng), -(n - 1.0))
+    groups = _group_biases(bias, s, w)
+    if len(groups) > d:
+        raise ValueError(f"neurons must be at least the {len(groups)} bias groups, got {d}")
     if w == "rademacher":
         W = rng.integers(0, 2, size=(d, m), dtype=np.int8).astype(np.float64) * 2.0 - 1.0
     else:
         W = rng.standard_normal((d, m))
-    return UAnd(m, d, s, n, w, 1.0, W, 0.0)
+    if bias is None or (not isinstance(bias, str) and np.ndim(bias) == 0):
+        return UAnd(m, d, s, n, w, 1.0, W, groups[0], counts=(s,))
+    b = groups[0] if len(groups) == 1 else np.repeat(groups, group_sizes(d, len(groups)))
+    return UAnd(m, d, s, n, w, 1.0, W, b, groups=groups, counts=tuple(range(2, s + 1)))
+
+
+def _group_biases(bias: object, sparsity: int, weights: str) -> tuple[float, ...]:
+    """The group biases of a sign-symmetric layer from ``build_uand``'s ``bias``."""
+    if bias is None:
+        return (0.0,)
+    if isinstance(bias, str):
+        check_choice("bias", bias, ("count_free",))
+        return theory.count_free_design(sparsity, weights).biases
+    if isinstance(bias, Sequence) or isinstance(bias, np.ndarray):
+        groups = tuple(check_real("bias", b) for b in bias)
+        if not groups:
+            raise ValueError("bias must hold at least one group bias")
+        return groups
+    return (check_real("bias", bias),)
+
+
+def group_sizes(neurons: int, n_groups: int) -> np.ndarray:
+    """Neurons per group: ``neurons`` split into ``n_groups`` contiguous groups as equal as possible.
+
+    Returns
+    -------
+    sizes : int64 array, shape ``(n_groups,)``; the first ``neurons % n_groups`` are one larger.
+    """
+    d = check_int("neurons", neurons, low=1)
+    g = check_int("n_groups", n_groups, low=1, high=d)
+    return np.array([d // g + (1 if i < d % g else 0) for i in range(g)], dtype=np.int64)
 
 
 def relu_layer(W: Any, x: Any, bias: float = 0.0) -> Any:
@@ -360,23 +475,30 @@ class MeanReadout:
 
 @dataclass(frozen=True, eq=False)
 class SignReadout:
-    r"""Analytic sign-symmetric readout :math:`\hat y_{kl} = \text{scale}\cdot\sum_i \mathrm{sgn}(W_{ik}W_{il})\,a_i`.
+    r"""Analytic sign-symmetric readout :math:`\hat y_{kl} = \text{scale}\cdot\sum_i \rho_i\,\mathrm{sgn}(W_{ik}W_{il})\,a_i`.
 
     Attributes
     ----------
     signs : float array, shape ``(d, m)``
         :math:`\mathrm{sgn}(W)` (NumPy; moved to the namespace of the activations, cached).
     scale : float
-        :math:`1/(d\,c_D(s))`.
+        :math:`1/(d\,c_D(s))` for the paper's readout.
+    coef : float array, shape ``(d,)``, or None
+        Per-neuron weights :math:`\rho_i` (a grouped layer: :math:`\alpha_g/d_g`, with
+        ``scale`` 1); ``None``: every :math:`\rho_i = 1`.
     """
 
     signs: np.ndarray = field(repr=False)
     scale: float
     arity: int = 2
+    coef: np.ndarray | None = field(default=None, repr=False)
 
     def prepare(self, activations: Any) -> Any:
         xp = namespace(activations)
-        return xp.astype(activations, xp.float64)
+        a = xp.astype(activations, xp.float64)
+        if self.coef is None:
+            return a
+        return a * self._cached("_coef_in", self.coef, xp)
 
     def outputs(self, prepared: Any, tuples: Any) -> Any:
         xp = namespace(prepared)
@@ -386,12 +508,15 @@ class SignReadout:
         return (prepared @ P) * self.scale
 
     def _signs(self, xp: Any) -> Any:
+        return self._cached("_signs_in", self.signs, xp)
+
+    def _cached(self, name: str, host: np.ndarray, xp: Any) -> Any:
         if is_numpy(xp):
-            return self.signs
-        cache = self.__dict__.setdefault("_signs_in", {})
+            return host
+        cache = self.__dict__.setdefault(name, {})
         key = getattr(xp, "__name__", str(xp))
         if key not in cache:
-            cache[key] = asarray(self.signs, xp)
+            cache[key] = asarray(host, xp)
         return cache[key]
 
 
@@ -841,6 +966,48 @@ def worst_case_uand(
         act = tuple_unrank(np.arange(comb(m, j)), m, j) if j else np.zeros((1, 0), np.int64)
         parts.append(evaluate_uand(net, act, readout=readout, method=method, tile=tile))
     return UAndErrors.combine(parts)
+
+
+INPUTS_KINDS = ("exact", "at_most")
+"""Which s-sparse inputs a measurement draws: exactly ``s`` active features, or every count ``0..s``."""
+
+
+def sample_counts(
+    n_features: int, counts: Sequence[int], n_samples: int, *, seed: object = 0
+) -> dict[int, np.ndarray]:
+    r"""``n_samples`` random inputs with exactly :math:`n` active features, for every :math:`n` in ``counts``.
+
+    Count :math:`n` is drawn from its own stream (``SeedSequence`` spawned from ``seed``, one
+    child per position in ``counts``), so adding a count leaves the others' inputs unchanged.
+
+    Returns
+    -------
+    dict
+        :math:`n \mapsto` int64 array ``(n_samples, n)`` (:func:`superposition.sample_sparse`;
+        shape ``(n_samples, 0)`` for :math:`n = 0`).
+    """
+    m = check_int("n_features", n_features, low=1)
+    k = check_int("n_samples", n_samples, low=1)
+    ns = [check_int("count", n, low=0, high=m) for n in counts]
+    if len(set(ns)) != len(ns):
+        raise ValueError(f"counts must be distinct, got {list(counts)}")
+    ss = seed if isinstance(seed, np.random.SeedSequence) else None
+    if ss is None:
+        ss = np.random.SeedSequence(int(as_generator(seed).integers(0, 2**63)))
+    out = {}
+    for n, child in zip(ns, ss.spawn(len(ns)), strict=True):
+        if n == 0:
+            out[n] = np.zeros((k, 0), dtype=np.int64)
+        else:
+            out[n] = sample_sparse(m, n, k, seed=np.random.default_rng(child))
+    return out
+
+
+def input_counts(sparsity: int, inputs_kind: str = "exact") -> tuple[int, ...]:
+    """The active counts an ``inputs_kind`` covers: ``(s,)`` (``"exact"``) or ``(0, 1, ..., s)`` (``"at_most"``)."""
+    s = check_int("sparsity", sparsity, low=0)
+    kind = check_choice("inputs_kind", inputs_kind, INPUTS_KINDS)
+    return (s,) if kind == "exact" else tuple(range(s + 1))
 
 
 def _evaluate_tiles(

@@ -2,7 +2,7 @@ r"""Network kind ``"deep"``: a deep corrected circuit, gate layers alternating w
 
 Exports a :class:`~superposition.deep.DeepNetwork`: every gate layer's sparse factors (wiring,
 product readout, linear terms) as the network applies them, the embeddings :math:`\Phi_\ell`
-(tensors, or their rule when large; :mod:`superposition.export.embeddings`) or the code's units
+(tensors, or their rule when large; ``superposition.export.embeddings``) or the code's units
 and codes, the circuit, and, up to :data:`PLAIN_LAYER_ENTRIES` entries, every layer as plain
 ``W_in, b, W_out (, W_skip)`` (:meth:`LoadedDeep.layer_arrays` computes them otherwise).
 

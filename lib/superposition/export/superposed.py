@@ -2,7 +2,7 @@ r"""Network kind ``"superposed"``: a U-AND layer reading its inputs from superpo
 
 Exports a :class:`~superposition.superposed.SuperposedUAnd`: the wiring :math:`W` as the
 construction stores it (CSR for Bernoulli, dense otherwise), the bias, the readout, and
-:math:`\Phi` (:mod:`superposition.export.embeddings`: a tensor up to
+:math:`\Phi` (``superposition.export.embeddings``: a tensor up to
 :data:`~superposition.export.embeddings.EXPLICIT_EMBEDDING_ENTRIES` entries, always with the rule
 that regenerates it and a SHA-256 that checks it); wrapped in :class:`WithOutputEmbedding`, also
 the embedding :math:`\Psi` the outputs are written into.

@@ -8,7 +8,7 @@ Loaded, both are a :class:`LoadedUAnd`: it rebuilds the construction from the st
 and computes with the construction's own methods (:meth:`~superposition.UAnd.activations`,
 the library's readouts :class:`~superposition.MeanReadout`, :class:`~superposition.SignReadout`,
 :class:`~superposition.training.DenseReadout`), so a loaded layer and the library's cannot
-compute different things. The superposed kind (:mod:`superposition.export.superposed`) extends it.
+compute different things. The superposed kind (``superposition.export.superposed``) extends it.
 """
 
 from __future__ import annotations

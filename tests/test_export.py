@@ -95,6 +95,35 @@ def test_uand_export_is_the_library_network(tmp_path, name, net) -> None:
         np.testing.assert_allclose(got.hidden(x) @ rows.T, want[:, [0, 7, 100]], atol=ROUNDING)
 
 
+def test_rows_with_different_numbers_of_active_features() -> None:
+    """A batch mixing 0, 1, 2 and 3 active features: the library's layer on each count's rows.
+
+    (A batch of one row may round differently from a batch of two in BLAS; the loaded layer
+    runs the library on the same batches the library would be given: the rows of one count.)
+    """
+    x = np.zeros((5, 20), dtype=np.int8)
+    x[1, 4] = 1
+    x[2, [2, 9]] = 1
+    x[3, [0, 5, 17]] = 1
+    x[4, [3, 11]] = 1
+    snet = build_superposed_uand(20, 30, 3, 12, seed=1)
+    for net in (
+        sp.build_uand(20, 40, 3, seed=1),
+        sp.build_uand(20, 40, 3, weights="gaussian"),
+        snet,
+    ):
+        loaded = as_loaded(net)
+        got = loaded.hidden(x)
+        counts = x.sum(axis=1)
+        for c in np.unique(counts):  # the library's layer on the rows with c ones, as a batch
+            rows = np.flatnonzero(counts == c)
+            active = np.array([np.flatnonzero(x[i]) for i in rows]).reshape(rows.size, c)
+            assert np.array_equal(got[rows], net.activations(active))
+    emb = as_loaded(snet).embed(x)
+    assert emb.shape == (5, 12) and not emb[0].any()
+    assert np.array_equal(emb[3], snet.embedded(np.array([[0, 5, 17]]))[0])
+
+
 def test_rule_and_explicit_readouts_agree() -> None:
     for _, net in _uand_cases():
         a, b = as_loaded(net, readout="explicit"), as_loaded(net, readout="rule")

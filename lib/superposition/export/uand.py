@@ -13,7 +13,7 @@ compute different things. The superposed kind (``superposition.export.superposed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cached_property
 from itertools import combinations
 from math import comb
@@ -61,9 +61,9 @@ class LoadedUAnd(LoadedNetwork):
                 losses=np.zeros(0),
                 config=dict(con["training"]),
             )
-        return self.first_layer_network()
+        return self._uand_layer()
 
-    def first_layer_network(self) -> UAnd:
+    def _uand_layer(self) -> UAnd:
         """The first layer as a :class:`~superposition.UAnd`: the stored wiring (a
         :class:`~superposition.kernels.Wiring` for Bernoulli weights), bias, sizes and ``p``."""
         sizes, con = self.sizes, self.meta["construction"]
@@ -187,28 +187,20 @@ class LoadedUAnd(LoadedNetwork):
         return _UAnd(first, torch.nn.ReLU(), last)
 
 
-def active_groups(x: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(rows, active)`` for every number of ones ``c`` in a 0/1 batch ``x`` ``(K, m)``.
-
-    ``rows``: the inputs with ``c`` ones; ``active`` ``(len(rows), c)``: their indices, increasing.
-    """
-    counts = np.count_nonzero(x, axis=1)
-    for c in np.unique(counts):
-        rows = np.flatnonzero(counts == c)
-        yield rows, np.nonzero(x[rows])[1].reshape(rows.size, int(c))
-
-
 def by_active_count(x: np.ndarray, f: Callable[[np.ndarray], Any]) -> np.ndarray:
     """``f(active)`` for a 0/1 batch ``x`` ``(K, m)``, the rows put back in order → NumPy ``(K, …)``.
 
-    A library layer takes inputs as active indices ``(K, s)`` with one ``s``; ``f`` runs once
-    per number of ones in ``x`` (:func:`active_groups`).
+    A library layer takes its inputs as active indices ``(K, s)`` with one ``s``; rows of ``x``
+    may have different numbers of ones, so ``f`` runs once per number ``c``: on the rows with
+    ``c`` ones and their indices ``(rows, c)``, increasing.
     """
+    counts = np.count_nonzero(x, axis=1)
     if x.shape[0] == 0:
         return to_numpy(f(np.zeros((0, 0), dtype=np.int64)))
     out = None
-    for rows, active in active_groups(x):
-        part = to_numpy(f(active))
+    for c in np.unique(counts):
+        rows = np.flatnonzero(counts == c)
+        part = to_numpy(f(np.nonzero(x[rows])[1].reshape(rows.size, int(c))))
         if out is None:
             out = np.empty((x.shape[0], *part.shape[1:]), dtype=part.dtype)
         out[rows] = part

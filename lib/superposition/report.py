@@ -1,7 +1,7 @@
 """Reporting measurements in the book: the one glue helper, Markdown tables, interval verdicts.
 
 Every chapter reports through these functions, so a number reaches the prose the same way
-everywhere: :func:`glue` stores a value for ``{glue:text}`` (NumPy scalars as plain numbers,
+everywhere: :func:`glue` stores a value for MyST-NB's glue roles (NumPy scalars as plain numbers,
 figures closed once stored), :func:`markdown_table` builds a table from rows, and
 :func:`interval_verdict` turns a measured interval and the values it is compared with into a
 sentence, so no verdict is typed by hand.
@@ -18,7 +18,10 @@ __all__ = ["glue", "interval_verdict", "markdown_table", "table"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
-    """Store ``value`` under ``name`` for the chapter's prose (``{glue:text}`name``` and friends).
+    """Store ``value`` under ``name`` for the chapter's prose (MyST-NB's glue text and figure roles).
+
+    (The roles' syntax is not written here: on the API page it would read as a role left
+    unexpanded, which the site check refuses.)
 
     NumPy scalars become plain Python numbers (their repr does not format); a Matplotlib figure
     is closed once stored, so it is not drawn a second time at the end of the cell. Needs

@@ -478,3 +478,15 @@ def test_trained_network(strict: Any) -> None:
         net, strict.asarray(act), readout=net.readout, activations=net.activations(act)
     )
     _same_errors(got, ref)
+
+
+def test_all_active_readings(strict: Any) -> None:
+    """The readings of the true ANDs, on strict arrays, equal the NumPy ones."""
+    import superposition as sp
+
+    for weights in ("bernoulli", "rademacher"):
+        net = sp.build_uand(20, 60, 3, weights=weights, seed=1)
+        act = sample_sparse(20, 3, 4, seed=2)
+        got = sp.all_active_readings(net, strict.asarray(act))
+        assert isinstance(got, np.ndarray)
+        assert_allclose(got, sp.all_active_readings(net, act), rtol=0, atol=F64)

@@ -764,3 +764,69 @@ def test_bias_rejects(kwargs: dict, needle: str) -> None:
     args = {"n_features": 30, "neurons": 50, "sparsity": 3, **kwargs}
     with pytest.raises(ValueError, match=needle):
         U.build_uand(args.pop("n_features"), args.pop("neurons"), args.pop("sparsity"), **args)
+
+
+def _touched_pass_fraction(m, s, eps, p, d, draws, seed=0) -> float:
+    """The criterion of minimal_neurons, brute force: every draw as its docstring defines it."""
+    ok = []
+    for j in draws:
+        prob = U.connection_probability(p, m, d, s)
+        counts = U.sample_touched_counts(
+            m, d, s, prob, seed=np.random.SeedSequence([seed, m, d, j])
+        )
+        ok.append(U.touched_errors(counts)["max_abs_error"] <= eps)
+    return float(np.mean(ok))
+
+
+@pytest.mark.parametrize("p", ["worst_case", "paper"])
+def test_minimal_neurons_is_where_the_criterion_flips(p: str) -> None:
+    # resolution 0 bisects to the integer: the width returned passes and the one below fails
+    m, s, eps, draws = 40, 3, 0.5, range(3, 11)
+    d = U.minimal_neurons(m, s, eps, p, n_draws=8, first_draw=3, success=0.75, resolution=0)
+    assert _touched_pass_fraction(m, s, eps, p, d, draws) >= 0.75
+    low = int(np.floor(theory.paper_min_neurons(m))) + 1 if p == "paper" else 2
+    if d > low:
+        assert _touched_pass_fraction(m, s, eps, p, d - 1, draws) < 0.75
+    else:
+        assert d == low
+    if p == "paper":  # the paper's p is a probability only above ln^4 m
+        assert d > theory.paper_min_neurons(m)
+
+
+def test_minimal_neurons_limits_and_checks() -> None:
+    # p = 1 wires every neuron to every feature: an output with one active member reads s - 1
+    assert U.minimal_neurons(30, 3, 0.5, 1.0, high=500, n_draws=4) == 501
+    assert U.minimal_neurons(30, 3, 0.5, 0.5, p_scale=2.0, high=500, n_draws=4) == 501
+    d5 = U.minimal_neurons(30, 3, 0.5, n_draws=1, first_draw=5, resolution=0)
+    assert _touched_pass_fraction(30, 3, 0.5, "worst_case", d5, [5]) == 1.0
+    with pytest.raises(ValueError, match="target_error"):
+        U.minimal_neurons(30, 3, 0.0)
+    with pytest.raises(ValueError, match="p_scale"):
+        U.minimal_neurons(30, 3, 0.5, p_scale=-1.0)
+    with pytest.raises(ValueError, match="first_draw"):
+        U.minimal_neurons(30, 3, 0.5, first_draw=-1)
+
+
+@pytest.mark.parametrize(
+    ("weights", "bias"), [("bernoulli", None), ("rademacher", None), ("gaussian", "count_free")]
+)
+def test_all_active_readings_are_the_true_ands_of_the_dense_evaluation(weights, bias) -> None:
+    m, d, s = 14, 300, 4
+    net = U.build_uand(m, d, s, weights=weights, bias=bias, seed=2)
+    pairs = np.array(list(itertools.combinations(range(m), 2)))
+    for n in (2, 3, 4):
+        act = sp.sample_sparse(m, n, 6, seed=n)
+        got = U.all_active_readings(net, act)
+        everything = U.uand_outputs(net, act, pairs)  # (K, C(m, 2)), every output
+        for i, row in enumerate(np.sort(act, axis=1)):
+            want = [
+                everything[i, U.tuple_rank(np.array([t]), m)[0]]
+                for t in itertools.combinations(row, 2)
+            ]
+            assert_allclose(got[i], want, rtol=0, atol=1e-12)
+    acts = net.activations(act)
+    assert_allclose(U.all_active_readings(net, act, activations=acts), got, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="at least arity"):
+        U.all_active_readings(net, act[:, :1])
+    with pytest.raises(ValueError, match="activations must have shape"):
+        U.all_active_readings(net, act, activations=acts[:, :5])

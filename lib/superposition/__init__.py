@@ -133,6 +133,7 @@ from .theory import (
 )
 from .training import TrainedUAnd, train_uand
 from .uand import (
+    all_active_readings,
     FittedReadout,
     MeanReadout,
     SignReadout,
@@ -145,6 +146,7 @@ from .uand import (
     fit_uand_readout,
     group_sizes,
     input_counts,
+    minimal_neurons,
     relu_layer,
     sample_counts,
     sample_touched_counts,

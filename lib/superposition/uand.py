@@ -69,6 +69,7 @@ from .kernels import (
     sample_wiring,
     wiring_preactivations,
 )
+from .search import fraction_passing, smallest_passing
 
 WEIGHTS = ("bernoulli", "rademacher", "gaussian")
 """First-layer weight distributions."""
@@ -658,6 +659,55 @@ def uand_outputs(
     return readout.outputs(readout.prepare(net.activations(active)), tuples.astype(np.int64))
 
 
+def all_active_readings(
+    net: UAnd,
+    active: np.ndarray,
+    *,
+    readout: Readout | None = None,
+    activations: Any = None,
+) -> np.ndarray:
+    r"""The readings :math:`\hat y_T(x)` of the ANDs that are 1: every tuple of active features of each input.
+
+    What an AND reads when it is true, input by input: its mean over inputs with :math:`n`
+    active features is what calibrating the readout on :math:`n` fixes
+    (:func:`superposition.theory.sign_readout_constant`).
+
+    Parameters
+    ----------
+    net : UAnd
+    active : int array, shape ``(K, n)``
+        ``n >= arity`` active features per input.
+    readout : Readout, optional
+        Defaults to ``net.readout``.
+    activations : array, shape ``(K, neurons)``, optional
+        Use these instead of ``net.activations(active)`` (inputs in superposition).
+
+    Returns
+    -------
+    float64 NumPy array, shape ``(K, C(n, arity))``
+        Row :math:`i`: the tuples of ``sorted(active[i])`` in lexicographic order.
+    """
+    readout = net.readout if readout is None else readout
+    active = check_active(active, net.n_features)
+    k, n = active.shape
+    if n < net.arity:
+        raise ValueError(
+            f"active must hold at least arity = {net.arity} features per input, got {n}"
+        )
+    acts = net.activations(active) if activations is None else activations
+    if tuple(acts.shape) != (k, net.neurons):
+        raise ValueError(
+            f"activations must have shape (n_samples, neurons) = {(k, net.neurons)}, "
+            f"got {tuple(acts.shape)}"
+        )
+    prepared = readout.prepare(acts)
+    local = np.array(list(combinations(range(n), net.arity)), dtype=np.int64)
+    rows = []
+    for i, row in enumerate(to_numpy(active)):  # rows of check_active are sorted
+        rows.append(to_numpy(readout.outputs(prepared[i : i + 1, :], row[local]))[0])
+    return np.asarray(rows, dtype=np.float64).reshape(k, len(local))
+
+
 # ---------------------------------------------------------------- the part of a network one input touches
 
 
@@ -788,6 +838,80 @@ def touched_errors(counts: TouchedCounts) -> dict[str, float]:
     }
     out["max_abs_error"] = max(out["max_all_active"], out["max_one_active"])
     return out
+
+
+def minimal_neurons(
+    n_features: int,
+    sparsity: int,
+    target_error: float,
+    p: float | str | None = "worst_case",
+    *,
+    p_scale: float = 1.0,
+    n_draws: int = 40,
+    success: float = 0.9,
+    first_draw: int = 0,
+    resolution: float = 0.03,
+    high: int = 10**8,
+    seed: int = 0,
+) -> int:
+    r"""The smallest width :math:`d^*` at which a Bernoulli layer computes U-AND on a random input.
+
+    :math:`d^*` is the smallest :math:`d` at which at least ``success`` of ``n_draws`` random
+    (network, input) draws have every output with an active member within ``target_error``
+    (:func:`sample_touched_counts` then :func:`touched_errors`: exact, without building
+    :math:`W`); outputs with no active member are not covered (bound them with
+    :func:`superposition.theory.bernoulli_exceed_probability`). The search is
+    :func:`superposition.search.smallest_passing` over :math:`d` with
+    :func:`superposition.search.fraction_passing` over the draws; draw :math:`j` at width
+    :math:`d` uses ``SeedSequence([seed, n_features, d, j])`` for :math:`j` = ``first_draw``,
+    ..., ``first_draw + n_draws - 1``, so every width sees fresh, reproducible draws and
+    disjoint ranges of ``j`` give independent replicates of the search.
+
+    Parameters
+    ----------
+    n_features, sparsity : int
+        :math:`m, s` (:math:`2 \le s \le 16`).
+    target_error : float
+        :math:`\varepsilon > 0`.
+    p : float, "balanced", "worst_case", "paper" or None
+        As in :func:`connection_probability`, resolved at every width. ``"paper"``
+        (:math:`\ln^2 m/\sqrt d`) starts the search at the first width where it is a
+        probability, :math:`\lfloor\ln^4 m\rfloor + 1`.
+    p_scale : float
+        :math:`\kappa > 0`: the layer uses :math:`\min(1, \kappa\,p(d))` (a scan over
+        :math:`\kappa` finds the best :math:`p` of a rule's family).
+    n_draws, success, first_draw, resolution, high
+        Draws per width, the fraction that must pass, the index of the first draw, the
+        search's relative resolution and its upper end.
+    seed : int
+
+    Returns
+    -------
+    int
+        :math:`d^*`; ``high + 1`` when even ``high`` neurons do not pass.
+    """
+    m = check_int("n_features", n_features, low=2)
+    s = check_sparsity(sparsity, m)
+    eps = check_real("target_error", target_error, low=0.0, low_open=True)
+    kappa = check_real("p_scale", p_scale, low=0.0, low_open=True)
+    first = check_int("first_draw", first_draw, low=0)
+    draws = range(first, first + check_int("n_draws", n_draws, low=1))
+    root = check_int("seed", seed, low=0)
+    low = 2
+    if isinstance(p, str) and p == "paper":
+        low = int(np.floor(theory.paper_min_neurons(m))) + 1
+    high = check_int("high", high, low=low)
+
+    def ok(d: int, draw: int) -> bool:
+        prob = min(1.0, kappa * connection_probability(p, m, d, s))
+        counts = sample_touched_counts(
+            m, d, s, prob, seed=np.random.SeedSequence([root, m, d, draw])
+        )
+        return touched_errors(counts)["max_abs_error"] <= eps
+
+    return smallest_passing(
+        lambda d: fraction_passing(ok, d, draws, success), low, high, resolution=resolution
+    )
 
 
 # ---------------------------------------------------------------- tuples (combinatorial number system)

@@ -12,6 +12,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PIP_VERSION := 26.3
 
 # Chapters are MyST notebooks, executed in this order ("about" last: it reports on the others).
 CHAPTERS := background uand uand_superposed circuits correction interpretability dictionary about
@@ -20,7 +21,7 @@ TOOLS    := dedupe_scripts.py api_reference.py
 LIB      := $(shell find lib -name '*.py' -not -path '*/__pycache__/*')
 BOOKCFG  := _config.yml _toc.yml references.bib
 
-.PHONY: all book test lint format bench clean clean-sweeps distclean venv lock unit chapters-ci book-ci site-test help
+.PHONY: all book test lint format bench clean clean-sweeps distclean venv lock unit chapters-ci book-ci site-test help FORCE
 
 all: book
 
@@ -32,7 +33,7 @@ venv: $(STAMP)
 # exactly the hashed lock, then the project itself (built with the locked setuptools)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet "pip==$(PIP_VERSION)"
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
@@ -61,9 +62,19 @@ endef
 $(eval $(call chapter_rules,paper))
 $(eval $(call chapter_rules,ci))
 
-# "about" reports on every other executed chapter, so it runs after them
-_build/paper/src/book/about.ipynb: _toc.yml $(patsubst %,_build/paper/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
-_build/ci/src/book/about.ipynb: _toc.yml $(patsubst %,_build/ci/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+# "about" reports on every other executed chapter, so it runs after them, and again whenever the
+# commit or the tree's cleanliness changes (it names both): _build/state holds them and is
+# rewritten only when they differ
+_build/paper/src/book/about.ipynb: _toc.yml _build/state $(patsubst %,_build/paper/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+_build/ci/src/book/about.ipynb: _toc.yml _build/state $(patsubst %,_build/ci/src/book/%.ipynb,$(filter-out about,$(CHAPTERS)))
+
+_build/state: FORCE
+	@mkdir -p $(@D)
+	@{ git rev-parse HEAD 2>/dev/null || echo "not a git checkout"; \
+	   git status --porcelain --untracked-files=no 2>/dev/null | sha256sum; } > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+FORCE:
 
 # the non-notebook pages and the book configuration, copied beside the executed notebooks
 _build/%/src/.pages: $(BOOKCFG) $(addprefix tools/,$(TOOLS)) $(addprefix book/,$(PAGES))

@@ -15,22 +15,47 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "superposition"
 
 
+def _module_name(path: Path) -> str:
+    """``uand`` for ``uand.py``, ``export.core`` for ``export/core.py``, ``export`` for its ``__init__``."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+def _resolve(mod: str, is_package: bool, level: int, module: str | None) -> str:
+    """The module a relative import ``from {'.' * level}{module} import …`` in ``mod`` names."""
+    base = mod.split(".") if mod != "__init__" else []
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (level - 1)] if level > 1 else base
+    target = ".".join([*base, *([module] if module else [])])
+    return target or "__init__"
+
+
 def _imports() -> dict[str, list[tuple[str, str, int]]]:
-    """``{module: [(imported module, imported name or "", line), ...]}`` over the package."""
+    """``{module: [(imported module, imported name or "", line), ...]}`` over the package.
+
+    Modules of subpackages are named with dots (``export.core``); a package is its ``__init__``
+    (``export``), the root package ``__init__``.
+    """
+    modules = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
     out: dict[str, list[tuple[str, str, int]]] = {}
-    for path in sorted(PACKAGE.glob("*.py")):
-        mod = path.stem
+    for mod, path in modules.items():
+        is_package = path.name == "__init__.py"
         found = []
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module is None:  # from . import x: a module, or a name of the root
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                src = _resolve(mod, is_package, node.level, node.module)
+                if node.module is None:  # from . import x: a module, or a name of the package
                     for a in node.names:
-                        if (PACKAGE / f"{a.name}.py").exists():
-                            found.append((a.name, "", node.lineno))
+                        sub = f"{src}.{a.name}" if src != "__init__" else a.name
+                        if sub in modules:
+                            found.append((sub, "", node.lineno))
                         else:
-                            found.append(("__init__", a.name, node.lineno))
+                            found.append((src, a.name, node.lineno))
                 else:
-                    found += [(node.module, a.name, node.lineno) for a in node.names]
+                    found += [(src, a.name, node.lineno) for a in node.names]
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
                 "superposition"
             ):
@@ -38,6 +63,15 @@ def _imports() -> dict[str, list[tuple[str, str, int]]]:
                 found += [(sub, a.name, node.lineno) for a in node.names]
         out[mod] = found
     return out
+
+
+def test_the_walk_sees_subpackages() -> None:
+    """The export package's modules are walked, and their relative imports resolved."""
+    found = _imports()
+    assert {"export", "export.core", "export.uand", "export.deep"} <= set(found)
+    sources = {src for src, _, _ in found["export.deep"]}
+    assert {"export.core", "export.circuit", "deep", "correction"} <= sources
+    assert "export.core" in {src for src, _, _ in found["export"]}
 
 
 def test_no_module_imports_another_modules_private_name() -> None:
@@ -50,9 +84,29 @@ def test_no_module_imports_another_modules_private_name() -> None:
     assert not bad, "\n".join(bad)
 
 
+def _with_parents(mod: str, src: str) -> set[str]:
+    """``src`` and the packages importing it runs first (``export`` for ``export.core``), but
+    not the packages ``mod`` itself is in (a package's modules import while it is running)."""
+    parts = src.split(".")
+    out = {src}
+    for i in range(1, len(parts)):
+        parent = ".".join(parts[:i])
+        if mod != parent and not mod.startswith(parent + "."):
+            out.add(parent)
+    return out
+
+
 def test_the_import_graph_has_no_cycle() -> None:
     graph = {
-        mod: sorted({src for src, _, _ in found if src != mod and src != "__init__"})
+        mod: sorted(
+            {
+                dep
+                for src, _, _ in found
+                if src != "__init__"
+                for dep in _with_parents(mod, src)
+                if dep != mod
+            }
+        )
         for mod, found in _imports().items()
         if mod != "__init__"
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 from math import comb
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,12 @@ from superposition.cli import main
 from superposition.deep import deep_network, run_deep
 from superposition.export import (
     NETWORK_KINDS,
+    TORCH_INSTALL,
+    LoadedCircuit,
+    LoadedDeep,
     LoadedNetwork,
+    LoadedSuperposed,
+    LoadedUAnd,
     WithOutputEmbedding,
     as_loaded,
     export_network,
@@ -82,9 +88,40 @@ def test_uand_export_is_the_library_network(tmp_path, name, net) -> None:
         export_network(net, tmp_path / "n.safetensors", readout=readout)
         got = load_network(tmp_path / "n.safetensors")
         np.testing.assert_allclose(got.forward(x), want, atol=ROUNDING, rtol=0)
+        if readout == "rule":  # the library's readout on the library's activations
+            assert np.array_equal(got.forward(x), want)
         assert np.array_equal(got.hidden(x), net.activations(active))
         rows = got.readout_rows(tup[[0, 7, 100]])
         np.testing.assert_allclose(got.hidden(x) @ rows.T, want[:, [0, 7, 100]], atol=ROUNDING)
+
+
+def test_rows_with_different_numbers_of_active_features() -> None:
+    """A batch mixing 0, 1, 2 and 3 active features: the library's layer on each count's rows.
+
+    (A batch of one row may round differently from a batch of two in BLAS; the loaded layer
+    runs the library on the same batches the library would be given: the rows of one count.)
+    """
+    x = np.zeros((5, 20), dtype=np.int8)
+    x[1, 4] = 1
+    x[2, [2, 9]] = 1
+    x[3, [0, 5, 17]] = 1
+    x[4, [3, 11]] = 1
+    snet = build_superposed_uand(20, 30, 3, 12, seed=1)
+    for net in (
+        sp.build_uand(20, 40, 3, seed=1),
+        sp.build_uand(20, 40, 3, weights="gaussian"),
+        snet,
+    ):
+        loaded = as_loaded(net)
+        got = loaded.hidden(x)
+        counts = x.sum(axis=1)
+        for c in np.unique(counts):  # the library's layer on the rows with c ones, as a batch
+            rows = np.flatnonzero(counts == c)
+            active = np.array([np.flatnonzero(x[i]) for i in rows]).reshape(rows.size, c)
+            assert np.array_equal(got[rows], net.activations(active))
+    emb = as_loaded(snet).embed(x)
+    assert emb.shape == (5, 12) and not emb[0].any()
+    assert np.array_equal(emb[3], snet.embedded(np.array([[0, 5, 17]]))[0])
 
 
 def test_rule_and_explicit_readouts_agree() -> None:
@@ -102,7 +139,11 @@ def test_trained_round_trip(tmp_path, trained) -> None:
     active = sp.sample_sparse(20, 3, 25, seed=8)
     x = sp.to_dense(active, 20)
     assert np.array_equal(loaded.forward(x), as_loaded(trained).forward(x))
-    assert np.array_equal(loaded.forward(x), trained.outputs(active))
+    tup = tuple_unrank(np.arange(comb(20, 2)), 20, 2)
+    assert np.array_equal(loaded.hidden(x), trained.activations(active))
+    assert np.array_equal(loaded.forward(x), sp.uand_outputs(trained, active, tup))
+    # the network's own float32 forward: the same outputs to float32 rounding
+    np.testing.assert_allclose(loaded.forward(x), trained.outputs(active), rtol=1e-5, atol=1e-6)
     assert loaded.meta["construction"]["training"]["steps"] == 30
     assert loaded.meta["outputs"]["names"][1] == "and(0,2)"
     with pytest.raises(ValueError, match="no rule"):
@@ -118,16 +159,13 @@ def test_circuit_round_trip_and_ground_truth(tmp_path, compiled) -> None:
     mem = list(as_loaded(compiled).residuals(x))
     lib = list(compiled.residuals(x))
     for g, m_, ref in zip(got, mem, lib, strict=True):
-        assert np.array_equal(g, m_)
-        np.testing.assert_allclose(g, ref, atol=ROUNDING, rtol=0)
+        assert np.array_equal(g, m_) and np.array_equal(g, ref)  # the library's own steps
     assert np.array_equal(loaded.forward(x), got[-1])
     truth = loaded.ground_truth(x)
     for t, ref in zip(truth, compiled.circuit.evaluate(x.astype(np.int8)), strict=True):
         assert np.array_equal(t, ref)
     # the stored readout (embedding columns) decodes the last layer like the library
-    np.testing.assert_allclose(
-        loaded.decode(got[-1], 3), compiled.decode(lib[-1], 3), atol=ROUNDING, rtol=0
-    )
+    assert np.array_equal(loaded.decode(got[-1], 3), compiled.decode(lib[-1], 3))
 
 
 def test_sidecar_holds_the_ground_truth(tmp_path) -> None:
@@ -151,13 +189,75 @@ def test_sidecar_holds_the_ground_truth(tmp_path) -> None:
 
 
 def test_auto_readout_switches_to_rule_for_large_outputs(monkeypatch) -> None:
-    import superposition.export as ex
+    import superposition.export.uand as ex
 
     net = sp.build_uand(30, 20, 3, seed=0)
     assert "tensor" in network_arrays(net)[2]["readout"]
     monkeypatch.setattr(ex, "EXPLICIT_READOUT_ENTRIES", 100)
     kind, tensors, meta = network_arrays(net)
     assert meta["readout"]["rule"] == "mean_over_gamma" and "readout.weight" not in tensors
+
+
+# ------------------------------------------------------------------ files written before
+
+
+FIXTURES = Path(__file__).resolve().parent / "data" / "export_v2"
+# SHA-256 of the weights files written by the export module before it was split into one
+# adapter per network kind (tests/data/export_v2/make_fixtures.py, superposition 0.1.0)
+FIXTURE_SHA256 = {
+    "uand": "f1f6edfa1cef4a9a6d8dd308b9bae298773d9cdbcc2559ba568231df2d0936a2",
+    "uand_rule": "15237b730bd080d75d6c980abd1303cb5068380bfecbc69a900e29f7e20cbeae",
+    "trained": "31f5998831231b994dff1d87e984deb0cd8a3860874dfb62d5df942e78c6885b",
+    "superposed": "84243d687d9437954e9039371c2fee271f46f2f734afa77c149167afd9dd6c07",
+    "circuit": "250ac85ad2af9269e405a08819b21a8049fa3ce24011abfcc68efb941fa3e95a",
+    "deep": "0d44f509839e0ebc6657f644c3476d8397dd761953da81fb682cbfe7bba87040",
+    "deep_code": "bbcd8e4cb839d9c0ab268c0f8a37f4f9e0772d14004b147775756ec9524bdb53",
+}
+
+
+def _fixture_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_SHA256))
+def test_files_written_before_load_bit_for_bit(tmp_path, name) -> None:
+    """A format-2 file written by the old export module loads, and today's writer writes the
+    same bytes for the same network (the trained network is loaded only: it is not rebuilt)."""
+    import hashlib
+
+    weights = FIXTURES / f"{name}.safetensors"
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == FIXTURE_SHA256[name]
+    old = load_network(weights)
+    assert old.meta["format_version"] == 2 and old.meta["sha256"] == FIXTURE_SHA256[name]
+    make = _fixture_module()
+    recorded = np.load(FIXTURES / "outputs.npz")
+    x, y_then = recorded[f"{name}.x"], recorded[f"{name}.y"]
+    y_now = old.forward(x)
+    assert y_now.shape == y_then.shape
+    if name == "trained":
+        # the old loader read out in float32 (a @ R.T); the library's readout reads in float64
+        np.testing.assert_allclose(y_now, y_then, rtol=1e-6, atol=1e-7)
+        return
+    net, readout = make.networks()[name]
+    path = tmp_path / f"{name}.safetensors"
+    export_network(net, path, readout=readout, seed=0)
+    assert path.read_bytes() == weights.read_bytes()  # same network, same bytes
+    new_meta = json.loads(sidecar_path(path).read_text())
+    old_meta = json.loads(sidecar_path(weights).read_text())
+    assert new_meta == old_meta
+    # the loaded forward pass is the in-memory network's (same arrays, same steps)
+    assert np.array_equal(y_now, as_loaded(net, readout=readout).forward(x))
+    # and what the old loader computed: the same, or (circuits, whose input the old loader
+    # encoded with its own sums) the same to rounding
+    if name == "circuit":
+        np.testing.assert_allclose(y_now, y_then, atol=ROUNDING, rtol=0)
+    else:
+        assert np.array_equal(y_now, y_then)
 
 
 # ------------------------------------------------------------------ bad files
@@ -259,13 +359,33 @@ def test_loaded_network_checks_inputs(written) -> None:
         net.forward(np.full((2, 12), 0.5))
     with pytest.raises(ValueError, match="strictly increasing"):
         net.readout_rows(np.array([[3, 3]]))
-    with pytest.raises(ValueError, match="applies to kinds"):
-        next(net.residuals(np.zeros((1, 12))))
+    with pytest.raises(ValueError, match="a must have shape"):
+        net.outputs_from_hidden(np.zeros((2, 3)))
     assert isinstance(net, LoadedNetwork) and set(NETWORK_KINDS) >= {
         "uand",
         "trained_uand",
         "circuit",
     }
+
+
+def test_each_kind_loads_as_its_own_class(trained, compiled) -> None:
+    """A loaded network has the methods of its kind and only those (no method of another kind)."""
+    snet = build_superposed_uand(20, 30, 3, 12, seed=1)
+    cases = {
+        "uand": (sp.build_uand(12, 10, 3, seed=0), LoadedUAnd),
+        "trained_uand": (trained, LoadedUAnd),
+        "superposed": (snet, LoadedSuperposed),
+        "circuit": (compiled, LoadedCircuit),
+        "deep": (deep_network(20, 60, 2, 2, seed=1), LoadedDeep),
+    }
+    for kind, (net, cls) in cases.items():
+        loaded = as_loaded(net)
+        assert loaded.network_kind == kind and type(loaded) is cls
+        assert NETWORK_KINDS[kind].loaded is cls
+    uand, circuit = as_loaded(cases["uand"][0]), as_loaded(compiled)
+    assert not hasattr(uand, "residuals") and not hasattr(uand, "hidden_from")
+    assert not hasattr(circuit, "hidden") and not hasattr(circuit, "layer_arrays")
+    assert not hasattr(as_loaded(cases["deep"][0]), "readout_rows")
 
 
 # ------------------------------------------------------------------ CLI
@@ -485,14 +605,15 @@ def test_torch_module_matches_numpy(trained, compiled) -> None:
         np.testing.assert_allclose(got, want, atol=tol, rtol=tol)
 
 
-def test_to_torch_without_torch_is_a_clear_error() -> None:
-    try:
-        import torch  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(ValueError, match="PyTorch"):
-            to_torch(sp.build_uand(12, 10, 3, seed=0))
-    else:
-        pytest.skip("torch is installed: the builder itself is tested above")
+def test_to_torch_without_torch_is_an_import_error_with_the_install_line(monkeypatch) -> None:
+    """Whether or not torch is installed here: an import that fails is an ImportError."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails
+    with pytest.raises(ImportError, match="to_torch needs PyTorch") as exc:
+        to_torch(sp.build_uand(12, 10, 3, seed=0))
+    assert TORCH_INSTALL in str(exc.value) and TORCH_INSTALL == "pip install torch"
+    assert exc.value.name == "torch"
 
 
 # ------------------------------------------------------------------ superposed U-AND
@@ -557,7 +678,7 @@ def test_superposed_readout_rules_agree_with_tensor() -> None:
 
 def test_superposed_phi_by_rule_regenerates_the_same_bits(tmp_path, monkeypatch) -> None:
     """A Phi too large to store is regenerated from its rule: the same network, bit for bit."""
-    import superposition.export as ex
+    import superposition.export.embeddings as ex
 
     snet = dict(_superposed_cases())["bernoulli"]
     full = tmp_path / "full.safetensors"
@@ -594,7 +715,7 @@ def test_superposed_wide_embedding_is_exact_across_readout_chunks() -> None:
 
 
 def test_superposed_rule_with_other_bits_is_refused(tmp_path, monkeypatch) -> None:
-    import superposition.export as ex
+    import superposition.export.embeddings as ex
 
     monkeypatch.setattr(ex, "EXPLICIT_EMBEDDING_ENTRIES", 100)
     path = tmp_path / "s.safetensors"
@@ -625,7 +746,7 @@ def test_superposed_basis_aligned_is_the_uand_network() -> None:
 
 
 def test_superposed_output_embedding(tmp_path, monkeypatch) -> None:
-    import superposition.export as ex
+    import superposition.export.embeddings as ex
 
     snet = dict(_superposed_cases())["bernoulli"]
     with_psi = WithOutputEmbedding(snet, out_dim=48)
@@ -668,8 +789,7 @@ def test_with_output_embedding_checks_arguments() -> None:
     net = as_loaded(snet)
     with pytest.raises(ValueError, match="a0 must have shape"):
         net.hidden_from(np.zeros((2, 5)))
-    with pytest.raises(ValueError, match="applies to kinds"):
-        as_loaded(sp.build_uand(10, 5, 2)).hidden_from(np.zeros((2, 10)))
+    assert not hasattr(as_loaded(sp.build_uand(10, 5, 2)), "hidden_from")
 
 
 # ------------------------------------------------------------------ deep corrected circuits
@@ -749,7 +869,7 @@ def test_deep_uncorrected_path(name, net) -> None:
 @pytest.mark.parametrize(("name", "net"), list(_deep_cases()))
 def test_deep_plain_layers_are_the_network(name, net, monkeypatch) -> None:
     """Every layer as plain W_in, b, W_out (W_skip): the library's layers, and the same forward."""
-    import superposition.export as ex
+    import superposition.export.deep as ex
 
     loaded = as_loaded(net)
     assert loaded.meta["plain"]["stored"] and "layer.0.W_skip" in loaded.tensors
@@ -786,7 +906,7 @@ def test_deep_plain_layers_are_the_network(name, net, monkeypatch) -> None:
 
 @pytest.mark.parametrize("name", ["denoiser", "fresh", "code"])
 def test_deep_embeddings_by_rule(name, monkeypatch) -> None:
-    import superposition.export as ex
+    import superposition.export.embeddings as ex
 
     net = dict(_deep_cases())[name]
     full = as_loaded(net)
@@ -797,11 +917,11 @@ def test_deep_embeddings_by_rule(name, monkeypatch) -> None:
     x = _deep_x()
     assert np.array_equal(small.forward(x), full.forward(x))
     for ell in range(net.depth + 1):
-        assert np.array_equal(small._deep_phi(ell), full._deep_phi(ell))
+        assert np.array_equal(small.embedding_matrix(ell), full.embedding_matrix(ell))
 
 
 def test_deep_rejects_bad_and_mismatched_files(tmp_path, monkeypatch) -> None:
-    import superposition.export as ex
+    import superposition.export.embeddings as ex
 
     net = dict(_deep_cases())["fresh"]
     path = tmp_path / "d.safetensors"
@@ -830,7 +950,6 @@ def test_deep_rejects_bad_and_mismatched_files(tmp_path, monkeypatch) -> None:
     next(states), next(states), next(states)  # layers 0 and 1 use Phi_0, Phi_1: fine
     with pytest.raises(ValueError, match=r"embedding.phi\[2\]: regenerated by its rule"):
         next(states)
-    with pytest.raises(ValueError, match="applies to kinds"):
-        loaded.hidden(_deep_x())
+    assert not hasattr(loaded, "hidden")
     with pytest.raises(ValueError, match="layer"):
         loaded.layer_arrays(6)

@@ -26,7 +26,15 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from superposition import backend as B
-from superposition.circuits import compile_circuit, emulate, random_circuit, readout_stats
+from superposition.circuits import (
+    compile_circuit,
+    decode_values,
+    emulate,
+    encode_values,
+    random_circuit,
+    readout_stats,
+    residual_step,
+)
 from superposition.correction import (
     CodeCorrection,
     FeatureDenoiser,
@@ -106,6 +114,14 @@ def test_compiled_circuit_runs_on_strict_arrays(strict: Any, dtype: type) -> Non
         assert_allclose(_np(cc.decode(g, ell)), cc.decode(r, ell), atol=tol)
     layer = cc.layers[0]
     assert_allclose(_np(layer(strict.asarray(ref[0]))), layer(ref[0]), atol=tol)
+    # the public steps a loaded circuit shares with the compiled one, on strict arrays
+    phi0 = cc.phi(0).matrix()
+    assert_allclose(_np(encode_values(strict.asarray(x), phi0)), ref[0], atol=tol)
+    weights = [strict.asarray(w) for w in (layer.W_in, layer.b, layer.W_out, layer.W_skip)]
+    assert_allclose(_np(residual_step(strict.asarray(ref[0]), *weights)), ref[1], atol=tol)
+    assert_allclose(
+        _np(decode_values(strict.asarray(ref[0]), phi0)), cc.decode(ref[0], 0), atol=tol
+    )
     want = emulate(cc, x)
     have = emulate(cc, strict.asarray(x))
     assert have.bit_accuracy == want.bit_accuracy
@@ -373,6 +389,10 @@ def test_superposed_evaluators(strict: Any, weights: str) -> None:
     act = sample_sparse(m, s, 4, seed=7)
     sact = strict.asarray(act)
     assert_allclose(_np(snet.activations(sact)), snet.activations(act), rtol=0, atol=F64)
+    a0 = snet.embedded(act)  # the layer on an embedded input, as a loaded network runs it
+    assert_allclose(
+        _np(snet.activations_from(strict.asarray(a0))), snet.activations(act), rtol=0, atol=F64
+    )
     _same_errors(S.evaluate_superposed(snet, sact), S.evaluate_superposed(snet, act))
     # float32 products of at most d terms of size <= ~3 in another order
     got, ref = S.max_errors(snet, sact), S.max_errors(snet, act)

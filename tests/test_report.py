@@ -22,6 +22,20 @@ def test_markdown_table_formats_and_aligns() -> None:
     ]
     centred = markdown_table(["x"], [[1]], align="c")
     assert centred.splitlines()[1] == "| :---: |"
+    assert markdown_table(["a", "b", "c"], [[1, 2, 3]], align="lcr").splitlines()[1] == (
+        "| --- | :---: | ---: |"
+    )
+
+
+def test_markdown_table_bold_cells_and_missing_values() -> None:
+    rows = [[30, 0.125, 0.5], [60, 0.25, 0.0625]]
+    best = [[False, *(v == min(r[1:]) for v in r[1:])] for r in rows]
+    text = markdown_table(["d", "a", "b"], rows, formats=[None, ".3g", ".3g"], bold=best)
+    assert text.splitlines()[2:] == ["| 30 | **0.125** | 0.5 |", "| 60 | 0.25 | **0.0625** |"]
+    blank = markdown_table(["layer", "x"], [["a", 1], [None, 2]], missing="", align="lr")
+    assert blank.splitlines()[2:] == ["| a | 1 |", "|  | 2 |"]
+    # a None cell prints as `missing` whatever its format
+    assert markdown_table(["x"], [[None]], formats=[".0%"]).splitlines()[2] == "| — |"
 
 
 def test_markdown_table_rejects_ragged_rows() -> None:
@@ -31,6 +45,12 @@ def test_markdown_table_rejects_ragged_rows() -> None:
         markdown_table(["a"], [[1]], formats=[None, None])
     with pytest.raises(ValueError, match="align"):
         markdown_table(["a"], [[1]], align="x")
+    with pytest.raises(ValueError, match="align"):
+        markdown_table(["a", "b"], [[1, 2]], align="lrc")
+    with pytest.raises(ValueError, match="bold"):
+        markdown_table(["a", "b"], [[1, 2]], bold=[[True]])
+    with pytest.raises(ValueError, match="bold"):
+        markdown_table(["a"], [[1], [2]], bold=[[True]])
 
 
 def test_interval_verdict_is_generated_from_the_numbers() -> None:

@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _public_modules() -> list:
+    """Every public module, those of subpackages (``superposition.export.uand``) included."""
     return [
-        importlib.import_module(f"superposition.{info.name}")
-        for info in pkgutil.iter_modules(superposition.__path__)
-        if not info.name.startswith("_")
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(superposition.__path__, "superposition.")
+        if not any(part.startswith("_") for part in info.name.split("."))
     ]
 
 

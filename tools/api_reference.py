@@ -93,7 +93,12 @@ def public_api() -> list[tuple[str, str, list[str]]]:
 
 
 def defined_names(module: ModuleType) -> list[str]:
-    """Public classes, functions and UPPER_CASE constants defined at the top of ``module``."""
+    """Public classes, functions and UPPER_CASE constants defined at the top of ``module``.
+
+    For a package (``superposition.export``): the names of its ``__all__``, defined in its modules.
+    """
+    if hasattr(module, "__path__"):
+        return [n for n in getattr(module, "__all__", []) if not n.startswith("_")]
     tree = ast.parse(inspect.getsource(module))
     names = []
     for node in tree.body:
@@ -113,12 +118,28 @@ def _entry(path: str, obj: Any) -> list[str]:
     return [f".. autodata:: {path}", "   :no-value:", ""]
 
 
-def _summary(paths: list[str], objects: list[Any]) -> list[str]:
+def _summary(paths: list[str], objects: list[Any], current: str = "") -> list[str]:
+    """An autosummary table and the autodoc entries; in the table, a path inside the current
+    module ``current`` is written relative to it (as autosummary asks)."""
+    inside = current + "."
+    shown = [p[len(inside) :] if current and p.startswith(inside) else p for p in paths]
     lines = [".. autosummary::", "   :nosignatures:", ""]
-    lines += [f"   {p}" for p in paths] + [""]
+    lines += [f"   {p}" for p in shown] + [""]
     for p, obj in zip(paths, objects, strict=True):
         lines += _entry(p, obj)
     return lines
+
+
+def _data_path(module: ModuleType, name: str) -> str:
+    """Where a constant of ``module`` is documented: for a package, the module of it that
+    defines it (autodoc finds a constant's docstring in its defining source only)."""
+    if not hasattr(module, "__path__"):
+        return name
+    for info in pkgutil.iter_modules(module.__path__):
+        sub = importlib.import_module(f"{module.__name__}.{info.name}")
+        if not info.name.startswith("_") and name in defined_names(sub):
+            return f"{sub.__name__}.{name}"
+    return name
 
 
 def _module_section(short: str, names: list[str]) -> list[str]:
@@ -141,8 +162,13 @@ def _module_section(short: str, names: list[str]) -> list[str]:
         lines += _summary(paths, objects)
     others = [n for n in defined_names(module) if n not in names and hasattr(module, n)]
     if others:
+        objs = [getattr(module, n) for n in others]
+        paths = [
+            n if inspect.isclass(o) or callable(o) else _data_path(module, n)
+            for n, o in zip(others, objs, strict=True)
+        ]
         lines += [f".. rubric:: Also in ``{PACKAGE}.{short}``", ""]
-        lines += _summary(others, [getattr(module, n) for n in others])
+        lines += _summary(paths, objs, f"{PACKAGE}.{short}")
     return lines
 
 

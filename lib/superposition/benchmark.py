@@ -352,7 +352,7 @@ def feature_values(net: LoadedNetwork, truth: GroundTruth, x: np.ndarray) -> np.
     """The exact 0/1 value of every true feature of ``truth`` on the inputs ``x`` → ``(K, n_features)``.
 
     Inputs and ANDs from ``x`` itself; circuit values and gate products from the circuit stored
-    in the sidecar (:meth:`LoadedNetwork.ground_truth`).
+    in the sidecar (:meth:`LoadedCircuit.ground_truth <superposition.export.LoadedCircuit.ground_truth>`).
     """
     x = np.asarray(x)
     if truth.feature_kind in ("input", "and"):

@@ -69,7 +69,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validate import as_generator, check_bits, check_choice, check_int, check_real
-from .backend import asarray, evaluation_namespace, name_of, to_numpy
+from .backend import asarray, evaluation_namespace, name_of, namespace, to_numpy
 from .embedding import BLOCK, EMBEDDING_KINDS, Embedding
 from .kernels import CSR, sample_wiring, sparse_matmul
 
@@ -649,8 +649,8 @@ class _MatrixPhi:
 Phi = Embedding | np.ndarray
 
 
-def _as_phi(phi: Phi, name: str) -> Embedding | _MatrixPhi:
-    if isinstance(phi, Embedding):
+def _as_phi(phi: Phi | _MatrixPhi, name: str) -> Embedding | _MatrixPhi:
+    if isinstance(phi, Embedding | _MatrixPhi):
         return phi
     if isinstance(phi, np.ndarray):
         return _MatrixPhi(phi)
@@ -733,6 +733,60 @@ def _columns(phi: Embedding | _MatrixPhi, idx: np.ndarray) -> np.ndarray:
     return phi.columns(idx) if isinstance(phi, Embedding) else phi.mat[:, idx]
 
 
+def residual_step(a: Any, W_in: Any, b: Any, W_out: Any, W_skip: Any) -> Any:
+    r"""One compiled layer on a batch of residuals: :math:`a' = a W_{\mathrm{skip}}^\top +
+    \mathrm{ReLU}(a W_{\mathrm{in}}^\top + b)\, W_{\mathrm{out}}^\top`.
+
+    The one forward step of a compiled circuit: :class:`CompiledLayer` and an exported, loaded
+    circuit (:mod:`superposition.export`) both apply it.
+
+    Parameters
+    ----------
+    a : array ``(n_batch, d)``
+    W_in : array ``(neurons, d)``
+    b : array ``(neurons,)``
+    W_out : array ``(d, neurons)``
+    W_skip : array ``(d, d)``
+        All in the namespace of ``a``.
+
+    Returns
+    -------
+    array ``(n_batch, d)``
+    """
+    xp = namespace(a)
+    T = xp.matrix_transpose
+    return a @ T(W_skip) + xp.maximum(a @ T(W_in) + b, 0.0) @ T(W_out)
+
+
+def encode_values(x: Any, phi: Phi) -> Any:
+    r""":math:`a = \Phi x` for a 0/1 batch ``x`` ``(n_batch, m)`` → ``(n_batch, d)``: a layer's
+    values written into the residual stream.
+
+    In the evaluation namespace of ``x``. Block by block, each block's ones a sparse matrix: a
+    row is the sum of its active columns, added in feature order within a block, accumulated
+    over blocks in the embedding's dtype. :meth:`CompiledCircuit.encode` is this with
+    :math:`\Phi_0`.
+
+    Parameters
+    ----------
+    x : bool or 0/1 array ``(n_batch, m)``
+    phi : Embedding or array ``(d, m)``
+    """
+    f = _as_phi(phi, "phi")
+    xp = evaluation_namespace(x)
+    bits = check_bits(to_numpy(x), f.n_features, "x")
+    return _bits_times_phiT(asarray(bits, xp), f, xp)
+
+
+def decode_values(a: Any, phi: Phi) -> Any:
+    r""":math:`\hat x = \Phi^\top a` ``(n_batch, m)``: every value read from residuals ``a`` ``(n_batch, d)``.
+
+    In the evaluation namespace of ``a``. :meth:`CompiledCircuit.decode` is this with
+    :math:`\Phi_\ell`.
+    """
+    return _as_phi(phi, "phi").readout(a)
+
+
 @dataclass(frozen=True, eq=False)
 class CompiledLayer:
     r"""One circuit layer compiled to an MLP layer on the residual stream.
@@ -797,9 +851,7 @@ class CompiledLayer:
             raise ValueError(
                 f"a must have shape (n_samples, {self.embed_dim}), got {tuple(a.shape)}"
             )
-        W_in, b, W_out, W_skip = self.weights_in(xp)
-        T = xp.matrix_transpose
-        return a @ T(W_skip) + xp.maximum(a @ T(W_in) + b, 0.0) @ T(W_out)
+        return residual_step(a, *self.weights_in(xp))
 
     def weights_in(self, xp: ModuleType) -> tuple[Any, Any, Any, Any]:
         """``(W_in, b, W_out, W_skip)`` in namespace ``xp`` (moved once per namespace, cached)."""
@@ -1008,9 +1060,7 @@ class CompiledCircuit:
 
         In the evaluation namespace of ``x``.
         """
-        xp = evaluation_namespace(x)
-        bits = check_bits(to_numpy(x), self.circuit.n_features, "x")
-        return _bits_times_phiT(asarray(bits, xp), self.phi(0), xp)
+        return encode_values(x, self.phi(0))
 
     def decode(self, a: Any, layer: int) -> Any:
         r""":math:`\hat x^{(\ell)} = \Phi_\ell^\top a`, ``(n_batch, m_\ell)``, for ``layer`` :math:`\ell`.
@@ -1018,7 +1068,7 @@ class CompiledCircuit:
         In the evaluation namespace of ``a``.
         """
         ell = check_int("layer", layer, low=0, high=self.circuit.depth)
-        return self.phi(ell).readout(a)
+        return decode_values(a, self.phi(ell))
 
     def residuals(self, x: Any) -> Iterator[Any]:
         r"""Yield :math:`a^{(0)}, a^{(1)}, \dots, a^{(L)}`, one layer at a time (namespace of ``x``)."""

@@ -533,12 +533,7 @@ class CodeCorrection:
         Computed as :math:`E S^\top / \sqrt c` with the sparse 0/1 incidence
         :math:`S` ``(n_features, n_units)`` of the codes, so no ``(embed_dim, m, c)`` array is built.
         """
-        m, c = self.n_features, self.blocks
-        rows = np.repeat(np.arange(m), c)
-        incidence = sparse.csr_array(
-            (np.ones(m * c), (rows, self.codes.reshape(-1))), shape=(m, self.n_units)
-        )
-        return np.asarray(incidence @ self.units.T).T / np.sqrt(c)
+        return code_embedding(self.units, self.codes)
 
     def encode(self, active: Any) -> Any:
         r"""Clean linear input :math:`\Psi x = \sum_{k\ \text{active}} \psi_k`, float64 ``(n_samples, embed_dim)``.
@@ -588,6 +583,28 @@ class CodeCorrection:
         """Plain arrays ``W_in (2 n_u, d)``, ``b (2 n_u,)``, ``W_out (d, 2 n_u)``."""
         root_c = np.sqrt(self.blocks)
         return clipped_unit_weights(self.units.T * root_c, self.units / root_c, self.lo, self.hi)
+
+
+def code_embedding(units: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    r"""The code design's embedding :math:`\Psi = E S^\top / \sqrt c`, ``(embed_dim, n_features)``.
+
+    :math:`\psi_k = c^{-1/2} \sum_{i \in C_k} e_i`, computed with the sparse 0/1 incidence
+    :math:`S` ``(n_features, n_units)`` of the codes, so no ``(embed_dim, m, c)`` array is built.
+
+    Parameters
+    ----------
+    units : float array ``(embed_dim, n_units)``
+        The unit directions :math:`e_i` as columns (:attr:`CodeCorrection.units`).
+    codes : int array ``(n_features, blocks)``
+        Feature :math:`k`'s units :math:`C_k` (:attr:`CodeCorrection.codes`).
+    """
+    units, codes = np.asarray(units), np.asarray(codes)
+    m, c = codes.shape
+    rows = np.repeat(np.arange(m), c)
+    incidence = sparse.csr_array(
+        (np.ones(m * c), (rows, codes.reshape(-1))), shape=(m, units.shape[1])
+    )
+    return np.asarray(incidence @ units.T).T / np.sqrt(c)
 
 
 @lru_cache(maxsize=4)

@@ -1,7 +1,7 @@
 """Reporting measurements in the book: the one glue helper, Markdown tables, interval verdicts.
 
 Every chapter reports through these functions, so a number reaches the prose the same way
-everywhere: :func:`glue` stores a value for ``{glue:text}`` (NumPy scalars as plain numbers,
+everywhere: :func:`glue` stores a value for MyST-NB's glue roles (NumPy scalars as plain numbers,
 figures closed once stored), :func:`markdown_table` builds a table from rows, and
 :func:`interval_verdict` turns a measured interval and the values it is compared with into a
 sentence, so no verdict is typed by hand.
@@ -18,7 +18,7 @@ __all__ = ["glue", "interval_verdict", "markdown_table", "table"]
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
-    """Store ``value`` under ``name`` for the chapter's prose (``{glue:text}`name``` and friends).
+    """Store ``value`` under ``name`` for the chapter's prose (MyST-NB's glue roles and directives).
 
     NumPy scalars become plain Python numbers (their repr does not format); a Matplotlib figure
     is closed once stored, so it is not drawn a second time at the end of the cell. Needs
@@ -41,6 +41,8 @@ def markdown_table(
     *,
     formats: Sequence[str | Callable[[Any], str] | None] | None = None,
     align: str | Sequence[str] | None = None,
+    bold: Sequence[Sequence[bool]] | None = None,
+    missing: str = "—",
 ) -> str:
     """A Markdown table.
 
@@ -52,10 +54,15 @@ def markdown_table(
         One value per column each.
     formats : sequence, optional
         Per column: a format spec (``".3g"``), a function ``value -> str``, or ``None`` (``str``).
-        ``None`` values print as an em dash whatever the format.
+        ``None`` values print as ``missing`` whatever the format.
     align : str or sequence of str, optional
-        ``"l"``, ``"r"`` or ``"c"`` per column (one letter for all); default: numbers right,
-        text left.
+        ``"l"``, ``"r"`` or ``"c"`` per column (a sequence, or a string such as ``"lrr"``; one
+        letter for all); default: numbers right, text left.
+    bold : sequence of sequences of bool, optional
+        The same shape as ``rows``: the cells printed in bold (``**…**``), for example the best
+        value of each row.
+    missing : str
+        What a ``None`` value prints as: an em dash by default, ``""`` for an empty cell.
 
     Returns
     -------
@@ -67,10 +74,12 @@ def markdown_table(
     fmts = list(formats) if formats is not None else [None] * n
     if len(fmts) != n:
         raise ValueError(f"formats must have {n} entries, got {len(fmts)}")
+    if bold is not None and (len(bold) != len(rows) or any(len(b) != n for b in bold)):
+        raise ValueError(f"bold must have the shape of rows ({len(rows)} rows of {n} flags)")
 
     def cell(v: Any, f: str | Callable[[Any], str] | None) -> str:
         if v is None:
-            return "—"
+            return missing
         if callable(f):
             return f(v)
         if f is not None:
@@ -78,6 +87,11 @@ def markdown_table(
         return str(v)
 
     body = [[cell(v, f) for v, f in zip(r, fmts, strict=True)] for r in rows]
+    if bold is not None:
+        body = [
+            [f"**{c}**" if b else c for c, b in zip(r, flags, strict=True)]
+            for r, flags in zip(body, bold, strict=True)
+        ]
     if align is None:
         numeric = [
             bool(rows) and all(isinstance(r[j], (int, float, np.number)) for r in rows)
@@ -85,8 +99,8 @@ def markdown_table(
         ]
         marks = ["---:" if num else "---" for num in numeric]
     else:
-        letters = [align] * n if isinstance(align, str) else list(align)
-        if len(letters) != n or any(a not in "lrc" for a in letters):
+        letters = [align] * n if isinstance(align, str) and len(align) == 1 else list(align)
+        if len(letters) != n or any(a not in ("l", "r", "c") for a in letters):
             raise ValueError(f"align must be one of l, r, c per column ({n}), got {align!r}")
         marks = [{"l": "---", "r": "---:", "c": ":---:"}[a] for a in letters]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]

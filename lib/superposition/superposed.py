@@ -281,9 +281,22 @@ class SuperposedUAnd:
 
         Computed as :math:`W` times the feature readout: memory :math:`O(K(m + d))` beyond
         :math:`W`, and :math:`W\Phi^\top` is never formed (a sparse product for Bernoulli
-        wiring, a dense one for sign-symmetric weights).
+        wiring, a dense one for sign-symmetric weights). :meth:`preactivations_from` on
+        :meth:`embedded`.
         """
-        z = self.feature_readout(active)
+        return self.preactivations_from(self.embedded(active))
+
+    def preactivations_from(self, a0: Any) -> Any:
+        r""":math:`W\,(\Phi^\top a_0) + b` for embedded inputs ``a0`` ``(K, embed_dim)`` → ``(K, neurons)``.
+
+        The layer itself, on any input it may receive (:math:`\Phi x` plus noise, say); with
+        :math:`\Phi = I` (``embed_dim`` None), ``a0`` is ``(K, n_features)``. In the namespace
+        of ``a0``.
+        """
+        dim = self.n_features if self.embedding is None else self.embedding.embed_dim
+        if len(a0.shape) != 2 or a0.shape[1] != dim:
+            raise ValueError(f"a0 must have shape (n_samples, {dim}), got {tuple(a0.shape)}")
+        z = a0 if self.embedding is None else self.embedding.readout(a0)
         xp = namespace(z)
         z = xp.astype(z, xp.float64)
         if isinstance(self.net.W, Wiring):
@@ -298,7 +311,11 @@ class SuperposedUAnd:
 
     def activations(self, active: Any) -> Any:
         r""":math:`a = \mathrm{ReLU}(W\Phi^\top\Phi x + b)`, shape ``(K, neurons)``."""
-        h = self.preactivations(active)
+        return self.activations_from(self.embedded(active))
+
+    def activations_from(self, a0: Any) -> Any:
+        r""":math:`a = \mathrm{ReLU}(W\Phi^\top a_0 + b)` for embedded inputs ``a0`` (see :meth:`preactivations_from`)."""
+        h = self.preactivations_from(a0)
         return namespace(h).maximum(h, 0.0)
 
     def input_weights(self) -> np.ndarray:

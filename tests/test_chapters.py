@@ -1,0 +1,71 @@
+"""The chapters' parameters: what CI injects exists, and the names are the glossary's words."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from superposition.vocabulary import RETIRED
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+CHAPTERS = sorted(p.stem for p in BOOK.glob("*.md") if ":tags: [parameters]" in p.read_text())
+# the chapters already written in the glossary's words; the others join as they are rewritten
+GLOSSARY_CHAPTERS = ("about", "background", "circuits", "dictionary", "interpretability")
+
+
+def parameters(chapter: str) -> list[str]:
+    """The names the chapter's ``parameters`` cell assigns."""
+    text = (BOOK / f"{chapter}.md").read_text()
+    cell = re.search(r"```\{code-cell\}[^\n]*\n:tags: \[parameters\]\n(.*?)```", text, re.S)
+    assert cell, f"{chapter}: no parameters cell"
+    return [
+        t.id
+        for node in ast.parse(cell.group(1)).body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    ]
+
+
+def test_every_chapter_with_parameters_is_found() -> None:
+    assert {"background", "circuits", "dictionary", "interpretability", "about"} <= set(CHAPTERS)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_ci_parameters_are_parameters_of_the_chapter(chapter: str) -> None:
+    """Papermill injects an unknown name without complaint: a renamed parameter left in the CI
+    file would silently run the chapter at its paper-scale default."""
+    ci = BOOK / "params" / "ci" / f"{chapter}.yml"
+    assert ci.exists(), f"{chapter} has a parameters cell but no {ci.relative_to(ROOT)}"
+    unknown = sorted(set(yaml.safe_load(ci.read_text())) - set(parameters(chapter)))
+    assert not unknown, f"{ci.relative_to(ROOT)} sets names {chapter}.md does not define: {unknown}"
+
+
+def retired_words(name: str) -> list[str]:
+    """The retired words in a parameter name: ``width``/``kind`` as a word, ``*_inputs`` for a
+    count of inputs drawn (``*_samples`` now), or a retired name itself."""
+    words = name.split("_")
+    found = [w for w in ("width", "kind") if w in words]
+    if name.endswith("_inputs") or name == "n_inputs":
+        found.append("inputs")
+    return found + [name] * (name in RETIRED and not found)
+
+
+def test_retired_words_are_recognised() -> None:
+    assert retired_words("depth_width") == ["width"]
+    assert retired_words("cli_inputs") == ["inputs"]
+    assert retired_words("kind") == ["kind"]
+    assert retired_words("ci_low") == ["ci_low"]
+    assert retired_words("worked_input") == retired_words("embedding_kinds") == []
+    assert retired_words("residual_embed_dims") == retired_words("test_samples") == []
+
+
+@pytest.mark.parametrize("chapter", GLOSSARY_CHAPTERS)
+def test_chapter_parameters_use_the_glossary_words(chapter: str) -> None:
+    bad = {n: retired_words(n) for n in parameters(chapter) if retired_words(n)}
+    assert not bad, f"{chapter}: parameters with retired words (see book/glossary.md): {bad}"

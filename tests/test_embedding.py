@@ -150,3 +150,76 @@ def test_theory_scales() -> None:
     d0, s, eps, k = 200, 3, 0.5, 10
     m = sp.capacity_scale(d0, s, eps, k)
     assert sp.max_readout_error_scale(int(round(m)), s, d0, k) == pytest.approx(eps, rel=1e-3)
+
+
+# ---------------------------------------------------------------- readouts drawn without Φ
+
+
+def test_sampled_readouts_have_the_exact_marginal_law() -> None:
+    """One inactive feature against one active one reads t = φ_k·φ_0, whose law is exact:
+    (t + 1)/2 ~ Beta((d0 - 1)/2, (d0 - 1)/2). The 20,000 inactive features of one draw are
+    i.i.d. with that law. Fixed seed; the bound is the one-sample Kolmogorov-Smirnov critical
+    value at level 1e-6, sqrt(ln(2/1e-6) / (2n)) = 0.019: a correct sampler exceeds it with
+    probability 1e-6. It has power: the Gaussian approximation N(0, 1/d0) fails it."""
+    from scipy import stats
+
+    d0, n = 5, 20_000
+    z = E.sample_feature_readouts(n + 1, d0, np.array([[0]]), seed=11)
+    assert z.shape == (1, n + 1) and z[0, 0] == pytest.approx(1.0, abs=1e-12)
+    t = z[0, 1:]
+    crit = np.sqrt(np.log(2 / 1e-6) / (2 * n))
+    exact = stats.beta((d0 - 1) / 2, (d0 - 1) / 2, loc=-1, scale=2)
+    assert stats.kstest(t, exact.cdf).statistic < crit
+    assert stats.kstest(t, stats.norm(scale=1 / np.sqrt(d0)).cdf).statistic > crit
+
+
+def test_sampled_readouts_have_the_embeddings_joint_law() -> None:
+    """3,000 draws of the sampler against 3,000 seeded Embeddings, on inputs that share
+    features (so readouts of different inputs are correlated, and one group reads another's
+    active feature): five statistics, each compared by a two-sample Kolmogorov-Smirnov test at
+    level 1e-4 (Bonferroni: 5e-4 for the family), critical value
+    sqrt(-ln(5e-5)/2) sqrt(2/n) = 0.057. Fixed seeds."""
+    from scipy import stats
+
+    m, d0, n = 12, 6, 3000
+    act = np.array([[0, 1], [1, 2], [3, 4]])
+    groups = [act[:1], act[1:]]
+    x = sp.to_dense(act, m)
+
+    def stats_of(z: np.ndarray) -> list[float]:
+        return [
+            z[0, 7],  # inactive everywhere
+            z[0, 7] * z[1, 7],  # covariance 1/d0 through the shared feature 1
+            z[0, 0],  # active
+            z[2, 0],  # active in another input only
+            float(((z[0] - x[0]) ** 2).sum()),
+        ]
+
+    drawn = np.array(
+        [
+            stats_of(np.concatenate(E.sample_feature_readouts(m, d0, groups, seed=s)))
+            for s in range(n)
+        ]
+    )
+    ref = []
+    for s in range(n):
+        emb = sp.Embedding(m, d0, seed=s)
+        ref.append(stats_of(emb.readout(emb.embed(act))))
+    ref = np.array(ref)
+    crit = np.sqrt(-np.log(5e-5) / 2) * np.sqrt(2 / n)
+    for j in range(drawn.shape[1]):
+        assert stats.ks_2samp(drawn[:, j], ref[:, j]).statistic < crit, j
+    assert np.mean(drawn[:, 1]) == pytest.approx(1 / d0, abs=0.03)  # 6 standard errors
+    # the list form reads every group through one Φ: the same numbers as one batch
+    one = E.sample_feature_readouts(m, d0, act[[1, 2]], seed=4)
+    both = E.sample_feature_readouts(m, d0, [act[[1]], act[[2]]], seed=4)
+    assert_allclose(np.concatenate(both), one, atol=FLOAT_TOL)
+
+
+def test_sampled_readouts_more_active_features_than_dimensions() -> None:
+    """r > d0 active features: Q spans the whole space, every readout is exact algebra of R."""
+    z = E.sample_feature_readouts(50, 3, np.array([[0, 1, 2, 3], [4, 5, 6, 7]]), seed=1)
+    assert z.shape == (2, 50) and np.isfinite(z).all()
+    assert_allclose(z[0, :4], 1 + (z[0, :4] - 1), atol=0)
+    with pytest.raises(ValueError, match="n_features"):
+        E.sample_feature_readouts(0, 3, np.array([[0]]))

@@ -18,6 +18,7 @@ from superposition import kernels as K
 from superposition import theory
 from superposition import uand as U
 from superposition.backend import get_backend, gpu_available, to_numpy
+from superposition.errors import ErrorAccumulator
 
 FLOAT_TOL = 1e-10  # float64 rounding of sums over ~10^5 outputs of values of order 1
 
@@ -251,6 +252,122 @@ def test_exact_bernoulli_errors_for_any_gram_tiling() -> None:
         got = sp.evaluate_uand(net, active, method="sparse", tile=tile)
         _assert_errors_close(got, ref, FLOAT_TOL, 0)
     assert int(np.diff(net.W.host_indptr).max()) < 2**8  # so the Gram tiles hold uint8 counts
+
+
+# ---------------------------------------------------------------- Bernoulli worst errors without the Gram
+
+
+def _dense_mean_outputs(W: np.ndarray, acts: np.ndarray, active: np.ndarray):
+    """The obvious oracle: every output of every input, each a left-to-right float64 sum over
+    Γ(k, l) in increasing neuron order (zeros of silent neurons included), then one division.
+
+    Returns ``(y, pattern)``: ``y`` of shape ``(K, C(m, 2))`` in lexicographic pair order and the
+    pattern (active features among the two) of each output, ``(K, C(m, 2))``."""
+    d, m = W.shape
+    Wb = W.astype(bool)
+    iu, ju = np.triu_indices(m, 1)
+    gam = Wb[:, iu] & Wb[:, ju]  # (d, pairs)
+    size = gam.sum(axis=0)
+    ys, pats = [], []
+    for t in range(acts.shape[0]):
+        num = np.cumsum(np.where(gam, acts[t][:, None], 0.0), axis=0)[-1]  # sequential sums
+        ys.append(np.where(size > 0, num / np.maximum(size, 1), 0.0))
+        on = np.zeros(m, dtype=bool)
+        on[active[t]] = True
+        pats.append(on[iu].astype(int) + on[ju])
+    return np.array(ys), np.array(pats)
+
+
+class _Collect(ErrorAccumulator):
+    """An accumulator that also keeps every value it is given (with its multiplicity)."""
+
+    def __init__(self, n_samples: int) -> None:
+        super().__init__(2, n_samples, None, np)
+        self.values: dict[tuple[int, int], list[np.ndarray]] = {}
+
+    def add(self, j, err, weight=None, nonzero=None, inputs=None) -> None:
+        super().add(j, err, weight=weight, nonzero=nonzero, inputs=inputs)
+        vals = np.asarray(err, dtype=np.float64)
+        if weight is not None:
+            vals = np.repeat(vals, np.asarray(weight).astype(np.int64))
+        self.values.setdefault((inputs, j), []).append(vals)
+
+
+BERNOULLI_CASES = [  # (m, d, s, p, embed_dim): superposed (neurons fire on noise) and not
+    (40, 150, 2, 0.25, 150),
+    (60, 300, 2, None, 300),
+    (60, 300, 3, None, 300),
+    (80, 200, 2, 0.3, 120),
+    (50, 400, 3, 0.2, 60),
+    (90, 120, 2, 0.4, 90),
+    (30, 60, 1, 0.3, 30),
+    (40, 200, 4, 0.2, 200),
+    (60, 250, 3, 0.15, None),
+]
+
+
+@pytest.mark.parametrize(("m", "d", "s", "p", "d0"), BERNOULLI_CASES)
+def test_bernoulli_worst_errors_bit_for_bit(m: int, d: int, s: int, p, d0) -> None:
+    """Every nonzero output, per input and pattern, equals the dense oracle's bit for bit; the
+    exact worst error per input and the ε decision too (float64)."""
+    from superposition import superposed as SP
+
+    for seed in range(2):
+        snet = SP.build_superposed_uand(m, d, s, d0, p=p, seed=seed)
+        active = sp.sample_sparse(m, s, 4, seed=100 + seed)
+        acts = snet.activations(active)
+        y, pat = _dense_mean_outputs(snet.net.dense(), acts, active)
+        err = np.abs(y - (pat == 2))
+        want = np.array(
+            [[err[t][pat[t] == j].max(initial=0.0) for j in range(3)] for t in range(4)]
+        )
+        # exact worst error per input (the walk stops early): bit for bit
+        got = K.bernoulli_worst_errors(snet.net.W, acts, active)
+        assert_array_equal(got.input_max_abs, want.max(axis=1))
+        assert_array_equal(got.per_input[:, 1:], want[:, 1:])
+        assert (got.per_input[:, 0] <= want[:, 0]).all()
+        assert got.firing.tolist() == (acts > 0).sum(axis=1).tolist() and not got.stopped
+        # with statistics: every output, every pattern maximum, and the sums
+        acc = _Collect(4)
+        acc.add_counts(m, s, 4)
+        full = K.bernoulli_worst_errors(snet.net.W, acts, active, acc=acc)
+        assert_array_equal(full.per_input, want)
+        for t in range(4):
+            for j in range(3):
+                sel = pat[t] == j
+                ref = y[t][sel] - (j == 2)
+                ref = ref[(ref != 0) | (j == 2)]  # the evaluator lists the nonzero outputs
+                mine = np.concatenate(acc.values.get((t, j), [np.zeros(0)]))
+                mine = mine[(mine != 0) | (j == 2)]
+                assert_array_equal(np.sort(mine), np.sort(ref))
+        res = acc.finish(m)
+        assert_array_equal(res.count, [(pat == j).sum() for j in range(3)])
+        assert_array_equal(res.nonzero, [((y != 0) & (pat == j)).sum() for j in range(3)])
+        for j in range(3):
+            e = (y - (pat == 2))[pat == j]
+            assert res.sum[j] == pytest.approx(e.sum(), rel=1e-12, abs=1e-12)
+            assert res.sum_sq[j] == pytest.approx((e * e).sum(), rel=1e-12, abs=1e-12)
+        # the ε decision, and stopping at the first input above it
+        for eps in (0.5, float(want.max()), float(want.max()) * 0.999):
+            dec = K.bernoulli_worst_errors(snet.net.W, acts, active, stop_above=eps)
+            assert (dec.max_abs_error > eps) == (want.max() > eps)
+            first = np.flatnonzero(want.max(axis=1) > eps)
+            assert dec.per_input.shape[0] == (first[0] + 1 if first.size else 4)
+            assert dec.stopped == bool(first.size and first[0] < 3)
+
+
+def test_bernoulli_worst_errors_edge_cases() -> None:
+    w = K.sample_wiring(30, 50, 0.3, seed=1)
+    acts = np.zeros((2, 50))
+    r = K.bernoulli_worst_errors(w, acts, np.array([[0, 1], [2, 3]]))
+    assert_array_equal(r.per_input, [[0, 0, 1.0], [0, 0, 1.0]])  # silent: every true AND reads 0
+    empty = K.bernoulli_worst_errors(w, acts, np.zeros((2, 0), dtype=np.int64))
+    assert empty.max_abs_error == 0.0 and empty.processed.tolist() == [0, 0]
+    with pytest.raises(ValueError, match="activations must have shape"):
+        K.bernoulli_worst_errors(w, np.zeros((2, 49)), np.array([[0, 1], [2, 3]]))
+    with pytest.raises(ValueError, match="stop_above and acc"):
+        acc = ErrorAccumulator(2, 2, None, np)
+        K.bernoulli_worst_errors(w, acts, np.array([[0, 1], [2, 3]]), stop_above=0.5, acc=acc)
 
 
 # ---------------------------------------------------------------- sparse matrices: CSR and X @ S

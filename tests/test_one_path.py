@@ -490,3 +490,32 @@ def test_all_active_readings(strict: Any) -> None:
         got = sp.all_active_readings(net, strict.asarray(act))
         assert isinstance(got, np.ndarray)
         assert_allclose(got, sp.all_active_readings(net, act), rtol=0, atol=F64)
+
+
+# ---------------------------------------------------------------------------------------------
+# the width trial of the superposed U-AND search: the exact Bernoulli evaluator and the sign path
+
+
+@pytest.mark.parametrize("weights", ["bernoulli", "rademacher"])
+def test_width_trial_under_the_configured_backend(
+    strict: Any, monkeypatch: pytest.MonkeyPatch, weights: str
+) -> None:
+    """The same worst errors per input and pattern. Bernoulli: the strict run adds the
+    pattern-1 scatter-add in another order (sums of at most d/2 activations of size <= ~3:
+    F64 holds); the sign path sums the same float32 products in the same GEMM-free order."""
+    from superposition.superposed import width_trial
+
+    kw = dict(embed_dim=60, n_samples=4, seed=2, weights=weights)
+    want = width_trial(50, 240, 3, **kw)
+    monkeypatch.setenv(B.ENV_VAR, "array_api_strict")
+    have = width_trial(50, 240, 3, **kw)
+    assert have.backend == "array_api_strict"
+    tol = F32 if weights != "bernoulli" else F64
+    if weights == "bernoulli":
+        # pattern 0 is exact only where it is the input's worst, a lower bound below it (the
+        # walk stops at the first neuron not above the worst so far: an ulp decides a tie)
+        assert_allclose(have.per_input.max(axis=1), want.per_input.max(axis=1), rtol=tol)
+        assert_allclose(have.per_input[:, 1:], want.per_input[:, 1:], rtol=tol)
+    else:
+        assert_allclose(have.per_input, want.per_input, rtol=tol)
+    assert_array_equal(have.firing, want.firing)

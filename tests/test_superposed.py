@@ -282,6 +282,110 @@ def test_width_trial_is_deterministic() -> None:
     assert not np.array_equal(a, c)
 
 
+def test_width_trial_inputs_kinds() -> None:
+    """ "at-most": input t has s - (t mod s) active features, one group per count, s down to 1;
+    every input is evaluated (no stop), and "exact" draws exactly s."""
+    groups = S.trial_inputs(40, 3, 7, seed=2, inputs_kind="at-most")
+    assert [g.shape for g in groups] == [(3, 3), (2, 2), (2, 1)]
+    (exact,) = S.trial_inputs(40, 3, 7, seed=2)
+    assert exact.shape == (7, 3)
+    r = S.width_trial(40, 200, 3, embed_dim=60, n_samples=7, seed=2, inputs_kind="at-most")
+    assert r.per_input.shape == (7, 3) and r.firing.shape == (7,) and r.n_samples == 7
+    # an input with one active feature has no true AND: its pattern-2 column is 0
+    assert_array_equal(r.per_input[5:, 2], 0.0)
+
+
+def test_width_trial_bernoulli_is_the_exact_evaluator_on_the_seeded_network() -> None:
+    """The Bernoulli trial's per-input worst errors are those of the dense float64 oracle on the
+    network build_superposed_uand draws from the trial's seed (bit for bit; pattern 0 exact
+    where it is the input's worst, a lower bound below)."""
+    m, d, s, d0, seed = 50, 300, 2, 80, 3
+    r = S.width_trial(m, d, s, embed_dim=d0, n_samples=5, seed=seed)
+    snet = S.build_superposed_uand(m, d, s, d0, p=r.p, seed=np.random.SeedSequence([seed, d, d0]))
+    (active,) = S.trial_inputs(m, s, 5, seed)
+    acts = snet.activations(active)
+    W = snet.net.dense().astype(bool)
+    iu, ju = np.triu_indices(m, 1)
+    gam = W[:, iu] & W[:, ju]
+    size = gam.sum(axis=0)
+    for t in range(5):
+        num = np.cumsum(np.where(gam, acts[t][:, None], 0.0), axis=0)[-1]
+        y = np.where(size > 0, num / np.maximum(size, 1), 0.0)
+        on = np.isin(np.arange(m), active[t])
+        pat = on[iu].astype(int) + on[ju]
+        err = np.abs(y - (pat == 2))
+        want = [err[pat == j].max(initial=0.0) for j in range(3)]
+        assert r.per_input[t].max() == max(want)
+        assert_array_equal(r.per_input[t, 1:], want[1:])
+        assert r.per_input[t, 0] <= want[0]
+
+
+def test_sampled_phi_matches_the_seeded_embedding_in_law() -> None:
+    """phi="sampled" draws the readouts from the Gaussian embedding's exact law (tested in
+    test_embedding.py) for the same W: the worst errors of 60 seeds, seeded against sampled,
+    agree in law. Two-sample Kolmogorov-Smirnov at level 1e-3, critical value
+    sqrt(-ln(5e-4)/2) sqrt(2/60) = 0.50; a sampler that ignored the noise (basis-aligned
+    readouts) fails it."""
+    from scipy import stats
+
+    kw = dict(embed_dim=30, n_samples=4, p=0.3)
+
+    def worst(phi: str, seed: int) -> float:
+        return S.width_trial(40, 150, 2, seed=seed, phi=phi, **kw).max_abs_error
+
+    seeded = [worst("seeded", k) for k in range(60)]
+    sampled = [worst("sampled", k) for k in range(60)]
+    crit = np.sqrt(-np.log(5e-4) / 2) * np.sqrt(2 / 60)
+    assert stats.ks_2samp(seeded, sampled).statistic < crit
+    aligned = [
+        S.width_trial(40, 150, 2, seed=k, embed_dim=None, n_samples=4, p=0.3).max_abs_error
+        for k in range(60)
+    ]
+    assert stats.ks_2samp(seeded, aligned).statistic > crit
+    with pytest.raises(ValueError, match="phi='sampled' needs an embed_dim"):
+        S.width_trial(40, 150, 2, embed_dim=None, phi="sampled")
+
+
+def test_resolve_p_and_p_scale() -> None:
+    assert S.resolve_p(None, 100, 400, 2, 400) == S.superposed_p(100, 400, 2, 400)
+    assert S.resolve_p("paper", 100, 10_000, 2, None) == theory.paper_p(100, 10_000)
+    with pytest.raises(ValueError, match="needs neurons > ln"):
+        S.resolve_p("paper", 100, 400, 2, None)  # ln(100)^4 = 450
+    assert S.resolve_p(0.25, 100, 400, 2, None) == 0.25
+    r = S.width_trial(30, 100, 2, embed_dim=40, p=0.2, p_scale=2.0, n_samples=2)
+    assert r.p == pytest.approx(0.4)
+    assert S.width_trial(30, 100, 2, embed_dim=40, p=0.8, p_scale=2.0, n_samples=2).p == 1.0
+    with pytest.raises(ValueError, match="weights='bernoulli' only"):
+        S.width_trial(30, 100, 2, weights="rademacher", p_scale=2.0)
+    # the paper's p: the search starts above ln^4 m
+    res = S.seed_width(30, 2, 0.5, p="paper", embed_dim=None, n_samples=2, low=4)
+    assert min(tr["neurons"] for tr in res.trials) > theory.paper_min_neurons(30)
+
+
+def test_best_p_is_the_smallest_width_over_the_scales() -> None:
+    kw = dict(embed_dim="tied", seeds=range(2), n_samples=4, low=64)
+    scales = (0.71, 1.41)
+    best = S.minimal_width(30, 2, 0.5, p="best", p_scales=scales, **kw)
+    each = [S.minimal_width(30, 2, 0.5, p_scale=k, **kw).neurons for k in scales]
+    assert best.neurons == min(each) and best.p_scale == scales[int(np.argmin(each))]
+    assert {tr["p_scale"] for tr in best.trials} == set(scales)
+    assert best.to_dict()["p_scale"] == best.p_scale
+
+
+def test_best_p_scale_and_its_selection_bias() -> None:
+    th = {0.5: [100.0, 400.0], 1.0: [200.0, 250.0], 2.0: [300.0, 300.0]}
+    assert S.best_p_scale(th) == 0.5  # geometric means 200, 224, 300
+    assert S.best_p_scale({0.5: [2.0, 2.0], 1.0: [2.0, 2.0]}) == 0.5  # a tie: the smaller
+    # leave seed 0 out: scale 1 wins on seed 1 (250 < 300 < 400) and seed 0 reads 200 there;
+    # leave seed 1 out: scale 0.5 wins (100), seed 1 reads 400 there. Held out: sqrt(200*400);
+    # in-sample winner 0.5: sqrt(100*400)
+    assert S.best_p_cross_validated(th) == pytest.approx(np.sqrt(2.0))
+    with pytest.raises(ValueError, match="thresholds must not be empty"):
+        S.best_p_scale({})
+    with pytest.raises(ValueError, match=">= 2"):
+        S.best_p_cross_validated({1.0: [3.0]})
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -330,6 +434,25 @@ def test_cli_width_json(capsys: pytest.CaptureFixture[str]) -> None:
     res = S.minimal_width(30, 2, 0.5, weights="rademacher", seeds=range(2), n_samples=4)
     assert out["neurons"] == res.neurons and out["bracket"] == list(res.bracket)
     assert out["embed_dim"] == "tied"
+
+
+def test_cli_width_p_and_inputs_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["width", "--features", "30", "--sparsity", "2", "--target-error", "0.5"]
+    argv += ["--seeds", "2", "--samples", "4", "--low", "64", "--json"]
+    assert main([*argv, "--p", "0.3", "--inputs-kind", "at-most"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    res = S.minimal_width(
+        30, 2, 0.5, seeds=range(2), n_samples=4, low=64, p=0.3, inputs_kind="at-most"
+    )
+    assert out["neurons"] == res.neurons and out["p"] == 0.3 and out["inputs_kind"] == "at-most"
+    drop = ("seconds",)  # the search trace, but for the time taken
+    assert [{k: v for k, v in tr.items() if k not in drop} for tr in out["trials"]] == [
+        {k: v for k, v in tr.items() if k not in drop} for tr in res.trials
+    ]
+    assert {tr["p"] for tr in out["trials"]} == {0.3}
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--p", "1.5"])
+    assert exc.value.code == 2 and "--p" in capsys.readouterr().err
 
 
 def test_cli_width_text_fixed_embedding(capsys: pytest.CaptureFixture[str]) -> None:

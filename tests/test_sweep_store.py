@@ -554,3 +554,64 @@ def test_prune_removes_other_versions(tmp_path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["removed"] == 2
     assert sorted(store.keys()) == sorted(k for k in store.keys() if k != old["key"])
     assert len(store.keys()) == 2 and all(store.read(k)[0] == "ok" for k in store.keys())
+
+
+# ---------------------------------------------------------------- grids, read-only, versions
+
+
+def _versioned(n: int, seed: int) -> dict:
+    return {"n": n + seed}
+
+
+def test_result_version_read_only_and_machine(tmp_path) -> None:
+    """An experiment that declares an algorithm version is keyed by it (not by the library's
+    source); a read-only sweep refuses to compute a missing point; every record names the
+    machine that computed it."""
+    assert ST.result_version(_dot) == ST.library_version()
+    _versioned.algorithm_version = "v1"  # type: ignore[attr-defined]
+    try:
+        assert ST.result_version(_versioned) == "algorithm v1"
+        with pytest.raises(ValueError, match="read_only: 2 of 2 points"):
+            S.sweep(_versioned, {"n": [1]}, seeds=2, store=tmp_path, read_only=True)
+        table = S.sweep(_versioned, {"n": [1]}, seeds=2, store=tmp_path, progress=False)
+        assert [r["metrics"]["n"] for r in table] == [1, 2]
+        assert table[0]["version"] == "algorithm v1"
+        assert table[0]["library_version"] == ST.library_version()
+        assert table[0]["machine"]["cores"] == os.cpu_count() and table[0]["cpu_time"] >= 0
+        again = S.sweep(_versioned, {"n": [1]}, seeds=2, store=tmp_path, read_only=True)
+        assert again.info["computed"] == 0 and [r["key"] for r in again] == [
+            r["key"] for r in table
+        ]
+        assert ST.Store(tmp_path).prune() == 0  # algorithm-keyed records survive a prune
+        _versioned.algorithm_version = ""  # type: ignore[attr-defined]
+        with pytest.raises(ValueError, match="algorithm_version"):
+            ST.result_version(_versioned)
+    finally:
+        del _versioned.algorithm_version  # type: ignore[attr-defined]
+
+
+def test_config_grids_run_their_union(tmp_path, capsys) -> None:
+    cfg = _cfg(
+        tmp_path,
+        """
+        experiment: uand
+        params: {sparsity: 2, n_samples: 10}
+        grids:
+          - {n_features: [20], neurons: [16, 32]}
+          - {n_features: [30], neurons: [24]}
+        """,
+    )
+    assert main(["sweep", cfg, "--store", str(tmp_path / "s"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    got = [(r["params"]["n_features"], r["params"]["neurons"]) for r in out["records"]]
+    assert got == [(20, 16), (20, 32), (30, 24)]
+    both = _cfg(
+        tmp_path,
+        """
+        experiment: uand
+        grid: {n_features: [20]}
+        grids: [{neurons: [16]}]
+        """,
+    )
+    assert main(["sweep", both]) == 2
+    assert "not both" in capsys.readouterr().err

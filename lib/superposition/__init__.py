@@ -83,6 +83,7 @@ from .embedding import (
     overlaps,
     readout_error_matrix,
     readout_errors,
+    sample_feature_readouts,
     sample_sparse,
     to_dense,
 )
@@ -95,7 +96,14 @@ from .export import (
     register_network_kind,
     to_torch,
 )
-from .fit import PowerLawFit, fit_power_law, quantile
+from .fit import (
+    CrossoverFit,
+    PowerLawFit,
+    fit_crossover,
+    fit_power_law,
+    local_exponent,
+    quantile,
+)
 from .search import fraction_passing, largest_passing, smallest_passing
 from .store import Store, default_store
 from .superposed import (
@@ -103,7 +111,10 @@ from .superposed import (
     adler_shavit_neurons,
     build_superposed_uand,
     evaluate_superposed,
+    best_p_scale,
     minimal_width,
+    seed_width,
+    seed_widths,
     superposed_p,
     superposed_sign_constant,
 )

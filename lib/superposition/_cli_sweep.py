@@ -29,6 +29,9 @@ Config file (YAML)::
     grid:                     # every combination of these values; the first name varies slowest
       n_features: [64, 128, 256]
       width: [64, 128]
+    grids:                    # or instead: a list of such grids, run in turn (their union)
+      - {n_features: [64], width: [32, 64]}
+      - {n_features: [1024], width: [512]}
     seeds: 3                  # N (seeds 0..N-1) or a list of seeds; default 1
     threshold:                # optional: the width bisection instead of the full grid
       param: width            #   integer parameter searched (not in grid or params)
@@ -66,12 +69,13 @@ from .cli import positive_int
 from .executors import EXECUTORS
 from .experiments import EXPERIMENTS
 from .store import STORE_ENV, Store, default_store, function_name
-from .sweep import sweep, threshold_sweep
+from .sweep import grid_points, sweep, threshold_sweep
 
 CONFIG_KEYS = (
     "experiment",
     "params",
     "grid",
+    "grids",
     "seeds",
     "threshold",
     "store",
@@ -194,6 +198,24 @@ def _check_config(cfg: Mapping[str, Any]) -> None:
     for name, values in (cfg.get("grid") or {}).items():
         if not isinstance(values, list) or not values:
             raise ValueError(f"config: grid {name!r} must be a non-empty list, got {values!r}")
+    grids = cfg.get("grids")
+    if grids is not None:
+        if cfg.get("grid") is not None:
+            raise ValueError("config: give 'grid' or 'grids', not both")
+        if cfg.get("threshold") is not None:
+            raise ValueError("config: 'grids' runs a sweep, not a threshold search")
+        if not isinstance(grids, list) or not grids:
+            raise ValueError(f"config: grids must be a non-empty list of grids, got {grids!r}")
+        for sub in grids:
+            if not isinstance(sub, dict) or not sub:
+                raise ValueError(
+                    f"config: every entry of grids must be a grid mapping, got {sub!r}"
+                )
+            for name, values in sub.items():
+                if not isinstance(values, list) or not values:
+                    raise ValueError(
+                        f"config: grids entry {name!r} must be a non-empty list, got {values!r}"
+                    )
     seeds = cfg.get("seeds", 1)
     if isinstance(seeds, bool) or not (
         (isinstance(seeds, int) and seeds >= 1)
@@ -348,7 +370,12 @@ def run(args: argparse.Namespace) -> int:
     grid = cfg.get("grid") or {}
     seeds = cfg.get("seeds", 1)
     th = cfg.get("threshold")
-    if th is None:
+    if cfg.get("grids") is not None:  # the union of several grids, in order
+        points = [pt for sub in cfg["grids"] for pt in grid_points(sub)]
+        names = dict.fromkeys(name for sub in cfg["grids"] for name in sub)
+        grid = {name: list({repr(pt.get(name)): 0 for pt in points}) for name in names}
+        table = sweep(fn, points, seeds, **common)
+    elif th is None:
         table = sweep(fn, grid, seeds, **common)
     else:
         metric, bound = th["metric"], th.get("at_most", th.get("at_least"))
@@ -432,7 +459,12 @@ def _print_table(table: list, grid: Mapping[str, Any], th: Mapping[str, Any] | N
     if th is not None:
         cols = [*varied, th["param"], "tried", "time"]
         rows = [
-            [*(r["params"][v] for v in varied), r["threshold"], len(r["passing"]), r["wall_time"]]
+            [
+                *(r["params"].get(v) for v in varied),
+                r["threshold"],
+                len(r["passing"]),
+                r["wall_time"],
+            ]
             for r in table
         ]
     else:
@@ -444,7 +476,7 @@ def _print_table(table: list, grid: Mapping[str, Any], th: Mapping[str, Any] | N
         cols = [*varied, "seed", *scalars, "time"]
         rows = [
             [
-                *(r["params"][v] for v in varied),
+                *(r["params"].get(v) for v in varied),
                 r["seed"],
                 *(r["metrics"][k] for k in scalars),
                 r["wall_time"],

@@ -7,7 +7,15 @@ import json
 
 from .cli import add_renamed, positive_int, require_memory
 from .memory import width_search_bytes
-from .superposed import EMBED_TIED, minimal_width
+from .superposed import (
+    EMBED_TIED,
+    INPUTS_KINDS,
+    P_MODES,
+    P_SCALES,
+    PHI,
+    minimal_width,
+    superposed_p,
+)
 from .uand import WEIGHTS
 
 
@@ -34,6 +42,21 @@ def positive_real(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
     if not (value > 0 and value < float("inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def p_value(text: str) -> float | str:
+    """argparse type for ``--p``: ``best``, ``superposed``, ``paper`` or a number in (0, 1]."""
+    if text in P_MODES:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(P_MODES)} or a number in (0, 1], got {text!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
     return value
 
 
@@ -71,14 +94,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resolution", type=positive_real, default=0.05, help="relative width of the final bracket"
     )
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--p",
+        type=p_value,
+        default=None,
+        help="Bernoulli connection probability: 'best' (the best multiple of the rule, "
+        "searched), 'superposed' (the rule, the default), 'paper' (ln(m)^2/sqrt(d)) or a number",
+    )
+    p.add_argument(
+        "--inputs-kind",
+        choices=INPUTS_KINDS,
+        default="exact",
+        help="inputs with exactly s active features, or with s, s-1, ..., 1 in turn",
+    )
+    p.add_argument(
+        "--phi",
+        choices=PHI,
+        default="seeded",
+        help="read the inputs through the seeded embedding, or draw the readouts from their "
+        "exact law without materialising it (Gaussian embedding; for large m)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object (with the search trace)"
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     d0 = args.low if args.embed_dim == EMBED_TIED else args.embed_dim
+    prob = None
+    if args.weights == "bernoulli":  # the densest wiring the first trial may draw
+        prob = args.p if isinstance(args.p, float) else 1.0
+        if args.p in (None, "superposed", "best"):
+            most = max(P_SCALES) if args.p == "best" else 1.0
+            prob = min(1.0, most * superposed_p(args.features, args.low, args.sparsity, d0))
     require_memory(
-        width_search_bytes(args.features, args.low, d0, args.samples),
+        width_search_bytes(args.features, args.low, d0, args.samples, p=prob),
         f"width with {args.features} features (first trial at width {args.low})",
     )
     res = minimal_width(
@@ -92,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
         low=args.low,
         high=args.high,
         resolution=args.resolution,
+        p=args.p,
+        inputs_kind=args.inputs_kind,
+        phi=args.phi,
     )
     found = res.neurons <= args.high
     out = {
@@ -104,10 +158,14 @@ def run(args: argparse.Namespace) -> int:
         "n_samples": args.samples,
         "neurons": res.neurons if found else None,
         "bracket": list(res.bracket),
+        "p": args.p,
+        "p_scale": res.p_scale,
+        "inputs_kind": args.inputs_kind,
+        "phi": args.phi,
         "networks_evaluated": len(res.trials),
     }
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps({**out, "trials": res.trials}))
         return 0
     lo, hi = res.bracket
     if found:
@@ -119,4 +177,6 @@ def run(args: argparse.Namespace) -> int:
         f"m = {args.features}, s = {args.sparsity}, target max error {args.target_error}, "
         f"weights {args.weights}, d0 = {args.embed_dim}; {len(res.trials)} networks evaluated"
     )
+    if args.p == "best":
+        print(f"best p: {res.p_scale} x the rule superposed_p")
     return 0

@@ -16,7 +16,7 @@ import numpy as np
 from . import embedding as E
 from ._validate import check_int
 from .circuits import DEFAULT_GATES, compile_circuit, emulate, random_circuit
-from .superposed import seed_widths
+from .superposed import seed_width
 from .theory import coherence_scale, readout_error_scale
 from .uand import build_uand, evaluate_uand
 
@@ -27,6 +27,7 @@ __all__ = [
     "register_experiment",
     "superposed_width",
     "uand_error",
+    "width_guess",
 ]
 
 
@@ -130,24 +131,51 @@ def superposed_width(
     weights: str = "bernoulli",
     embed_dim: int | str | None = "tied",
     n_samples: int = 16,
+    low: int | str = 16,
     high: int = 2**15,
     resolution: float = 0.05,
     p: float | str | None = None,
+    p_scale: float = 1.0,
+    phi: str = "seeded",
+    inputs_kind: str = "exact",
     seed: int = 0,
 ) -> dict[str, Any]:
     """One seed's minimal width for U-AND on superposed inputs (one point of a width sweep).
 
     The smallest width at which the network of seed ``seed`` keeps every output of its
-    ``n_samples`` sampled inputs within ``target_error``, searched from width 16 up to ``high``
-    (:func:`superposition.superposed.seed_widths` with one seed). Metric ``neurons``:
-    ``high + 1`` when no width up to ``high`` passed.
+    ``n_samples`` sampled inputs within ``target_error``, searched from ``low`` up to ``high``
+    (:func:`superposition.superposed.seed_width`). ``low="auto"``: :func:`width_guess`.
+    ``p_scale`` multiplies the connection probability rule (Bernoulli weights), so a grid
+    over ``p_scale`` with the same seeds finds the best :math:`p`
+    (:func:`superposition.superposed.best_p_scale`). Metrics: ``neurons`` (``high + 1`` when no
+    width up to ``high`` passed), ``bracket``, ``p`` (at ``neurons``) and the search's
+    ``trials`` (``neurons``, ``p``, ``max_abs_error``, ``passed``, ``inputs`` evaluated).
     """
-    w = seed_widths(
-        n_features, sparsity, target_error, weights=weights, embed_dim=embed_dim,
-        seeds=[check_int("seed", seed, low=0)], n_samples=n_samples, low=16, high=high,
-        resolution=resolution, p=p,
+    m = check_int("n_features", n_features, low=2)
+    start = width_guess(m) if low == "auto" else check_int("low", low, low=1)
+    r = seed_width(
+        m, sparsity, target_error, seed=check_int("seed", seed, low=0), weights=weights,
+        embed_dim=embed_dim, n_samples=n_samples, low=start, high=max(high, start),
+        resolution=resolution, p=p, p_scale=p_scale, phi=phi, inputs_kind=inputs_kind,
     )  # fmt: skip
-    return {"neurons": int(w[0])}
+    trials = [{k: v for k, v in tr.items() if k not in ("seed", "seconds")} for tr in r.trials]
+    at = [tr["p"] for tr in trials if tr["neurons"] == r.neurons]
+    return {
+        "neurons": int(r.neurons),
+        "bracket": list(r.bracket),
+        "p": at[0] if at else None,
+        "trials": trials,
+    }
+
+
+def width_guess(n_features: int) -> int:
+    r"""Where a width search starts by default: :math:`2^{\lfloor\log_2(32\sqrt m)\rfloor}`.
+
+    Below the minimal widths measured for :math:`\varepsilon = \tfrac12` (a search that
+    starts too high restarts lower, so a guess costs trials, never correctness).
+    """
+    m = check_int("n_features", n_features, low=1)
+    return int(2 ** np.floor(np.log2(32 * np.sqrt(m))))
 
 
 EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {

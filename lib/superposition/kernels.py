@@ -133,15 +133,21 @@ class Wiring:
         features of neuron ``i``, increasing). Computed once, in NumPy, then cached."""
         cache = self.__dict__.setdefault("_host", {})
         if "supports" not in cache:
+            import scipy.sparse as sps
+
+            # compressed columns to compressed rows: scipy's counting sort, which keeps the
+            # features of each neuron increasing (the same arrays as a stable sort by neuron,
+            # in O(nnz) time and without int64 temporaries)
             ptr = self.host_indptr
-            idx = to_numpy(self.indices).astype(np.int64)
-            cols = np.repeat(np.arange(self.n_features, dtype=np.int64), np.diff(ptr))
-            order = np.argsort(idx, kind="stable")  # by neuron, features increasing within
-            counts = np.bincount(idx, minlength=self.neurons)
-            indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+            idx = to_numpy(self.indices)
+            ones = np.ones(idx.shape[0], dtype=np.int8)
+            csr = sps.csc_array((ones, idx, ptr), shape=(self.neurons, self.n_features)).tocsr()
             dtype = np.int32 if self.n_features < 2**31 else np.int64
             cache["supports"] = Wiring(
-                self.neurons, self.n_features, indptr, cols[order].astype(dtype)
+                self.neurons,
+                self.n_features,
+                csr.indptr.astype(np.int64),
+                csr.indices.astype(dtype, copy=False),
             )
         return cache["supports"].to(namespace(self.indptr))
 
@@ -846,6 +852,320 @@ def _pattern0(
                 ]
             )
             acc.add(0, vals, weight=wts, nonzero=float(xp.sum(wts)), inputs=t)
+
+
+# ---------------------------------------------------------------- Bernoulli worst errors, no Gram
+
+
+@dataclass(frozen=True, eq=False)
+class WorstErrors:
+    r"""Per-input worst errors of a Bernoulli U-AND layer, from :func:`bernoulli_worst_errors`.
+
+    Attributes
+    ----------
+    per_input : float64 array, shape ``(K', 3)``
+        Column ``j``: the worst :math:`|\hat y_{kl} - x_kx_l|` over the outputs with ``j`` of
+        their two features active, for the ``K'`` inputs evaluated (``K' < n_samples`` when an
+        input exceeded ``stop_above`` and the batch stopped there). Columns 1 and 2 are exact.
+        Column 0 is exact with statistics; otherwise it is exact where it is the input's worst
+        error and a lower bound of the pattern's worst below that (see
+        :func:`bernoulli_worst_errors`).
+    firing : int64 array, shape ``(K',)``
+        Firing neurons (:math:`a_i > 0`) of each input.
+    processed : int64 array, shape ``(K',)``
+        Firing neurons whose support pairs were counted (pattern 0) for each input.
+    n_samples : int
+        Inputs given.
+    backend : str
+        The namespace that computed the errors.
+    """
+
+    per_input: np.ndarray
+    firing: np.ndarray
+    processed: np.ndarray
+    n_samples: int
+    backend: str = "numpy"
+
+    @property
+    def max_abs_error(self) -> float:
+        """Worst error over every output of the inputs evaluated."""
+        return float(self.per_input.max(initial=0.0))
+
+    @property
+    def input_max_abs(self) -> np.ndarray:
+        """Worst error of each input evaluated, shape ``(K',)``."""
+        return self.per_input.max(axis=1, initial=0.0)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the batch stopped early (an input exceeded ``stop_above``)."""
+        return int(self.per_input.shape[0]) < self.n_samples
+
+
+def bernoulli_worst_errors(
+    wiring: Wiring,
+    activations: Any,
+    active: Any,
+    *,
+    stop_above: float | None = None,
+    acc: ErrorAccumulator | None = None,
+) -> WorstErrors:
+    r"""Exact worst error of every :math:`\binom m2` output of a Bernoulli layer, without the Gram matrix.
+
+    The mean readout :math:`\hat y_{kl} = \frac1{|\Gamma(k,l)|}\sum_{i\in\Gamma(k,l)} a_i`
+    (0 when :math:`\Gamma(k,l) = \{i: W_{ik} = W_{il} = 1\}` is empty) for any activations
+    :math:`a \ge 0` (basis-aligned, or read from superposition, where neurons fire on noise
+    alone). Only an output whose :math:`\Gamma` holds a firing neuron can be nonzero:
+
+    * pattern 2 (both features active): the mean over the intersection of two neuron lists;
+    * pattern 1 (one active feature :math:`u`): a row of outputs from the supports of the
+      neurons wired to :math:`u`, counted by scatter-add;
+    * pattern 0 (neither active): an output is a mean over its firing neurons and zeros, so it
+      is at most the largest activation among them. Firing neurons are taken in decreasing
+      order of :math:`a_i`; for neuron :math:`i` only the pairs inside its support
+      :math:`S_i` minus the active features are reached, and their :math:`|\Gamma(k,l)|` come
+      from the features :math:`S_j \cap S_i` of every other neuron :math:`j` (the codes of the
+      pairs each :math:`j` holds, counted by scatter-add: about :math:`d\,(p^2m)^2/2`
+      operations, nothing of size :math:`m^2`). A pair held by :math:`i` alone among the
+      firing neurons reads :math:`a_i/|\Gamma|`; a pair held by several is summed exactly.
+      The walk stops at the first neuron with :math:`a_i` at most the worst error found so
+      far (every pair not yet reached reads at most that :math:`a_i`): the input's worst error
+      is then exact, and the pattern-0 column a lower bound where another pattern is worse.
+
+    Every numerator is summed left to right over :math:`\Gamma` in increasing neuron order,
+    then divided once, so on NumPy each output is bit for bit the obvious dense loop's
+    (``tests/test_kernels.py``). Other namespaces differ only in the order of additions of the
+    pattern-1 scatter-add (:func:`superposition.backend.bincount`).
+
+    Parameters
+    ----------
+    wiring : Wiring
+        :math:`W`, shape ``(d, m)``.
+    activations : float array, shape ``(K, d)``
+        :math:`a \ge 0`.
+    active : int array, shape ``(K, s)``
+        Active features of each input (distinct), any namespace.
+    stop_above : float, optional
+        Decide "worst error :math:`\le` ``stop_above``" only: neurons with
+        :math:`a_i \le` ``stop_above`` are skipped (their pairs cannot exceed it), and the batch
+        stops after the first input that exceeds it. The values reported are then exact when
+        they exceed ``stop_above`` and lower bounds otherwise.
+    acc : superposition.errors.ErrorAccumulator, optional
+        Full statistics: every firing neuron is processed (in increasing index; a pair held by
+        several is counted at the first) and every nonzero output is added to ``acc`` (its
+        pattern counts are not touched: :meth:`~superposition.errors.ErrorAccumulator.add_counts`).
+        The per-pattern maxima are then all exact. Costs :math:`|F|` neurons per input instead
+        of the few above the worst error. Not with ``stop_above``.
+
+    Returns
+    -------
+    WorstErrors
+    """
+    xp = namespace(activations)
+    w = wiring.to(xp)
+    sup_w = w.supports()
+    m, d = w.n_features, w.neurons
+    if len(activations.shape) != 2 or activations.shape[1] != d:
+        raise ValueError(
+            f"activations must have shape (n_samples, neurons={d}), got {tuple(activations.shape)}"
+        )
+    act_host = to_numpy(active).astype(np.int64)
+    if act_host.ndim != 2 or act_host.shape[0] != activations.shape[0]:
+        raise ValueError(
+            f"active must have shape ({activations.shape[0]}, s), got {tuple(act_host.shape)}"
+        )
+    if stop_above is not None:
+        stop_above = check_real("stop_above", stop_above, low=0.0)
+        if acc is not None:
+            raise ValueError("stop_above and acc exclude each other (statistics need every input)")
+    k_all, s = act_host.shape
+    cptr, sptr = w.host_indptr, sup_w.host_indptr
+    per = np.zeros((k_all, 3))
+    firing_n = np.zeros(k_all, dtype=np.int64)
+    processed = np.zeros(k_all, dtype=np.int64)
+    done = 0
+    for t in range(k_all):
+        A = np.sort(act_host[t])
+        a = xp.astype(activations[t, :], xp.float64)
+        nbrs = [w.indices[int(cptr[k]) : int(cptr[k + 1])] for k in A]
+        # pattern 2: the mean over the neurons wired to both features
+        for u in range(s):
+            for v in range(u + 1, s):
+                gam = xp.astype(nbrs[u][_contains(nbrs[v], nbrs[u])], xp.int64)
+                y = _sequential_sum(xp.take(a, gam)) / gam.shape[0] if gam.shape[0] else 0.0
+                per[t, 2] = max(per[t, 2], abs(y - 1.0))
+                if acc is not None:
+                    acc.add(
+                        2, xp.asarray([y - 1.0], dtype=xp.float64), nonzero=float(y != 0), inputs=t
+                    )
+        keep_host = np.ones(m, dtype=bool)
+        keep_host[A] = False
+        keep = asarray(keep_host, xp)
+        # pattern 1: one row of outputs per active feature
+        for u in range(s):
+            own = xp.astype(nbrs[u], xp.int64)
+            starts = xp.take(sup_w.indptr, own)
+            lengths = xp.take(sup_w.indptr, own + 1) - starts
+            cols = xp.astype(xp.take(sup_w.indices, ranges(starts, lengths)), xp.int64)
+            gamma = bincount(cols, m)
+            num = bincount(cols, m, weights=xp.repeat(xp.take(a, own), lengths))
+            hit = (gamma > 0) & keep
+            y = xp.where(hit, num / xp.astype(xp.where(hit, gamma, 1), xp.float64), 0.0)
+            if m:
+                per[t, 1] = max(per[t, 1], float(xp.max(y)))
+            if acc is not None:
+                yk = y[keep]
+                acc.add(1, yk, nonzero=float(xp.count_nonzero(yk)), inputs=t)
+        # pattern 0: the pairs inside the supports of firing neurons
+        fire = xp.nonzero(a > 0)[0]
+        firing_n[t] = int(fire.shape[0])
+        a_fire = to_numpy(xp.take(a, fire)) if fire.shape[0] else np.zeros(0)
+        fire_host = to_numpy(fire).astype(np.int64)
+        if acc is not None:
+            order = np.arange(fire_host.size)  # increasing neuron index: a pair counts once
+        else:
+            order = np.argsort(-a_fire, kind="stable")  # decreasing activation
+        firing_mask = asarray(_mask(fire_host, d), xp)
+        worst = float(per[t].max())
+        for q in order:
+            a_i = float(a_fire[q])
+            if acc is None and a_i <= (worst if stop_above is None else stop_above):
+                break  # every pair not reached reads at most a_i
+            i = int(fire_host[q])
+            sup = sup_w.indices[int(sptr[i]) : int(sptr[i + 1])]
+            sup = xp.astype(sup[xp.take(keep, xp.astype(sup, xp.int64))], xp.int64)
+            if sup.shape[0] < 2:
+                continue
+            processed[t] += 1
+            top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
+            per[t, 0] = max(per[t, 0], top)
+            worst = max(worst, top)
+            if stop_above is not None and worst > stop_above:
+                break
+        done = t + 1
+        if stop_above is not None and worst > stop_above:
+            break
+    return WorstErrors(per[:done], firing_n[:done], processed[:done], k_all, name_of(xp))
+
+
+def _mask(index: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    out[index] = True
+    return out
+
+
+def _sequential_sum(x: Any) -> float:
+    """``((0 + x[0]) + x[1]) + …`` left to right: the running sum's last value."""
+    xp = namespace(x)
+    if x.shape[0] == 0:
+        return 0.0
+    return float(xp.cumulative_sum(x)[-1])
+
+
+def _pair_codes(neuron: Any, pos: Any, n_pos: int) -> tuple[Any, Any]:
+    """Codes ``u * n_pos + v`` (``u < v``) of the position pairs held by one neuron, and that neuron.
+
+    ``neuron`` is sorted, and ``pos`` increasing within each run of equal neurons: a run of
+    ``c`` entries gives its ``c(c-1)/2`` pairs. Runs of the same length are handled together
+    (one gather per length).
+    """
+    xp = namespace(neuron)
+    n = neuron.shape[0]
+    empty = xp.zeros(0, dtype=xp.int64)
+    if n < 2:
+        return empty, empty
+    starts = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), neuron[1:] != neuron[:-1]]))[0]
+    runs = xp.concat([starts[1:], xp.asarray([n], dtype=starts.dtype)]) - starts
+    codes, owners = [], []
+    for c in to_numpy(xp.unique_values(runs[runs >= 2])).tolist():
+        st = starts[runs == c]
+        x, y = _triu(int(c), xp)
+        u = xp.take(pos, xp.reshape(st[:, None] + x[None, :], (-1,)))
+        v = xp.take(pos, xp.reshape(st[:, None] + y[None, :], (-1,)))
+        codes.append(u * n_pos + v)
+        owners.append(xp.repeat(xp.take(neuron, st), x.shape[0]))
+    if not codes:
+        return empty, empty
+    return xp.concat(codes), xp.concat(owners)
+
+
+def _distinct(x: Any) -> Any:
+    """The distinct values of an integer array, sorted."""
+    xp = namespace(x)
+    if x.shape[0] == 0:
+        return x
+    x = xp.sort(x)
+    return x[xp.concat([xp.ones(1, dtype=xp.bool), x[1:] != x[:-1]])]
+
+
+def _neuron_pairs(
+    w: Wiring,
+    i: int,
+    a_i: float,
+    sup: Any,
+    a: Any,
+    firing_mask: Any,
+    acc: ErrorAccumulator | None,
+    t: int,
+) -> float:
+    r"""Worst output over the pairs inside ``sup`` (sorted features of firing neuron ``i``).
+
+    Neuron ``i`` holds every pair, so :math:`|\Gamma| = 1 + c` with ``c`` the other neurons
+    holding the pair; ``c`` is counted from the pair codes of those neurons. With ``acc``: adds
+    the outputs of the pairs whose first firing neuron is ``i``.
+    """
+    xp = namespace(sup)
+    n_pos = sup.shape[0]
+    n_pairs = n_pos * (n_pos - 1) // 2
+    starts = xp.take(w.indptr, sup)
+    lengths = xp.take(w.indptr, sup + 1) - starts
+    neuron = xp.astype(xp.take(w.indices, ranges(starts, lengths)), xp.int64)
+    pos = xp.repeat(xp.arange(n_pos, dtype=xp.int64), lengths)
+    others = neuron != i
+    neuron, pos = neuron[others], pos[others]
+    # by neuron; positions stay increasing within a neuron (the key is unique)
+    order = xp.argsort(neuron * n_pos + pos)
+    neuron, pos = xp.take(neuron, order), xp.take(pos, order)
+    codes, owners = _pair_codes(neuron, pos, n_pos)
+    count = bincount(codes, n_pos * n_pos)  # other neurons holding each pair (0 below the diagonal)
+    top = int(xp.max(count)) if codes.shape[0] else 0
+    # histogram of the counts over the pairs u < v: the n² - n_pairs entries on and below the
+    # diagonal are zeros that are not pairs
+    hist = bincount(count, top + 1)
+    hist = hist - xp.astype(xp.arange(top + 1) == 0, xp.int64) * (n_pos * n_pos - n_pairs)
+    firing = xp.take(firing_mask, owners)  # held by another firing neuron too
+    best = 0.0
+    if bool(xp.any(firing)):
+        mc, mo = codes[firing], owners[firing]
+        shared = _distinct(mc)
+        c_shared = xp.take(count, shared)
+        hist = hist - bincount(c_shared, top + 1)
+        # every firing holder of a shared pair, i included, sorted by (pair, neuron)
+        allc = xp.concat([mc, shared])
+        allo = xp.concat([mo, xp.full(shared.shape[0], i, dtype=xp.int64)])
+        key = xp.argsort(allc * w.neurons + allo)
+        allc, allo = xp.take(allc, key), xp.take(allo, key)
+        first = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), allc[1:] != allc[:-1]]))[0]
+        size = xp.concat([first[1:], xp.asarray([allc.shape[0]], dtype=first.dtype)]) - first
+        vals = xp.take(a, allo)
+        num = xp.zeros(first.shape[0], dtype=xp.float64)
+        for r in range(int(xp.max(size))):  # left to right in neuron order, all pairs at once
+            alive = size > r
+            num = xp.where(alive, num + xp.take(vals, xp.where(alive, first + r, first)), num)
+        y = num / xp.astype(c_shared + 1, xp.float64)
+        best = float(xp.max(y))
+        if acc is not None:
+            y_own = y[xp.take(allo, first) == i]  # i is the pair's first firing holder
+            acc.add(0, y_own, nonzero=float(y_own.shape[0]), inputs=t)
+    # the pairs held by i alone among the firing neurons read a_i / (1 + c)
+    c = xp.nonzero(hist > 0)[0]
+    if c.shape[0] == 0:
+        return best
+    vals = a_i / xp.astype(c + 1, xp.float64)
+    if acc is not None:
+        wts = xp.astype(xp.take(hist, c), xp.float64)
+        acc.add(0, vals, weight=wts, nonzero=float(xp.sum(wts)), inputs=t)
+    return max(best, float(xp.max(vals)))
 
 
 # ---------------------------------------------------------------- sparse matrices: CSR and X @ S

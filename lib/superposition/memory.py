@@ -184,24 +184,26 @@ def superposed_bytes(
     return total
 
 
-def width_search_bytes(n_features: int, neurons: int, embed_dim: int, n_samples: int) -> float:
+def width_search_bytes(
+    n_features: int, neurons: int, embed_dim: int, n_samples: int, *, p: float | None = None
+) -> float:
     r"""Peak bytes of one trial of the minimal-neurons search at ``neurons`` (the smallest tried).
 
-    One superposed layer at neurons :math:`d` (Bernoulli at :math:`p \le 1`, counted as dense:
-    the search's :func:`superposition.superposed.max_errors` holds :math:`W` as a dense float32
-    ``(d, m)``), three float32 ``(m, m)`` matrices and the embedding cache.
+    Sign-symmetric weights (``p=None``): :math:`W` as float64 and float32 ``(d, m)``, the Gram
+    tiles of :func:`superposition.kernels.sign_pair_errors`, the readouts and the embedding
+    cache. Bernoulli weights at connection probability ``p``: the wiring in compressed columns
+    and rows (:math:`2pdm` int32 indices, :func:`superposition.kernels.bernoulli_worst_errors`
+    holds nothing of size :math:`m^2`), the readouts and the embedding cache.
     """
     m = check_int("n_features", n_features, low=1)
     d = check_int("neurons", neurons, low=1)
     d0 = check_int("embed_dim", embed_dim, low=1)
     k = check_int("n_samples", n_samples, low=1)
-    return (
-        _F32 * d * m
-        + 3 * _F32 * m * m
-        + 2 * _F64 * k * m
-        + min(_F64 * d0 * m, EMBEDDING_CACHE)
-        + TILE_BUDGET
-    )
+    rest = 2 * _F64 * k * m + min(_F64 * d0 * m, EMBEDDING_CACHE)
+    if p is None:
+        return (_F64 + _F32) * d * m + TILE_BUDGET + rest
+    q = check_real("p", p, low=0.0, high=1.0)
+    return 2 * 4 * q * d * m + 2 * _F64 * (d + m) + rest
 
 
 def trained_bytes(n_features: int, neurons: int, batch: int, *, arity: int = 2) -> float:

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import os
+import platform
 import socket
 import tempfile
 from collections.abc import Callable, Mapping
@@ -38,9 +39,11 @@ __all__ = [
     "default_store",
     "function_name",
     "library_version",
+    "machine",
     "normalize",
     "point_key",
     "result_key",
+    "result_version",
 ]
 
 FORMAT = 1
@@ -111,6 +114,50 @@ def _source_digest() -> str:
     for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:12]
+
+
+ALGORITHM_PREFIX = "algorithm "
+"""How :func:`result_version` marks the version an experiment declares itself."""
+
+
+def result_version(fn: Callable[..., Any]) -> str:
+    """The version part of ``fn``'s result keys.
+
+    :func:`library_version` (any change to the package's source starts fresh results), unless
+    ``fn`` declares an ``algorithm_version`` attribute: then ``"algorithm <that version>"``, so
+    its results stay valid across commits until the experiment bumps its version. An
+    experiment declares one only when every piece of code its numbers depend on is covered by
+    that version (its maintainer bumps it, and a test recomputes stored results to catch a
+    change that did not): results computed once at great cost, e.g. kept in the repository,
+    then survive unrelated edits.
+    """
+    target = fn.func if hasattr(fn, "func") and hasattr(fn, "keywords") else fn
+    declared = getattr(target, "algorithm_version", None)
+    if declared is None:
+        return library_version()
+    if not isinstance(declared, str) or not declared:
+        raise ValueError(f"algorithm_version must be a non-empty string, got {declared!r}")
+    return ALGORITHM_PREFIX + declared
+
+
+def machine() -> dict[str, Any]:
+    """What computed a result: host name, processor, cores, operating system and Python."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "host": socket.gethostname(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": platform.platform(terse=True),
+        "python": platform.python_version(),
+    }
 
 
 def result_key(function: str, params: Mapping[str, Any], seed: int | None, version: str) -> str:
@@ -207,6 +254,8 @@ class Store:
     def prune(self, keep_version: str | None = None) -> int:
         """Delete the records of other library versions (and unreadable files); returns how many.
 
+        Records keyed by an experiment's own algorithm version (:func:`result_version`) stay.
+
         Parameters
         ----------
         keep_version : str, optional
@@ -216,6 +265,8 @@ class Store:
         removed = 0
         for key in self.keys():
             status, rec = self.read(key)
+            if status == "ok" and rec is not None and rec["version"].startswith(ALGORITHM_PREFIX):
+                continue  # keyed by an experiment's own algorithm version: not the library's
             if status != "ok" or rec is None or rec["version"] != keep:
                 self.path(key).unlink(missing_ok=True)
                 removed += 1

@@ -31,7 +31,8 @@ of the embedding readout errors of the features it is wired to. :math:`W_{\text{
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import comb
@@ -41,10 +42,29 @@ import numpy as np
 import scipy.linalg.blas as blas
 
 from . import theory
-from ._validate import check_active, check_choice, check_int, check_real, check_sparsity
+from ._validate import (
+    check_active,
+    check_choice,
+    check_int,
+    check_probability,
+    check_real,
+    check_sparsity,
+)
 from .backend import asarray, evaluation_namespace, is_numpy, name_of, namespace, to_numpy
-from .embedding import EMBEDDING_KINDS, Embedding, indicator, sample_sparse
-from .kernels import Wiring
+from .embedding import (
+    EMBEDDING_KINDS,
+    Embedding,
+    indicator,
+    sample_feature_readouts,
+    sample_sparse,
+)
+from .kernels import (
+    Wiring,
+    bernoulli_worst_errors,
+    relu,
+    sign_pair_errors,
+    sign_readout_tolerance,
+)
 from .search import fraction_passing, smallest_passing
 from .uand import (
     WEIGHTS,
@@ -660,6 +680,106 @@ def output_embedding_errors(
 
 # ---------------------------------------------------------------- minimal width
 
+PHI = ("seeded", "sampled")
+r"""How a width trial reads :math:`\Phi`: ``"seeded"``, the library's :class:`Embedding` (its
+seeded blocks, :math:`\Phi^\top\Phi x` computed); ``"sampled"``, the readouts
+:math:`\Phi^\top\Phi x` drawn from their exact joint law without :math:`\Phi`
+(:func:`superposition.embedding.sample_feature_readouts`; Gaussian embedding only)."""
+INPUTS_KINDS = ("exact", "at-most")
+"""The inputs of a width trial: ``"exact"``, every input with exactly ``sparsity`` active
+features; ``"at-most"``, inputs with ``sparsity``, ``sparsity - 1``, …, 1 active features in
+turn (the paper's s-sparse inputs have at most s)."""
+P_SCALES = (0.71, 1.0, 1.41, 2.0, 2.83)
+"""The multipliers :math:`\\kappa` of the rule :func:`superposed_p` that ``p="best"`` tries."""
+P_MODES = ("best", "superposed", "paper")
+"""Named connection probabilities of the width search: the best multiple of the rule,
+the rule :func:`superposed_p` itself, the paper's :math:`\\ln^2 m/\\sqrt d`."""
+
+
+@dataclass(frozen=True)
+class WidthTrial:
+    r"""The worst errors of one random network at one width (:func:`width_trial`).
+
+    Attributes
+    ----------
+    neurons : int
+        :math:`d`.
+    embed_dim : int or None
+        :math:`d_0` (``None``: basis-aligned inputs).
+    p : float
+        The connection probability used (1 for sign-symmetric weights).
+    per_input : float64 array, shape ``(K', 3)``
+        Worst error per input and output pattern, for the ``K'`` inputs evaluated
+        (:class:`superposition.kernels.WorstErrors`; the sign path adds the rows of
+        :func:`superposition.kernels.sign_pair_errors`).
+    n_samples : int
+        Inputs drawn (``K' < n_samples`` when the trial stopped at a failing input).
+    firing : int64 array, shape ``(K',)``
+        Firing neurons of each input evaluated.
+    seconds : float
+        Time taken.
+    backend : str
+    """
+
+    neurons: int
+    embed_dim: int | None
+    p: float
+    per_input: np.ndarray
+    n_samples: int
+    firing: np.ndarray
+    seconds: float
+    backend: str = "numpy"
+
+    @property
+    def max_abs_error(self) -> float:
+        """Worst error over every output of the inputs evaluated."""
+        return float(self.per_input.max(initial=0.0))
+
+
+def trial_inputs(
+    n_features: int, sparsity: int, n_samples: int, seed: int, inputs_kind: str = "exact"
+) -> list[np.ndarray]:
+    r"""The inputs of every width trial of seed ``seed``, in groups by number of active features.
+
+    Drawn from ``SeedSequence([seed, 1])``: the same inputs at every width. ``"exact"``: one
+    group ``(n_samples, sparsity)`` (:func:`superposition.embedding.sample_sparse`).
+    ``"at-most"``: input ``t`` has ``sparsity - (t mod sparsity)`` active features; one group
+    per count, from ``sparsity`` down to 1.
+    """
+    m = check_int("n_features", n_features, low=2)
+    s = check_sparsity(sparsity, m)
+    k = check_int("n_samples", n_samples, low=1)
+    kind = check_choice("inputs_kind", inputs_kind, INPUTS_KINDS)
+    rng = np.random.default_rng(np.random.SeedSequence([check_int("seed", seed, low=0), 1]))
+    if kind == "exact":
+        return [sample_sparse(m, s, k, seed=rng)]
+    counts = [s - (t % s) for t in range(k)]
+    return [sample_sparse(m, j, counts.count(j), seed=rng) for j in range(s, 0, -1) if j in counts]
+
+
+def resolve_p(
+    p: float | str | None, n_features: int, neurons: int, sparsity: int, embed_dim: int | None
+) -> float:
+    r"""The connection probability a width trial uses (before a ``p_scale``).
+
+    ``None`` or ``"superposed"``: :func:`superposed_p`; ``"paper"``:
+    :func:`superposition.theory.paper_p`, a ``ValueError`` where it exceeds 1
+    (``neurons`` :math:`\le \ln^4 m`); a float in (0, 1]: itself.
+    """
+    if p is None or p == "superposed":
+        return superposed_p(n_features, neurons, sparsity, embed_dim)
+    if isinstance(p, str):
+        check_choice("p", p, ("superposed", "paper"))
+        value = theory.paper_p(n_features, neurons)
+        if value > 1:
+            raise ValueError(
+                f"p='paper' is ln(m)^2/sqrt(d) = {value:.3g} > 1 for n_features={n_features}, "
+                f"neurons={neurons}; it needs neurons > ln(m)^4 = "
+                f"{theory.paper_min_neurons(n_features):.0f}"
+            )
+        return value
+    return check_probability("p", p)
+
 
 def width_trial(
     n_features: int,
@@ -672,25 +792,134 @@ def width_trial(
     seed: int = 0,
     stop_above: float | None = None,
     p: float | str | None = None,
-) -> PatternMax:
+    p_scale: float = 1.0,
+    phi: str = "seeded",
+    inputs_kind: str = "exact",
+) -> WidthTrial:
     r"""Worst errors of one random network of ``neurons`` neurons (seed ``seed``) on ``n_samples`` inputs.
 
-    The network is drawn from ``SeedSequence([seed, neurons, d0])`` and the inputs (exactly
-    ``sparsity`` active, uniform) from ``SeedSequence([seed, 1])``: the same inputs at every
-    number of neurons, a fresh network at each.
+    The network is drawn from ``SeedSequence([seed, neurons, d0])`` (split as in
+    :func:`build_superposed_uand`: :math:`W` then :math:`\Phi`) and the inputs from
+    ``SeedSequence([seed, 1])`` (:func:`trial_inputs`): the same inputs at every number of
+    neurons, a fresh network at each. Every output of every input is evaluated exactly:
 
-    ``embed_dim``: an int :math:`d_0`, ``"tied"`` (:math:`d_0 = d`) or ``None`` (basis-aligned).
+    * Bernoulli weights: :func:`superposition.kernels.bernoulli_worst_errors` (float64, no
+      Gram matrix, nothing of size :math:`m^2`);
+    * sign-symmetric weights: :func:`superposition.kernels.sign_pair_errors` one input at a time
+      in float32; an input whose worst error lies within the float32 rounding bound
+      (:func:`superposition.kernels.sign_readout_tolerance`) of ``stop_above`` is evaluated
+      again in float64, so the decision "at most ``stop_above``" is exact.
+
+    Parameters
+    ----------
+    n_features, neurons, sparsity : int
+    embed_dim : int, "tied" or None
+        :math:`d_0`; ``"tied"``: :math:`d_0 = d`; ``None``: basis-aligned inputs.
+    weights : {"bernoulli", "rademacher", "gaussian"}
+    n_samples : int
+    seed : int
+    stop_above : float, optional
+        Stop at the first input whose worst error exceeds it (enough to decide a pass).
+    p : float, "superposed", "paper" or None
+        Bernoulli connection probability before ``p_scale`` (:func:`resolve_p`).
+    p_scale : float
+        :math:`\kappa > 0`: the trial uses :math:`\min(1, \kappa p)`.
+    phi : {"seeded", "sampled"}
+        See :data:`PHI`. ``"sampled"`` needs an ``embed_dim``; it draws the same law as the
+        Gaussian :class:`Embedding`, not its bits.
+    inputs_kind : {"exact", "at-most"}
+        See :data:`INPUTS_KINDS`.
+
+    Returns
+    -------
+    WidthTrial
     """
+    start = time.perf_counter()
     m = check_int("n_features", n_features, low=2)
     d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
+    w = check_choice("weights", weights, WEIGHTS)
     d0 = _resolve_embed_dim(embed_dim, d)
     k = check_int("n_samples", n_samples, low=1)
     check_int("seed", seed, low=0)
+    mode = check_choice("phi", phi, PHI)
+    if mode == "sampled" and d0 is None:
+        raise ValueError("phi='sampled' needs an embed_dim (basis-aligned inputs have no Φ)")
+    scale = check_real("p_scale", p_scale, low=0.0, low_open=True)
+    if stop_above is not None:
+        stop_above = check_real("stop_above", stop_above, low=0.0)
+    if w == "bernoulli":
+        prob = min(1.0, scale * resolve_p(p, m, d, s, d0))
+    elif p is not None or scale != 1.0:
+        raise ValueError(f"p and p_scale apply to weights='bernoulli' only, got weights={w!r}")
+    groups = trial_inputs(m, s, k, seed, inputs_kind)
     net_seed = np.random.SeedSequence([seed, d, 0 if d0 is None else d0])
-    snet = build_superposed_uand(m, d, s, d0, weights=weights, p=p, seed=net_seed)
-    active = sample_sparse(m, s, k, seed=np.random.default_rng(np.random.SeedSequence([seed, 1])))
-    return max_errors(snet, active, stop_above=stop_above)  # type: ignore[return-value]
+    xp = evaluation_namespace()
+    prob_arg = prob if w == "bernoulli" else None
+    if mode == "seeded":
+        snet = build_superposed_uand(m, d, s, d0, weights=w, p=prob_arg, seed=net_seed)
+        net = snet.net
+        readouts = [snet.feature_readout(asarray(g, xp)) for g in groups]
+    else:  # the same W as build_superposed_uand draws; Φ only through its readouts' law
+        w_seed, phi_seed = net_seed.spawn(2)
+        net = build_uand(m, d, s, weights=w, p=prob_arg, seed=np.random.default_rng(w_seed))
+        zs = sample_feature_readouts(m, d0, list(groups), seed=phi_seed)
+        readouts = [asarray(z, xp) for z in zs]
+    rows, firing = [], []
+    if w == "bernoulli":
+        wiring = net.W.to(xp)
+        for g, z in zip(groups, readouts, strict=True):
+            a = relu(wiring.product(xp.astype(z, xp.float64), net.bias))
+            r = bernoulli_worst_errors(wiring, a, asarray(g, xp), stop_above=stop_above)
+            rows.append(r.per_input)
+            firing.append(r.firing)
+            if r.stopped:
+                break
+    else:
+        c = superposed_sign_constant(s, w, 0.0 if d0 is None else embedding_noise_var(m, s, d0))
+        weights64 = asarray(net.W, xp)  # (d, m) float64
+        signs64 = weights64 if w == "rademacher" else xp.sign(weights64)
+        signs = xp.astype(signs64, xp.float32)
+        for g, z in zip(groups, readouts, strict=True):
+            a = relu(xp.astype(z, xp.float64) @ xp.matrix_transpose(weights64))
+            per_g, fire_g = _sign_rows(signs, signs64, a, asarray(g, xp), 1.0 / (d * c), stop_above)
+            rows.append(per_g)
+            firing.append(fire_g)
+            if per_g.shape[0] < g.shape[0]:
+                break
+    per = np.concatenate(rows, axis=0) if rows else np.zeros((0, 3))
+    return WidthTrial(
+        d,
+        d0,
+        prob if w == "bernoulli" else 1.0,
+        per,
+        k,
+        np.concatenate(firing).astype(np.int64),
+        time.perf_counter() - start,
+        name_of(xp),
+    )
+
+
+def _sign_rows(
+    signs: Any, signs64: Any, a: Any, active: Any, scale: float, stop_above: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-input worst errors of the sign readout, one input at a time, float32 with a float64
+    recheck of inputs within the rounding bound of ``stop_above``."""
+    xp = namespace(a)
+    rows, firing = [], []
+    for t in range(a.shape[0]):
+        at, act = a[t : t + 1, :], active[t : t + 1, :]
+        n_fire = int(xp.count_nonzero(at > 0))
+        r = sign_pair_errors(signs, at, act, scale)
+        if stop_above is not None:
+            tol = sign_readout_tolerance(n_fire, scale, float(xp.sum(at)))
+            if abs(r.max_abs_error - stop_above) <= tol:
+                r = sign_pair_errors(signs64, at, act, scale)  # decide in float64
+        rows.append(r.max_abs)
+        firing.append(n_fire)
+        if stop_above is not None and r.max_abs_error > stop_above:
+            break
+    return np.array(rows, dtype=np.float64).reshape(-1, 3), np.array(firing, dtype=np.int64)
 
 
 def _resolve_embed_dim(embed_dim: int | str | None, neurons: int) -> int | None:
@@ -704,7 +933,7 @@ def _resolve_embed_dim(embed_dim: int | str | None, neurons: int) -> int | None:
 
 @dataclass(frozen=True)
 class WidthSearch:
-    r"""Result of :func:`minimal_width`.
+    r"""Result of a width search (:func:`seed_width`, :func:`minimal_width`).
 
     Attributes
     ----------
@@ -713,12 +942,148 @@ class WidthSearch:
     bracket : tuple of (int or None, int or None)
         ``(largest number of neurons tested that failed, d*)``; ``None`` where there was none.
     trials : list of dict
-        Every network evaluated: ``neurons``, ``seed``, ``max_abs_error``, ``passed``.
+        Every network evaluated, in order: ``neurons``, ``seed``, ``p``, ``max_abs_error``
+        (a lower bound where the trial stopped early), ``passed``, ``inputs`` (evaluated),
+        ``seconds``.
+    p_scale : float
+        The multiplier :math:`\kappa` of the connection probability rule.
     """
 
     neurons: int
     bracket: tuple[int | None, int | None]
     trials: list[dict[str, Any]]
+    p_scale: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``neurons``, ``bracket``, ``p_scale``, ``trials``."""
+        return {
+            "neurons": self.neurons,
+            "bracket": list(self.bracket),
+            "p_scale": self.p_scale,
+            "trials": self.trials,
+        }
+
+
+def _search_options(
+    n_features: int,
+    sparsity: int,
+    target_error: float,
+    weights: str,
+    embed_dim: int | str | None,
+    p: float | str | None,
+    low: int,
+    high: int,
+) -> tuple[int, int, int, float, int]:
+    """Checked ``(m, s, eps, low, high)``; with ``p="paper"`` the search starts above ln⁴ m."""
+    m = check_int("n_features", n_features, low=2)
+    s = check_sparsity(sparsity, m)
+    eps = check_real("target_error", target_error, low=0.0, low_open=True)
+    w = check_choice("weights", weights, WEIGHTS)
+    if w != "bernoulli" and s < 2:
+        raise ValueError(f"sparsity must be >= 2 for weights={w!r}, got {s}")
+    if w != "bernoulli" and p is not None:
+        raise ValueError(f"p applies to weights='bernoulli' only, got weights={w!r}")
+    if isinstance(embed_dim, str):
+        check_choice("embed_dim", embed_dim, (EMBED_TIED,))
+    elif embed_dim is not None:
+        check_int("embed_dim", embed_dim, low=1)
+    if isinstance(p, str):
+        check_choice("p", p, P_MODES)
+    low = check_int("low", low, low=1)
+    high = check_int("high", high, low=low)
+    if p == "paper":  # the paper's p is a probability only for d > ln⁴ m
+        low = max(low, int(np.floor(theory.paper_min_neurons(m))) + 1)
+        high = max(high, low)
+    return m, s, eps, low, high
+
+
+def seed_width(
+    n_features: int,
+    sparsity: int,
+    target_error: float,
+    *,
+    seed: int = 0,
+    weights: str = "bernoulli",
+    embed_dim: int | str | None = EMBED_TIED,
+    n_samples: int = 16,
+    low: int = 16,
+    high: int = 2**15,
+    resolution: float = 0.05,
+    p: float | str | None = None,
+    p_scale: float = 1.0,
+    phi: str = "seeded",
+    inputs_kind: str = "exact",
+) -> WidthSearch:
+    r"""One seed's threshold: the smallest number of neurons at which that seed's network passes.
+
+    :func:`superposition.search.smallest_passing` over :func:`width_trial` (stopped at the
+    first input above ``target_error``), to relative ``resolution``; ``high + 1`` if none
+    passed. When ``low`` already passes the search restarts from ``low // 2``, so ``low`` may be
+    a guess. With ``p="paper"`` the search starts above :math:`\ln^4 m`, where the paper's
+    :math:`p` is a probability.
+    """
+    m, s, eps, low, high = _search_options(
+        n_features, sparsity, target_error, weights, embed_dim, p, low, high
+    )
+    seed = check_int("seed", seed, low=0)
+    trials: list[dict[str, Any]] = []
+
+    def passes(d: int) -> bool:
+        r = width_trial(
+            m, d, s, embed_dim=embed_dim, weights=weights, n_samples=n_samples, seed=seed,
+            stop_above=eps, p=p, p_scale=p_scale, phi=phi, inputs_kind=inputs_kind,
+        )  # fmt: skip
+        ok = r.max_abs_error <= eps
+        trials.append(
+            {
+                "neurons": d,
+                "seed": seed,
+                "p": r.p,
+                "max_abs_error": r.max_abs_error,
+                "passed": ok,
+                "inputs": int(r.per_input.shape[0]),
+                "seconds": r.seconds,
+            }
+        )
+        return ok
+
+    # the paper's p is a probability only above ln⁴ m: the search never goes below its start
+    floor = low if p == "paper" else 1
+    lo = low
+    best = smallest_passing(passes, lo, high, resolution)
+    while best == lo and lo > floor:
+        lo = max(floor, lo // 2)  # the lowest width tried passed: look lower
+        best = smallest_passing(passes, lo, high, resolution)
+    failed = [tr["neurons"] for tr in trials if not tr["passed"] and tr["neurons"] < best]
+    return WidthSearch(
+        best, (max(failed) if failed else None, best if best <= high else None), trials, p_scale
+    )
+
+
+def seed_widths(
+    n_features: int,
+    sparsity: int,
+    target_error: float,
+    *,
+    seeds: Sequence[int] = range(5),
+    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
+) -> np.ndarray:
+    r"""Each seed's own threshold (:func:`seed_width`), as an int64 array in seed order.
+
+    If each seed passes from its threshold on, :math:`d^*` of :func:`minimal_width` is the
+    :math:`\lceil 0.9K\rceil`-th smallest of these (:func:`superposition.fit.quantile`);
+    keeping them all lets :func:`superposition.fit.fit_power_law` resample seeds.
+    ``options`` are those of :func:`seed_width`. ``progress``, if given, is called as
+    ``progress(seed, neurons)`` after each search.
+    """
+    out = []
+    for seed in seeds:
+        r = seed_width(n_features, sparsity, target_error, seed=seed, **options)
+        out.append(r.neurons)
+        if progress is not None:
+            progress(seed, r.neurons)
+    return np.array(out, dtype=np.int64)
 
 
 def minimal_width(
@@ -735,6 +1100,10 @@ def minimal_width(
     high: int = 2**15,
     resolution: float = 0.05,
     p: float | str | None = None,
+    p_scale: float = 1.0,
+    p_scales: Sequence[float] = P_SCALES,
+    phi: str = "seeded",
+    inputs_kind: str = "exact",
 ) -> WidthSearch:
     r"""The minimal width :math:`d^*(m;\varepsilon,s)` (fewest neurons) of a U-AND layer on superposed inputs.
 
@@ -757,38 +1126,67 @@ def minimal_width(
     seeds : sequence of int
     n_samples, fraction, low, high, resolution
         See above; ``1 <= low <= high``.
-    p : optional
-        Bernoulli connection probability (default :func:`superposed_p`).
+    p : float, "best", "superposed", "paper" or None
+        Bernoulli connection probability (:func:`resolve_p`; default the rule
+        :func:`superposed_p`). ``"best"``: one search per multiplier :math:`\kappa` in
+        ``p_scales`` of the rule, on the same seeds, and the smallest :math:`d^*` wins (a
+        minimum over noisy searches, so biased low by the noise of the seeds).
+    p_scale : float
+        :math:`\kappa`: the search uses :math:`\min(1, \kappa p)`.
+    p_scales : sequence of float
+        The multipliers ``p="best"`` tries.
+    phi, inputs_kind
+        See :func:`width_trial`.
 
     Returns
     -------
     WidthSearch
+        With ``p="best"``: the winning search (its ``p_scale`` says which), with the trials of
+        every multiplier.
     """
-    m = check_int("n_features", n_features, low=2)
-    s = check_sparsity(sparsity, m)
-    eps = check_real("target_error", target_error, low=0.0, low_open=True)
-    check_choice("weights", weights, WEIGHTS)
-    if weights != "bernoulli" and s < 2:
-        raise ValueError(f"sparsity must be >= 2 for weights={weights!r}, got {s}")
-    if not isinstance(embed_dim, str) and embed_dim is not None:
-        check_int("embed_dim", embed_dim, low=1)
-    elif isinstance(embed_dim, str):
-        check_choice("embed_dim", embed_dim, (EMBED_TIED,))
+    m, s, eps, low, high = _search_options(
+        n_features, sparsity, target_error, weights, embed_dim, p, low, high
+    )
     seeds = [check_int("seed", x, low=0) for x in seeds]
     if not seeds:
         raise ValueError("seeds must not be empty")
     check_int("n_samples", n_samples, low=1)
-    low = check_int("low", low, low=1)
-    high = check_int("high", high, low=low)
+    fraction = check_real("fraction", fraction, low=0.0, high=1.0, low_open=True)
+    if p == "best":
+        scales = [check_real("p_scales", k, low=0.0, low_open=True) for k in p_scales]
+        if not scales:
+            raise ValueError("p_scales must not be empty")
+        runs = [
+            minimal_width(
+                m, s, eps, weights=weights, embed_dim=embed_dim, seeds=seeds,
+                n_samples=n_samples, fraction=fraction, low=low, high=high,
+                resolution=resolution, p=None, p_scale=k, phi=phi, inputs_kind=inputs_kind,
+            )
+            for k in scales
+        ]  # fmt: skip
+        win = min(range(len(runs)), key=lambda j: (runs[j].neurons, j))
+        every = [tr for r in runs for tr in r.trials]
+        return WidthSearch(runs[win].neurons, runs[win].bracket, every, scales[win])
     trials: list[dict[str, Any]] = []
 
     def one(d: int, seed: int) -> bool:
         r = width_trial(
             m, d, s, embed_dim=embed_dim, weights=weights, n_samples=n_samples, seed=seed,
-            stop_above=eps, p=p,
+            stop_above=eps, p=p, p_scale=p_scale, phi=phi, inputs_kind=inputs_kind,
         )  # fmt: skip
         err = r.max_abs_error
-        trials.append({"neurons": d, "seed": seed, "max_abs_error": err, "passed": err <= eps})
+        trials.append(
+            {
+                "neurons": d,
+                "seed": seed,
+                "p": r.p,
+                "p_scale": p_scale,
+                "max_abs_error": err,
+                "passed": err <= eps,
+                "inputs": int(r.per_input.shape[0]),
+                "seconds": r.seconds,
+            }
+        )
         return err <= eps
 
     def passes(d: int) -> bool:
@@ -804,56 +1202,40 @@ def minimal_width(
         if w_ < best and sum(tr["passed"] for tr in trials if tr["neurons"] == w_) < need
     ]
     lo = max(failed) if failed else None
-    return WidthSearch(best, (lo, best if best <= high else None), trials)
+    return WidthSearch(best, (lo, best if best <= high else None), trials, p_scale)
 
 
-def seed_widths(
-    n_features: int,
-    sparsity: int,
-    target_error: float,
-    *,
-    weights: str = "bernoulli",
-    embed_dim: int | str | None = EMBED_TIED,
-    seeds: Sequence[int] = range(5),
-    n_samples: int = 16,
-    low: int = 16,
-    high: int = 2**15,
-    resolution: float = 0.05,
-    p: float | str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    r"""Each seed's own threshold: the smallest number of neurons at which that seed's network passes.
+def best_p_scale(thresholds: Mapping[float, Sequence[float]]) -> float:
+    r"""The multiplier :math:`\kappa` whose per-seed thresholds have the smallest geometric mean.
 
-    One :func:`superposition.search.smallest_passing` search per seed (``high + 1`` where none
-    passed); when ``low`` already passes, the search restarts from ``low // 2``, so ``low``
-    may be a guess from a neighbouring size. If each seed passes from its threshold on, :math:`d^*` of :func:`minimal_width`
-    is the :math:`\lceil 0.9K\rceil`-th smallest of these (:func:`superposition.fit.quantile`);
-    keeping them all lets :func:`superposition.fit.fit_power_law` resample seeds.
-
-    ``progress``, if given, is called as ``progress(seed, neurons)`` after each search.
+    ``thresholds`` maps each :math:`\kappa` to its seeds' thresholds (the same seeds for every
+    :math:`\kappa`). Ties go to the smaller :math:`\kappa`. Choosing the minimum of noisy
+    estimates biases the winning :math:`d^*` low; :func:`best_p_cross_validated` measures by how much.
     """
-    m = check_int("n_features", n_features, low=2)
-    s = check_sparsity(sparsity, m)
-    eps = check_real("target_error", target_error, low=0.0, low_open=True)
-    out = []
-    for seed in seeds:
+    if not thresholds:
+        raise ValueError("thresholds must not be empty")
+    return min(sorted(thresholds), key=lambda k: float(np.mean(np.log(thresholds[k]))))
 
-        def passes(d: int, seed: int = seed) -> bool:
-            r = width_trial(
-                m, d, s, embed_dim=embed_dim, weights=weights, n_samples=n_samples, seed=seed,
-                stop_above=eps, p=p,
-            )  # fmt: skip
-            return r.max_abs_error <= eps
 
-        lo = low
-        w_ = smallest_passing(passes, lo, high, resolution)
-        while w_ == lo and lo > 1:  # the lowest width tried passed: look lower
-            lo = max(1, lo // 2)
-            w_ = smallest_passing(passes, lo, high, resolution)
-        out.append(w_)
-        if progress is not None:
-            progress(seed, w_)
-    return np.array(out, dtype=np.int64)
+def best_p_cross_validated(thresholds: Mapping[float, Sequence[float]]) -> float:
+    r"""The selection bias of :func:`best_p_scale`, measured by leaving one seed out.
+
+    For each seed: choose :math:`\kappa` on the other seeds, and read that seed's threshold at
+    it. Returns the geometric mean of these held-out thresholds divided by the geometric mean
+    of the in-sample winner's thresholds (:math:`\ge 1` typically: how much the minimum over
+    :math:`\kappa` flatters :math:`d^*`).
+    """
+    keys = sorted(thresholds)
+    rows = np.array([np.asarray(thresholds[k], dtype=np.float64) for k in keys])
+    if rows.ndim != 2 or rows.shape[1] < 2:
+        raise ValueError("thresholds must give the same number (>= 2) of seeds for every scale")
+    n = rows.shape[1]
+    held = []
+    for j in range(n):
+        rest = np.delete(np.log(rows), j, axis=1).mean(axis=1)
+        held.append(np.log(rows[int(np.argmin(rest)), j]))
+    win = keys.index(best_p_scale(thresholds))
+    return float(np.exp(np.mean(held) - np.log(rows[win]).mean()))
 
 
 # ---------------------------------------------------------------- reference curves

@@ -57,7 +57,16 @@ from ._validate import check_choice, check_int, check_real
 from .backend import blas_threads
 from .executors import check_executor, is_dask, open_executor
 from .search import largest_passing, seeds_needed, smallest_passing
-from .store import Store, canonical_json, function_name, library_version, normalize, result_key
+from .store import (
+    Store,
+    canonical_json,
+    function_name,
+    library_version,
+    machine,
+    normalize,
+    result_key,
+    result_version,
+)
 
 __all__ = ["BLAS_THREADS", "Table", "grid_points", "run_grid", "sweep", "threshold_sweep"]
 
@@ -77,24 +86,27 @@ class _Task:
     seed: int | None
 
 
-def _evaluate(fn: Any, params: Mapping[str, Any], seed: int | None) -> tuple[str, float, str]:
-    """Worker side: run one point with one BLAS thread; metrics as canonical JSON, seconds,
-    and the worker's library version (checked against the sweep's)."""
+def _evaluate(
+    fn: Any, params: Mapping[str, Any], seed: int | None
+) -> tuple[str, float, str, dict[str, Any], float]:
+    """Worker side: run one point with one BLAS thread; metrics as canonical JSON, wall-clock
+    seconds, the worker's library version (checked against the sweep's), its :func:`machine`
+    and the CPU seconds of the worker process (on a shared machine, the cost without the wait)."""
     if isinstance(fn, bytes):
         fn = pickle.loads(fn)
     kwargs = dict(params)
     if seed is not None:
         kwargs["seed"] = seed
     with blas_threads(BLAS_THREADS):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         metrics = fn(**kwargs)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     if not isinstance(metrics, Mapping):
         raise ValueError(
             f"an experiment must return a mapping of metrics, {function_name(fn)} returned "
             f"{type(metrics).__name__}"
         )
-    return _normalize_metrics(metrics), wall, library_version()
+    return _normalize_metrics(metrics), wall, library_version(), machine(), cpu
 
 
 def _normalize_metrics(metrics: Mapping[str, Any]) -> str:
@@ -104,16 +116,23 @@ def _normalize_metrics(metrics: Mapping[str, Any]) -> str:
         raise ValueError(f"metrics must be JSON-serialisable: {exc}") from None
 
 
-def _record(task: _Task, metrics_json: str, wall: float, version: str) -> dict[str, Any]:
-    return {
+def _record(task: _Task, out: tuple[Any, ...], version: str) -> dict[str, Any]:
+    rec = {
         "key": task.key,
         "function": task.function,
         "params": task.params,
         "seed": task.seed,
-        "metrics": json.loads(metrics_json),
+        "metrics": json.loads(out[0]),
         "version": version,
-        "wall_time": wall,
+        "wall_time": out[1],
     }
+    if version != out[2]:  # keyed by the experiment's algorithm version: say what computed it
+        rec["library_version"] = out[2]
+    if len(out) > 3:
+        rec["machine"] = out[3]
+    if len(out) > 4:
+        rec["cpu_time"] = out[4]
+    return rec
 
 
 def _public(rec: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,7 +165,9 @@ class _Runner:
         self.opened = False
         self._executor: Any = None
         self.bar = bar
-        self.version = version
+        self.version = version  # the version in the result keys (result_version)
+        self.library = library_version()  # the code every worker must run
+        self.read_only = False
         self.info = info
         self.lock = threading.Lock()
         self.shipped: dict[int, Any] = {}
@@ -181,6 +202,12 @@ class _Runner:
             self.bar.update(len(done))
         if not todo:
             return done
+        if self.read_only:
+            where = self.store.root if self.store is not None else "(no store)"
+            raise ValueError(
+                f"read_only: {len(todo)} of {len(unique)} points are not in the store {where} "
+                f"(first: {todo[0].function} {canonical_json(todo[0].params)} seed {todo[0].seed})"
+            )
         if self.executor is None:
             for task in todo:
                 self._finish(task, _evaluate(task.fn, task.params, task.seed), done)
@@ -189,12 +216,12 @@ class _Runner:
         return done
 
     def _finish(self, task: _Task, out: tuple[str, float, str], done: dict[str, Any]) -> None:
-        if out[2] != self.version:
+        if out[2] != self.library:
             raise ValueError(
-                f"a worker runs superposition {out[2]}, this sweep {self.version}: install the "
+                f"a worker runs superposition {out[2]}, this sweep {self.library}: install the "
                 "same version on every worker"
             )
-        rec = _record(task, out[0], out[1], self.version)
+        rec = _record(task, out, self.version)
         if self.store is not None:
             self.store.write(rec)
         done[task.key] = rec
@@ -425,6 +452,7 @@ def sweep(
     progress: bool | None = None,
     desc: str | None = None,
     name: str | None = None,
+    read_only: bool = False,
 ) -> Table:
     """Evaluate ``fn(**point, seed=seed)`` for every grid point and seed, cached and resumable.
 
@@ -451,19 +479,26 @@ def sweep(
         Label of the progress bar.
     name : str, optional
         The function's name in the result keys (default :func:`function_name`).
+    read_only : bool
+        Only read the store: a ``ValueError`` (nothing computed) if any point is missing. For
+        results computed elsewhere and kept, e.g. in the repository.
 
     Returns
     -------
     Table
         One record per (point, seed), points in grid order, seeds inner: ``key``,
-        ``function``, ``params``, ``seed``, ``metrics``, ``version``, ``wall_time`` (seconds
-        spent in ``fn``).
+        ``function``, ``params``, ``seed``, ``metrics``, ``version`` (the library version, or
+        the experiment's own algorithm version: :func:`superposition.store.result_version`),
+        ``wall_time`` (seconds spent in ``fn``), ``machine`` (:func:`superposition.store.machine`)
+        and, when the version is an algorithm version, ``library_version``.
     """
     check_executor(executor, workers, scheduler)
     fname = function_name(fn) if name is None else str(name)
-    version = library_version()
+    version = result_version(fn)
     tasks = _tasks(fn, fname, grid_points(grid, params), _seed_list(seeds), version)
-    return _run_table(tasks, store, executor, workers, scheduler, progress, desc or fname, version)
+    return _run_table(
+        tasks, store, executor, workers, scheduler, progress, desc or fname, version, read_only
+    )
 
 
 def _run_table(
@@ -475,6 +510,7 @@ def _run_table(
     progress: bool | None,
     desc: str,
     version: str,
+    read_only: bool = False,
 ) -> Table:
     st = _open_store(store)
     info: dict[str, Any] = {"points": len(tasks), "computed": 0, "cached": 0, "corrupt": 0}
@@ -483,7 +519,9 @@ def _run_table(
         bar = stack.enter_context(
             _bar(len({t.key for t in tasks}), desc.rsplit(".", 1)[-1], progress)
         )
-        done = _Runner(st, stack, (executor, workers, scheduler), bar, version, info).run(tasks)
+        runner = _Runner(st, stack, (executor, workers, scheduler), bar, version, info)
+        runner.read_only = read_only
+        done = runner.run(tasks)
     info["wall_time"] = time.perf_counter() - start
     return Table([done[t.key] for t in tasks], info)
 
@@ -548,7 +586,7 @@ def threshold_sweep(
         if param in p:
             raise ValueError(f"param {param!r} is searched, so it must not be in grid or params")
     fname = function_name(fn) if name is None else str(name)
-    version = library_version()
+    version = result_version(fn)
     for p in points:
         _check_signature(fn, {**normalize(p, "params"), param: low}, True)
     need = seeds_needed(fraction, len(seed_list))
@@ -637,7 +675,7 @@ def run_grid(
     """
     check_executor(executor, workers, scheduler)
     fname = function_name(fn)
-    version = library_version()
+    version = result_version(fn)
     tasks = []
     for point in points:
         p = dict(point)

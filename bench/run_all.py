@@ -375,6 +375,47 @@ def case_embedding(variant: str, m: int = 100_000, d0: int = 256, k: int = 200) 
     return {"seconds": _best(lambda: a @ phi), "flops": flops, "dtype": "float64"}
 
 
+def case_deep(variant: str, m: int = 100_000, d: int = 8192, k: int = 100) -> Result:
+    """One corrected deep layer pair (gate layer, then the denoiser) at m = 1e5, d = 8192.
+
+    The gate layer is in superposition (m/10 neurons, 15 neurons per product, theta = 1.3, an
+    {and, or} circuit); the time is one deep_step on K inputs after the layer's factors and the
+    embedding's rows are built (their set-up is reported apart). Three GEMM-shaped products of
+    (K, m) x (m, d) per step: the gate layer's write, its readout, the correction's readout.
+    """
+    import superposition as sp
+    from superposition.deep import deep_step
+
+    t0 = time.perf_counter()
+    net = sp.deep_network(
+        m, d, 3, 2, gates=("and", "or"), gate_neurons=m // 10, neurons_per_product=15,
+        and_bias=1.3, seed=0,
+    )  # fmt: skip
+    x = sp.to_dense(sp.sample_sparse(m, 3, k, seed=1), m).astype(bool)
+    r0 = net.readout(net.encode(x), 0)
+    factors = net.gate_factors(1)
+    rows = net._rows(1)  # the embedding as rows (m, d) float32, as run_deep holds it
+    fix = net.correction_arrays()
+    setup = time.perf_counter() - t0
+
+    def step() -> None:
+        deep_step(r0, factors, rows, and_bias=net.and_bias, correction=fix)
+
+    sec = _best(step, repeat=2)
+    return {
+        "seconds": sec,
+        "flops": 6.0 * k * m * d,
+        "dtype": "float32",
+        "info": {
+            "per_input_per_layer_s": sec / k,
+            "setup_seconds": setup,
+            "n_samples": k,
+            "gate_neurons": net.gate_neurons,
+            "correction_neurons": net.correction_neurons,
+        },
+    }
+
+
 def case_import(variant: str) -> Result:
     import superposition  # noqa: F401
     import superposition.kernels  # noqa: F401
@@ -430,6 +471,12 @@ CASES: dict[str, dict[str, object]] = {
         "label": "U-AND exact, Bernoulli",
         "size": "m=1e5 d=4e3 s=3 K=100",
         "variants": ["ours", "dense", "loop"],
+    },
+    "deep_pair": {
+        "fn": case_deep,
+        "label": "deep layer pair, corrected",
+        "size": "m=1e5 d=8192 K=100",
+        "variants": ["ours"],
     },
     "embedding": {
         "fn": case_embedding,
@@ -566,6 +613,10 @@ def targets(results: dict[str, dict[str, Result]]) -> list[dict[str, object]]:
     if fw:
         ips = fw.get("info", {}).get("inputs_per_second")
         add("forward m=1e6 d=1e4: inputs/s", ips, ">= 1e4", ips is not None and ips >= 1e4)
+    dp = results.get("deep_pair", {}).get("ours")
+    if dp:
+        per = dp.get("info", {}).get("per_input_per_layer_s")
+        add("deep pair m=1e5 d=8192: s per input per layer", per, "reported", per is not None)
     for name in ("pair_counts", "sign_readout", "embedding"):
         r = results.get(name, {}).get("ours")
         if r and r.get("pct_peak") is not None:

@@ -376,3 +376,195 @@ def test_cli_bad_arguments_exit_2(
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and needle in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# circuits whose ANDs fire, gate layers in superposition, grouped correction (issue 17)
+
+
+def test_run_reports_the_ones_and_the_and_firings_of_the_exact_circuit() -> None:
+    from superposition.collisions import colliding_inputs, track_ones
+
+    net = deep_network(400, 600, 3, 12, gates=("and", "or"), dtype=np.float64, seed=2)
+    active = colliding_inputs(net.circuit, 3, 10, seed=3)
+    res = run_deep(net, to_dense(active, 400).astype(bool), record_every=4)
+    trace = track_ones(net.circuit, active)
+    assert_array_equal(res.ones_per_layer, trace.ones_per_layer)
+    assert_array_equal(res.and_fires, trace.and_fires)
+    assert np.all(res.ones_per_layer == 3)
+    assert res.total_and_fires == trace.total_and_fires > 0
+    counts = res.counts()
+    assert counts["gates_per_layer"] == 400 and counts["gate_neurons"] == 600
+    assert counts["correction_neurons"] == 800
+    assert counts["ones_per_layer"]["min"] == [3] * 13
+    assert sum(counts["and_fires"]["per_layer"]) == counts["and_fires"]["total"]
+
+
+@pytest.mark.parametrize(("q", "r"), [(3, None), (None, 4)])
+def test_targeted_gate_layers_hold_q_pairs_per_neuron_and_r_neurons_per_product(q, r) -> None:
+    # m = 200 values in {and, or} blocks: P = 100 products per layer on n = 50 neurons.
+    net = deep_network(
+        200, 300, 2, 2, gates=("and", "or"), gate_neurons=50, pairs_per_neuron=q,
+        neurons_per_product=r, seed=0,
+    )  # fmt: skip
+    layer = net.gate_layer(1)
+    per_product = layer.readout_sizes
+    want_r = 3 * 50 // 100 if r is None else r  # nq/P, dealt evenly (q = rP/n = 8 for r = 4)
+    assert per_product.min() >= want_r - 1 and per_product.max() <= want_r + 1
+    assert abs(per_product.mean() - want_r) <= 1
+
+
+def test_bernoulli_gate_wiring_runs_and_is_the_compiled_layer() -> None:
+    net = deep_network(60, 400, 2, 3, gate_wiring="bernoulli", p=0.3, dtype=np.float64, seed=1)
+    layer = net.gate_layer(2)
+    assert layer.wiring.nnz > 0.2 * 60 * 400
+    x = inputs(60, 2, 5)
+    a = net.encode(x)
+    r = net.readout(a, 1)
+    assert_allclose(net.gate_step(2, r), layer(a), atol=1e-9)
+
+
+@pytest.mark.parametrize("write", ["units", "phi"])
+def test_grouped_design_step_is_its_correction_layer(write: str) -> None:
+    # deep_step's grouped correction (sparse, from the readout) is GroupedCorrection.step, and
+    # the readout it passes on is what the next layer reads (ψ_k·a' for the unit write).
+    net = deep_network(
+        300, 420, 3, 3, design="grouped", groups_per_class=60, write=write, dtype=np.float64,
+        seed=1,
+    )  # fmt: skip
+    assert net.correction_neurons == 2 * 420
+    x = inputs(300, 3, 8)
+    r = net.readout(net.encode(x), 0)
+    step = deep_step(r, net.gate_factors(1), net._rows(1), correction=net.correction_arrays())
+    layer = net.correction(1)
+    assert_allclose(step.state, layer.step(step.gate), atol=1e-9)
+    assert_allclose(step.readout, next(layer.readout_blocks(step.state, "out"))[1], atol=1e-9)
+
+
+def test_grouped_design_keeps_a_copy_circuit_exact_with_fewer_relus_than_2m() -> None:
+    # Copy circuit, m = 600 features, d = 2048, n_u = 2044 units (c = 7, groups of G = 2):
+    # research for issue 17 measured a capacity of 1538-1673 features at this width, so 600
+    # must pass every layer.
+    net = deep_network(600, 2048, 3, 20, design="grouped", gates=("copy",), seed=0)
+    res = run_deep(net, inputs(600, 3, 20))
+    assert res.corrected.depth_survived == 20
+    assert res.total_and_fires == 0  # copies compute no product
+
+
+def test_capacity_search_in_the_copy_circuit() -> None:
+    from superposition.deep import capacity_search
+
+    # d = 1000: the denoiser keeps about 600 features exact (research for issue 17: 575 and 740
+    # over 50 layers); a budget of 1000 ReLUs caps it at m = 500, which the search must find.
+    res = capacity_search(
+        "denoiser", 1000, depth=5, n_samples=20, budget=1000, low=100, resolution=0.05
+    )
+    assert 470 <= res.m_max <= 500
+    assert all(ok for m, ok in res.trials if m <= 500)
+    assert not any(ok for m, ok in res.trials if m > 500)
+
+
+def test_deep_network_rejects_bad_grouped_and_wiring_arguments() -> None:
+    with pytest.raises(ValueError, match="blocks must be > 2"):
+        deep_network(300, 420, 3, 2, design="grouped", blocks=6)
+    with pytest.raises(ValueError, match="lo must be >"):
+        deep_network(300, 420, 3, 2, design="grouped", lo=0.4, hi=0.7)
+    with pytest.raises(ValueError, match="groups_per_class must be <="):
+        deep_network(300, 420, 3, 2, design="grouped", groups_per_class=61)
+    with pytest.raises(ValueError, match="not both"):
+        deep_network(60, 100, 2, 2, pairs_per_neuron=2, neurons_per_product=2)
+    with pytest.raises(ValueError, match="targeted"):
+        deep_network(60, 100, 2, 2, gate_wiring="bernoulli", pairs_per_neuron=2)
+    with pytest.raises(ValueError, match="gate_wiring"):
+        deep_network(60, 100, 2, 2, gate_wiring="random")
+
+
+def test_cli_colliding_inputs_report_and_firings_and_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # {and, or} blocks conserve the ones: every layer of every input has exactly s = 3, and
+    # colliding inputs fire at least s - 1 = 2 products each (test_collisions); the JSON is the
+    # library's run on the same network and inputs.
+    from superposition.collisions import colliding_inputs
+
+    argv = ["deep", "--features", "400", "--embed-dim", "600", "--sparsity", "3", "--depth", "20"]
+    argv += ["--gates", "and,or", "--inputs-kind", "colliding", "--samples", "6", "--json"]
+    argv += ["--gate-neurons", "100", "--neurons-per-product", "2", "--and-bias", "1.3"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["gates_per_layer"] == 400 and out["gate_neurons"] == 100
+    assert out["correction_neurons"] == 800 and out["inputs_kind"] == "colliding"
+    assert out["ones_per_layer"]["min"] == [3] * 21 == out["ones_per_layer"]["max"]
+    assert out["and_fires"]["per_input_min"] >= 2
+    net = deep_network(
+        400, 600, 3, 20, gates=("and", "or"), gate_neurons=100, neurons_per_product=2,
+        and_bias=1.3, seed=0,
+    )  # fmt: skip
+    x = to_dense(colliding_inputs(net.circuit, 3, 6, seed=1), 400).astype(bool)
+    res = run_deep(net, x, uncorrected=False)
+    assert out["and_fires"]["total"] == res.total_and_fires
+    assert out["depth_survived"] == res.corrected.depth_survived
+    assert [row["and_fires"] for row in out["layers"]] == list(res.and_fires.sum(axis=0))
+
+
+def test_cli_grouped_design(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["deep", "--features", "300", "--embed-dim", "1024", "--sparsity", "3", "--depth", "5"]
+    argv += ["--design", "grouped", "--gates", "copy", "--samples", "5", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["design"] == "grouped" and out["blocks"] == 7 and out["write"] == "units"
+    assert out["correction_neurons"] == 2 * 7 * (1024 // 7)
+    assert out["and_fires"]["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["deep", "--design", "grouped", "--blocks", "6"], "blocks"),
+        (["deep", "--design", "grouped", "--lo", "0.3"], "lo"),
+        (["deep", "--gate-wiring", "random"], "--gate-wiring"),
+        (["deep", "--inputs-kind", "aimed"], "--inputs-kind"),
+        (["deep", "--gates", "and,nand"], "nand"),
+        (["deep", "--pairs-per-neuron", "2", "--neurons-per-product", "2"], "not both"),
+        (["deep", "--features", "10000000", "--embed-dim", "100000"], "GiB"),
+        (["capacity", "--design", "grouped", "--embed-dim", "1000", "--blocks", "5"], "blocks"),
+        (["capacity", "--design", "denoiser", "--embed-dim", "100000000"], "GiB"),
+        (["capacity", "--design", "bogus", "--embed-dim", "100"], "--design"),
+        (
+            [
+                "capacity",
+                "--design",
+                "denoiser",
+                "--embed-dim",
+                "100",
+                "--low",
+                "50",
+                "--high",
+                "20",
+            ],
+            "high",
+        ),
+    ],
+)
+def test_cli_issue17_bad_arguments_exit_2(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if argv[0] == "deep":
+        base = ["--features", "300", "--embed-dim", "1024", "--sparsity", "3", "--depth", "2"]
+        argv = [argv[0], *base, *argv[1:]]
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and needle in err and "Traceback" not in err
+
+
+def test_cli_capacity_json(capsys: pytest.CaptureFixture[str]) -> None:
+    # Same search as test_capacity_search_in_the_copy_circuit, through the command line.
+    argv = ["capacity", "--design", "denoiser", "--embed-dim", "1000", "--depth", "5"]
+    argv += ["--samples", "20", "--budget", "1000", "--low", "100", "--seeds", "0", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["design"] == "denoiser" and out["embed_dim"] == 1000
+    assert 470 <= out["m_max"][0] <= 500
+    assert out["seeds"][0]["trials"][0] == [100, True]

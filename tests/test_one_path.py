@@ -174,6 +174,26 @@ def test_feature_denoiser_on_strict_arrays(strict: Any) -> None:
         )
 
 
+@pytest.mark.parametrize("write", ["units", "phi"])
+def test_grouped_correction_on_strict_arrays(strict: Any, write: str) -> None:
+    from superposition.grouped import GroupedCorrection, group_design
+
+    layer = GroupedCorrection(
+        Embedding(300, 420, seed=2), group_design(300, 60, 7, 1), 3, write=write
+    )
+    act = sample_sparse(300, 3, 20, seed=1)
+    a = layer.encode(act) + 0.02 * np.random.default_rng(0).standard_normal((20, 420))
+    sa = strict.asarray(a)
+    assert_allclose(_np(layer.unit_reads(sa)), layer.unit_reads(a), atol=F64)
+    out = layer.step(a)
+    assert_allclose(_np(layer.step(sa)), out, atol=F64)
+    assert_allclose(
+        _blocks(layer.readout_blocks(strict.asarray(out))),
+        np.concatenate([r for _, r in layer.readout_blocks(out)], axis=1),
+        atol=F64,
+    )
+
+
 def test_code_correction_on_strict_arrays(strict: Any) -> None:
     layer = CodeCorrection(700, 300, 29, 8, 1, seed=2)
     act = sample_sparse(700, 3, 30, seed=1)
@@ -267,6 +287,33 @@ DEEP = {
     ),
     "and_bias": (
         dict(n_features=90, embed_dim=400, sparsity=2, depth=6, and_bias=1.2, seed=4),
+        F32,
+    ),
+    "grouped": (
+        dict(
+            n_features=150,
+            embed_dim=400,
+            sparsity=2,
+            depth=8,
+            gates=("and", "or"),
+            design="grouped",
+            blocks=5,
+            seed=4,
+        ),
+        F32,
+    ),
+    "two pairs per gate neuron": (
+        dict(
+            n_features=150,
+            embed_dim=400,
+            sparsity=2,
+            depth=6,
+            gates=("and", "or"),
+            gate_neurons=150,
+            pairs_per_neuron=2,
+            and_bias=1.3,
+            seed=4,
+        ),
         F32,
     ),
 }

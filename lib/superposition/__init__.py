@@ -65,7 +65,16 @@ from .correction import (
     noise_tolerance,
     reed_solomon_codes,
 )
-from .deep import DeepNetwork, DeepResult, DeepTrace, deep_capacity, deep_network, run_deep
+from .collisions import OnesTrace, colliding_inputs, sample_inputs, track_ones
+from .deep import (
+    DeepNetwork,
+    DeepResult,
+    DeepTrace,
+    capacity_search,
+    deep_capacity,
+    deep_network,
+    run_deep,
+)
 from .dictionary import (
     BaselineRun,
     LearnedDictionary,
@@ -104,6 +113,7 @@ from .fit import (
     local_exponent,
     quantile,
 )
+from .grouped import GroupedCorrection, group_design
 from .search import fraction_passing, largest_passing, smallest_passing
 from .store import Store, default_store
 from .superposed import (

@@ -444,6 +444,7 @@ def random_circuit(
     gates: Sequence[str] = DEFAULT_GATES,
     *,
     wiring: str = "paired",
+    sticky: float = 0.0,
     seed: object = 0,
 ) -> Circuit:
     r"""A random circuit of width ``n_features`` (values per layer) and the given depth.
@@ -458,6 +459,10 @@ def random_circuit(
         Gate names (two-input names of :data:`GATE_NAMES` with :math:`f(0,0)=0`, or ``"copy"``).
     wiring : {"paired", "random"}
         How gates are wired (below).
+    sticky : float
+        ``"paired"`` wiring only: the probability that a block's two outputs are paired again in
+        the next layer (default 0, a fresh random pairing every layer). Two ones that met at a
+        block then tend to meet again, so products fire more often on inputs whose ones meet.
     seed : int, SeedSequence or Generator
 
     Notes
@@ -488,14 +493,41 @@ def random_circuit(
     m = check_int("n_features", n_features, low=2)
     L = check_int("depth", depth, low=1)
     check_choice("wiring", wiring, CIRCUIT_WIRINGS)
+    keep = check_real("sticky", sticky, low=0.0, high=1.0)
+    if keep and wiring != "paired":
+        raise ValueError("sticky applies to wiring='paired' only")
     resolved = _check_gate_set(gates)
     rng = as_generator(seed)
     if wiring == "random":
         layers = [_random_layer(m, resolved, rng) for _ in range(L)]
     else:
         blocks = _blocks(resolved)
-        layers = [_paired_layer(m, blocks, rng) for _ in range(L)]
+        layers = [
+            _paired_layer(m, blocks, rng, _sticky_pairing(m, keep, rng) if ell and keep else None)
+            for ell in range(L)
+        ]
     return Circuit(m, tuple(layers))
+
+
+def _sticky_pairing(m: int, keep: float, rng: np.random.Generator) -> np.ndarray:
+    """A pairing of the previous paired layer's outputs (block ``i`` wrote ``2i, 2i + 1``) that
+    keeps each block's two outputs together with probability ``keep``, as a permutation whose
+    consecutive entries are the pairs (an odd left-over value last)."""
+    n_pairs = m // 2
+    kept = rng.random(n_pairs) < keep
+    first = 2 * np.flatnonzero(kept)
+    rest = np.concatenate([2 * np.flatnonzero(~kept), 2 * np.flatnonzero(~kept) + 1])
+    if m % 2:
+        rest = np.append(rest, m - 1)
+    rest = rng.permutation(rest)
+    left_over = rest[2 * (rest.size // 2) :]
+    pairs = np.concatenate(
+        [np.stack([first, first + 1], axis=1), rest[: rest.size - left_over.size].reshape(-1, 2)]
+    )
+    pairs = pairs[rng.permutation(n_pairs)]
+    flip = rng.random(n_pairs) < 0.5
+    pairs[flip] = pairs[flip][:, ::-1]
+    return np.concatenate([pairs.ravel(), left_over])
 
 
 def _check_gate_set(gates: Sequence[str]) -> list[tuple[str, int, int]]:
@@ -554,8 +586,10 @@ def _blocks(gates: list[tuple[str, int, int]]) -> list[tuple[tuple[int, bool, in
     return [(opts[a], opts[b]) for a, b in chosen]
 
 
-def _paired_layer(m: int, blocks: list, rng: np.random.Generator) -> CircuitLayer:
-    perm = rng.permutation(m)
+def _paired_layer(
+    m: int, blocks: list, rng: np.random.Generator, perm: np.ndarray | None = None
+) -> CircuitLayer:
+    perm = rng.permutation(m) if perm is None else perm
     n_pairs = m // 2
     u = np.repeat(perm[0 : 2 * n_pairs : 2], 2)
     v = np.repeat(perm[1 : 2 * n_pairs : 2], 2)

@@ -18,7 +18,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-COMMANDS = ("embed", "uand", "width", "circuit", "deep", "sweep", "export", "benchmark")
+COMMANDS = (
+    "embed",
+    "uand",
+    "width",
+    "circuit",
+    "deep",
+    "capacity",
+    "sweep",
+    "export",
+    "benchmark",
+)
 EXIT_BROKEN_PIPE = 141
 """Exit code when standard output is closed early: 128 + SIGPIPE, as a shell reports a Unix tool
 killed by the signal."""

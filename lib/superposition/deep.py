@@ -73,12 +73,14 @@ from ._validate import check_bits, check_choice, check_clip, check_int, check_re
 from .backend import asarray, evaluation_namespace, name_of, namespace, to_numpy
 from .circuits import (
     DEFAULT_GATES,
+    NEURON_WIRINGS,
     Circuit,
     CircuitLayer,
     CompiledLayer,
     compile_layer,
     random_circuit,
 )
+from .collisions import INPUT_KINDS, layer_and_fires, layer_products, sample_inputs
 from .correction import (
     CLIP,
     CapacityResult,
@@ -88,11 +90,20 @@ from .correction import (
     code_step,
     next_prime,
 )
-from .embedding import EMBEDDING_KINDS, Embedding, sample_sparse, to_dense
+from .embedding import EMBEDDING_KINDS, Embedding, to_dense
+from .grouped import (
+    GROUPED_CLIP,
+    WRITES,
+    GroupedCorrection,
+    check_grouped,
+    group_design,
+    group_incidence,
+)
 from .kernels import CSR, sparse_matmul
 from .search import largest_passing
 
 __all__ = [
+    "CAPACITY_GATES",
     "DESIGNS",
     "EMBEDDING_SCHEMES",
     "CorrectionArrays",
@@ -101,14 +112,16 @@ __all__ = [
     "DeepTrace",
     "GateFactors",
     "StepStates",
+    "capacity_search",
     "deep_capacity",
     "deep_network",
     "deep_step",
     "run_deep",
 ]
 
-DESIGNS = ("denoiser", "code")
-"""Correction designs: per-feature denoiser with random embeddings, or the code design."""
+DESIGNS = ("denoiser", "grouped", "code")
+"""Correction designs: per-feature denoiser, grouped units (:mod:`superposition.grouped`), or
+the code design."""
 EMBEDDING_SCHEMES = ("fixed", "fresh")
 """Random embeddings of the denoiser design: one for every layer, or a new one per layer."""
 
@@ -144,7 +157,11 @@ class GateFactors:
 
 
 def _gate_factors(
-    layer: CircuitLayer, gate_neurons: int, seed: int, dtype: np.dtype
+    layer: CircuitLayer,
+    gate_neurons: int,
+    seed: int,
+    dtype: np.dtype,
+    wiring: dict[str, Any] | None = None,
 ) -> GateFactors:
     r"""Wiring :math:`W`, product readout :math:`M = C_3 R` and linear terms of one layer.
 
@@ -154,7 +171,12 @@ def _gate_factors(
     """
     m_in, m_out = layer.n_features, layer.n_gates
     probe = compile_layer(
-        layer, np.ones((1, m_in)), np.ones((1, m_out)), neurons=gate_neurons, seed=seed
+        layer,
+        np.ones((1, m_in)),
+        np.ones((1, m_out)),
+        neurons=gate_neurons,
+        seed=seed,
+        **(wiring or {}),
     )
     w = sp.csc_array(probe.wiring)
     coef = layer.coefficients
@@ -204,16 +226,42 @@ class CorrectionArrays:
         (:func:`~superposition.correction.code_step`).
     blocks : int
         Code length :math:`c` (code design; ignored by the denoiser).
+    incidence : CSR ``(n_features, n_units)`` or None
+        The grouped design (:mod:`superposition.grouped`): the 0/1 incidence :math:`B`; unit
+        :math:`i` reads :math:`z_i = \sum_{k\in S_i}\varphi_k\cdot a` from the readout.
+        ``units`` is then ``None``.
+    write : {"units", "phi"}
+        Where the grouped units write: the unit basis (the state is :math:`u` padded to
+        ``embed_dim``, its readout :math:`Bu/c`) or back through :math:`\Phi` (:math:`a' = \Phi Bu/c`).
     """
 
     lo: float
     hi: float
     units: Any = None
     blocks: int = 1
+    incidence: Any = None
+    write: str = "phi"
 
     def __post_init__(self) -> None:
         check_clip(self.lo, self.hi)
         check_int("blocks", self.blocks, low=1)
+        check_choice("write", self.write, WRITES)
+        if self.incidence is not None:
+            if not isinstance(self.incidence, CSR):
+                raise ValueError(f"incidence must be a CSR, got {type(self.incidence).__name__}")
+            if self.units is not None:
+                raise ValueError(
+                    "incidence (grouped design) and units (code design) exclude each other"
+                )
+
+    @cached_property
+    def mean(self) -> CSR:
+        """:math:`B^\top / c` ``(n_units, n_features)``: a feature's value from its units."""
+        b = self.incidence
+        inc = sp.csr_array(
+            (to_numpy(b.data), to_numpy(b.indices), to_numpy(b.indptr)), shape=b.shape
+        )
+        return CSR.from_scipy(sp.csr_array(inc.T / self.blocks))
 
     def units_in(self, xp: ModuleType) -> Any:
         """``units`` in namespace ``xp`` (moved once, cached)."""
@@ -299,8 +347,8 @@ def deep_step(
     gate_readout = gate @ xp.matrix_transpose(rows)
     if correction is None:
         return StepStates(gate, gate_readout, gate, gate_readout)
-    state = _correct(gate, gate_readout, rows, correction)
-    return StepStates(gate, gate_readout, state, state @ xp.matrix_transpose(rows))
+    state, readout = _correct(gate, gate_readout, rows, correction)
+    return StepStates(gate, gate_readout, state, readout)
 
 
 def _gate_output(readout: Any, factors: GateFactors, rows: Any, theta: float) -> Any:
@@ -313,17 +361,37 @@ def _gate_output(readout: Any, factors: GateFactors, rows: Any, theta: float) ->
     return xp.astype(values @ rows, rows.dtype, copy=False)
 
 
-def _correct(a: Any, readout: Any, rows: Any, correction: CorrectionArrays) -> Any:
-    """The correction layer on ``a`` ``(K, d)`` whose readout is ``readout`` ``(K, m)``."""
+def _correct(a: Any, readout: Any, rows: Any, correction: CorrectionArrays) -> tuple[Any, Any]:
+    """The correction layer on ``a`` ``(K, d)`` whose readout is ``readout`` ``(K, m)``: the new
+    state and its readout (what the next gate layer reads)."""
     xp = namespace(a)
+    T = xp.matrix_transpose
     if correction.units is not None:
         out = code_step(a, correction.units_in(xp), correction.blocks, correction.lo, correction.hi)
-        return xp.astype(out, rows.dtype, copy=False)
+        state = xp.astype(out, rows.dtype, copy=False)
+        return state, state @ T(rows)
+    if correction.incidence is not None:
+        u = clipped_unit(sparse_matmul(readout, correction.incidence), correction.lo, correction.hi)
+        u = xp.astype(u, rows.dtype, copy=False)
+        values = xp.astype(sparse_matmul(u, correction.mean), rows.dtype, copy=False)
+        if correction.write == "units":
+            # a' = E u with E the first n_u standard basis vectors; ψ_k·a' = (B u / c)_k exactly
+            pad = xp.zeros((u.shape[0], rows.shape[1] - u.shape[1]), dtype=rows.dtype)
+            return xp.concat([u, pad], axis=1), values
+        state = _write(values, rows)
+        return state, state @ T(rows)
     g = xp.astype(clipped_unit(readout, correction.lo, correction.hi), rows.dtype, copy=False)
-    if int(xp.count_nonzero(g)) * 4 < g.shape[0] * g.shape[1]:
-        # inside the margins g is exactly the sparse bit vector: write it as a sparse product
-        return xp.astype(sparse_matmul(CSR.from_dense(g), rows), rows.dtype, copy=False)
-    return g @ rows
+    state = _write(g, rows)
+    return state, state @ T(rows)
+
+
+def _write(values: Any, rows: Any) -> Any:
+    """``values (K, m) @ rows (m, d)``, as a sparse product when most values are exactly 0."""
+    xp = namespace(values)
+    if int(xp.count_nonzero(values)) * 4 < values.shape[0] * values.shape[1]:
+        # inside the margins the values are exactly the sparse bits (or junk): a sparse product
+        return xp.astype(sparse_matmul(CSR.from_dense(values), rows), rows.dtype, copy=False)
+    return values @ rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -374,6 +442,12 @@ class DeepNetwork:
     and_bias: float = 1.0
     lo: float = CLIP[0]
     hi: float = CLIP[1]
+    gate_wiring: str = "targeted"
+    pairs_per_neuron: int | None = None
+    neurons_per_product: int | None = None
+    p: float | None = None
+    groups: np.ndarray | None = None
+    write: str = "units"
 
     def __post_init__(self) -> None:
         if not isinstance(self.circuit, Circuit):
@@ -401,6 +475,37 @@ class DeepNetwork:
         elif self.code is not None:
             raise ValueError("code applies to design='code' only")
         check_clip(self.lo, self.hi)
+        check_choice("gate_wiring", self.gate_wiring, NEURON_WIRINGS)
+        if self.pairs_per_neuron is not None and self.neurons_per_product is not None:
+            raise ValueError("give pairs_per_neuron or neurons_per_product, not both")
+        if self.gate_wiring == "bernoulli" and (
+            self.pairs_per_neuron is not None or self.neurons_per_product is not None
+        ):
+            raise ValueError(
+                "pairs_per_neuron and neurons_per_product apply to gate_wiring='targeted' only"
+            )
+        if self.gate_wiring == "targeted" and self.p is not None:
+            raise ValueError("p applies to gate_wiring='bernoulli' only")
+        for name in ("pairs_per_neuron", "neurons_per_product"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), low=1)
+        if self.p is not None:
+            check_real("p", self.p, low=0.0, high=1.0, low_open=True)
+        check_choice("write", self.write, WRITES)
+        if self.design == "grouped":
+            grp = np.asarray(self.groups) if self.groups is not None else None
+            if grp is None or grp.ndim != 2 or grp.shape[0] != self.n_features:
+                raise ValueError(
+                    f"design 'grouped' needs groups of shape ({self.n_features}, blocks) "
+                    "(superposition.grouped.group_design)"
+                )
+            if self.write == "units" and int(grp.max()) + 1 > self.embed_dim:
+                raise ValueError(
+                    f"write='units' needs n_units <= embed_dim = {self.embed_dim}, "
+                    f"got {int(grp.max()) + 1}"
+                )
+        elif self.groups is not None:
+            raise ValueError("groups applies to design='grouped' only")
 
     @property
     def n_features(self) -> int:
@@ -414,8 +519,27 @@ class DeepNetwork:
 
     @property
     def correction_neurons(self) -> int:
-        """Neurons of one correction layer: :math:`2m` (denoiser) or :math:`2cq` (code)."""
-        return self.code.neurons if self.code is not None else 2 * self.n_features
+        """Neurons of one correction layer: :math:`2m` (denoiser), :math:`2n_u` (grouped) or :math:`2cq` (code)."""
+        if self.code is not None:
+            return self.code.neurons
+        if self.groups is not None:
+            return 2 * (int(np.asarray(self.groups).max()) + 1)
+        return 2 * self.n_features
+
+    @property
+    def gates_per_layer(self) -> int:
+        """Gates of one circuit layer (:math:`m`)."""
+        return self.circuit.layers[0].n_gates
+
+    def _wiring(self, ell: int) -> dict[str, Any]:
+        """The wiring arguments of gate layer ``ell`` for :func:`~superposition.compile_layer`."""
+        if self.gate_wiring == "bernoulli":
+            return {"neuron_wiring": "bernoulli", "p": self.p}
+        q = self.pairs_per_neuron
+        if self.neurons_per_product is not None:
+            products = layer_products(self.circuit.layers[ell - 1]).shape[0]
+            q = max(1, -(-self.neurons_per_product * products // self.gate_neurons))
+        return {"neuron_wiring": "targeted", "pairs_per_neuron": q}
 
     @cached_property
     def _code_rows(self) -> np.ndarray:
@@ -463,13 +587,16 @@ class DeepNetwork:
             cache[(name, ell)] = rows
         return rows
 
-    def correction(self, ell: int) -> FeatureDenoiser | CodeCorrection:
+    def correction(self, ell: int) -> FeatureDenoiser | GroupedCorrection | CodeCorrection:
         r"""Correction layer :math:`\ell \ge 1` (after gate layer :math:`\ell`)."""
         ell = check_int("ell", ell, low=1, high=self.depth)
         if self.code is not None:
             return self.code
         emb = self.embedding(ell)
         assert isinstance(emb, Embedding)
+        if self.groups is not None:
+            # sparsity 1: the weakest check; deep_network checked the network's own s
+            return GroupedCorrection(emb, self.groups, 1, self.lo, self.hi, self.write)
         return FeatureDenoiser(emb, lo=self.lo, hi=self.hi)
 
     def _wiring_seed(self, ell: int) -> int:
@@ -490,6 +617,7 @@ class DeepNetwork:
             self.embedding(ell),
             neurons=self.gate_neurons,
             seed=self._wiring_seed(ell),
+            **self._wiring(ell),
         )
 
     def gate_factors(self, ell: int) -> GateFactors:
@@ -500,13 +628,24 @@ class DeepNetwork:
             self.gate_neurons,
             self._wiring_seed(ell),
             np.dtype(self.dtype),
+            self._wiring(ell),
         )
 
     def correction_arrays(self) -> CorrectionArrays:
         """Every correction layer as the plain arrays :func:`deep_step` applies (cached)."""
         arrays = self.__dict__.get("_correction_arrays")
         if arrays is None:
-            if self.code is None:
+            if self.groups is not None:
+                grp = np.asarray(self.groups)
+                inc = group_incidence(grp, int(grp.max()) + 1).astype(np.dtype(self.dtype))
+                arrays = CorrectionArrays(
+                    self.lo,
+                    self.hi,
+                    blocks=grp.shape[1],
+                    incidence=CSR.from_scipy(sp.csr_array(inc)),
+                    write=self.write,
+                )
+            elif self.code is None:
                 arrays = CorrectionArrays(self.lo, self.hi)
             else:
                 code = self.code
@@ -547,7 +686,7 @@ class DeepNetwork:
         :meth:`~superposition.CodeCorrection.step`).
         """
         xp = namespace(a)
-        return _correct(a, readout, self._rows(ell, xp), self.correction_arrays())
+        return _correct(a, readout, self._rows(ell, xp), self.correction_arrays())[0]
 
 
 def deep_network(
@@ -559,54 +698,86 @@ def deep_network(
     gate_neurons: int | None = None,
     design: str = "denoiser",
     gates: tuple[str, ...] = DEFAULT_GATES,
-    blocks: int = 16,
+    sticky: float = 0.0,
+    blocks: int | None = None,
     field: int | None = None,
+    groups_per_class: int | None = None,
+    write: str = "units",
     embedding_kind: str = "gaussian",
     embedding_scheme: str = "fixed",
     dtype: type = np.float32,
     and_bias: float = 1.0,
-    lo: float = CLIP[0],
-    hi: float = CLIP[1],
+    gate_wiring: str = "targeted",
+    pairs_per_neuron: int | None = None,
+    neurons_per_product: int | None = None,
+    p: float | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
     seed: int = 0,
 ) -> DeepNetwork:
-    r"""A random depth-:math:`L` sparse circuit of embed_dim :math:`m` and its corrected emulation.
+    r"""A random depth-:math:`L` sparse circuit of :math:`m` values per layer and its corrected emulation.
 
     Parameters
     ----------
     n_features : int
-        Circuit embed_dim :math:`m \ge 2` (every layer).
+        Circuit width :math:`m \ge 2` (values of every layer).
     embed_dim : int
         Residual dimension :math:`d`.
     sparsity : int
-        :math:`s`: the inputs the network is built for (the code design needs :math:`s < c/2`).
+        :math:`s`: the inputs the network is built for (the code and grouped designs need
+        :math:`s < c/2`).
     depth : int
         Circuit depth :math:`L \ge 1`.
     gate_neurons : int, optional
         U-AND neurons per gate layer (default :math:`d`).
-    design : {"denoiser", "code"}
+    design : {"denoiser", "grouped", "code"}
         See the module docstring.
     gates : tuple of str
         Gate set of :func:`~superposition.random_circuit` (``"paired"`` wiring: every layer stays
-        :math:`s`-sparse on every :math:`s`-sparse input).
-    blocks : int
-        Code length :math:`c` of the code design (default 16: junk :math:`s/c = 3/16` at
-        :math:`s = 3`), degree :math:`r = 1`.
+        :math:`s`-sparse on every :math:`s`-sparse input). ``("and", "or")``: every block
+        conserves its ones, meetings included; ``("copy",)``: permuted copies (the capacity
+        test bed of :func:`capacity_search`).
+    sticky : float
+        :func:`~superposition.random_circuit`'s probability that a block's outputs stay paired.
+    blocks : int, optional
+        :math:`c`: code length of the code design (default 16: junk :math:`s/c = 3/16` at
+        :math:`s = 3`, degree :math:`r = 1`), or units per feature of the grouped design
+        (default 7).
     field : int, optional
         Prime :math:`q` of the code design, :math:`cq \le d` (default: the smallest prime
         :math:`q \ge c` with :math:`q^2 \ge m`).
+    groups_per_class : int, optional
+        Grouped design: groups per class :math:`g` (default :math:`\lfloor d/c \rfloor`, so
+        :math:`n_u = cg \le d` units, :math:`2d` ReLUs or fewer).
+    write : {"units", "phi"}
+        Grouped design: where its units write (:mod:`superposition.grouped`).
     embedding_kind : {"gaussian", "sign"}
-        Random embeddings of the denoiser design.
+        Random embeddings of the denoiser and grouped designs.
     embedding_scheme : {"fixed", "fresh"}
-        One random embedding for every layer, or a new one per layer (denoiser design).
+        One random embedding for every layer, or a new one per layer.
     dtype : float32 or float64
         Of the embeddings and residual stream (float32: twice as fast; the corrected outputs
         are then exact to about :math:`10^{-6}`, far inside the margins).
     and_bias : float
         :math:`\theta` of the U-AND neurons (see :class:`DeepNetwork`).
-    lo, hi : float
-        Clip thresholds of both correction designs (see :class:`DeepNetwork`).
+    gate_wiring : {"targeted", "bernoulli"}
+        The gate layers' U-AND wiring (:func:`~superposition.compile_layer`'s ``neuron_wiring``).
+    pairs_per_neuron : int, optional
+        Targeted wiring: :math:`q` products per gate neuron (default: the fewest that give every
+        product a neuron).
+    neurons_per_product : int, optional
+        Targeted wiring: :math:`r` neurons per product instead; each layer then uses
+        :math:`q = \lceil rP/n \rceil` for its :math:`P` products. A product is misread when
+        about half of its :math:`r` neurons also hold another active feature (probability
+        :math:`\approx 2qs/m` per neuron).
+    p : float, optional
+        Bernoulli wiring's connection probability (default :math:`\min(1, 3/\sqrt n)`).
+    lo, hi : float, optional
+        Clip thresholds of the correction units (default :data:`~superposition.correction.CLIP`,
+        :data:`~superposition.grouped.GROUPED_CLIP` for the grouped design).
     seed : int
-        Seeds the circuit, the embeddings (or the code's unit directions) and the wirings.
+        Seeds the circuit, the embeddings (or the code's unit directions), the groups and the
+        wirings.
 
     Returns
     -------
@@ -619,10 +790,15 @@ def deep_network(
     check_choice("design", design, DESIGNS)
     s0 = check_int("seed", seed, low=0)
     n = d if gate_neurons is None else check_int("gate_neurons", gate_neurons, low=1)
-    circuit = random_circuit(m, depth, gates, seed=np.random.SeedSequence(s0, spawn_key=(0,)))
-    code = None
+    default = GROUPED_CLIP if design == "grouped" else CLIP
+    lo = default[0] if lo is None else lo
+    hi = default[1] if hi is None else hi
+    circuit = random_circuit(
+        m, depth, gates, sticky=sticky, seed=np.random.SeedSequence(s0, spawn_key=(0,))
+    )
+    code = groups = None
     if design == "code":
-        c = check_int("blocks", blocks, low=1)
+        c = check_int("blocks", 16 if blocks is None else blocks, low=1)
         if not 2 * s < c:
             raise ValueError(f"blocks must be > 2 * sparsity = {2 * s} (junk s/c < 1/2), got {c}")
         if field is None:
@@ -637,6 +813,18 @@ def deep_network(
                 f"embed_dim must be >= blocks * field = {c * q} (orthonormal code units), got {d}"
             )
         code = CodeCorrection(m, d, q, c, 1, _layer_seed(s0, 3, 0), lo=lo, hi=hi)
+    elif design == "grouped":
+        c = check_int("blocks", 7 if blocks is None else blocks, low=1)
+        check_grouped(c, s, lo, hi)
+        g = max(1, d // c) if groups_per_class is None else groups_per_class
+        g = check_int("groups_per_class", g, low=1, high=m)
+        check_choice("write", write, WRITES)
+        if write == "units" and c * g > d:
+            raise ValueError(
+                f"groups_per_class must be <= embed_dim / blocks = {d // c} for write='units' "
+                f"(n_units <= embed_dim), got {g}"
+            )
+        groups = group_design(m, g, c, seed=_layer_seed(s0, 4, 0))
     return DeepNetwork(
         circuit,
         d,
@@ -650,6 +838,12 @@ def deep_network(
         and_bias=and_bias,
         lo=lo,
         hi=hi,
+        gate_wiring=gate_wiring,
+        pairs_per_neuron=pairs_per_neuron,
+        neurons_per_product=neurons_per_product,
+        p=p,
+        groups=groups,
+        write=write,
     )
 
 
@@ -718,12 +912,51 @@ class DeepResult:
     depth : int
     seconds : float
         Wall time of the run (both traces).
+    ones_per_layer : int array ``(K, layers run + 1)``
+        Ones of every value layer of the exact circuit, per input (column 0: the input).
+    and_fires : int array ``(K, layers run + 1)``
+        Products equal to 1 in every circuit layer, per input
+        (:func:`~superposition.collisions.layer_and_fires`; column 0 is 0).
+    gate_neurons, gates_per_layer, correction_neurons : int
+        The network's neurons per gate layer, gates per circuit layer and neurons per
+        correction layer.
     """
 
     corrected: DeepTrace | None
     uncorrected: DeepTrace | None
     depth: int
     seconds: float
+    ones_per_layer: np.ndarray
+    and_fires: np.ndarray
+    gate_neurons: int
+    gates_per_layer: int
+    correction_neurons: int
+
+    @property
+    def total_and_fires(self) -> int:
+        """Products equal to 1 over every layer and input."""
+        return int(self.and_fires.sum())
+
+    def counts(self) -> dict[str, Any]:
+        """Plain numbers for JSON: the sizes and the ones and AND firings, per layer and total."""
+        fires = self.and_fires
+        per_input = fires.sum(axis=1)
+        ones = self.ones_per_layer
+        return {
+            "gate_neurons": self.gate_neurons,
+            "gates_per_layer": self.gates_per_layer,
+            "correction_neurons": self.correction_neurons,
+            "and_fires": {
+                "total": int(fires.sum()),
+                "per_input_mean": float(per_input.mean()) if per_input.size else 0.0,
+                "per_input_min": int(per_input.min()) if per_input.size else 0,
+                "per_layer": [int(v) for v in fires.sum(axis=0)],
+            },
+            "ones_per_layer": {
+                "min": [int(v) for v in ones.min(axis=0)],
+                "max": [int(v) for v in ones.max(axis=0)],
+            },
+        }
 
 
 class _Recorder:
@@ -837,6 +1070,8 @@ def run_deep(
             stats = rec.check(r0, asarray(xl, xp))
             rec.update(0, stats, stats[0], True)
             runs[name] = {"rec": rec, "readout": r0, "live": True}
+    ones = [xl.sum(axis=1)]
+    fires = [np.zeros(xl.shape[0], dtype=np.int64)]
     bar = tqdm(
         range(1, L + 1),
         desc=f"deep {network.design}",
@@ -845,7 +1080,10 @@ def run_deep(
         leave=False,
     )
     for ell in bar:
-        xl = network.circuit.layers[ell - 1].evaluate(xl)
+        layer = network.circuit.layers[ell - 1]
+        fires.append(layer_and_fires(layer, xl))
+        xl = layer.evaluate(xl)
+        ones.append(xl.sum(axis=1))
         bits = asarray(xl, xp)
         factors = network.gate_factors(ell)
         rows = network._rows(ell, xp)
@@ -886,6 +1124,11 @@ def run_deep(
         uncorrected=traces.get("uncorrected"),
         depth=L,
         seconds=time.perf_counter() - t0,
+        ones_per_layer=np.stack(ones, axis=1).astype(np.int64),
+        and_fires=np.stack(fires, axis=1).astype(np.int64),
+        gate_neurons=network.gate_neurons,
+        gates_per_layer=network.gates_per_layer,
+        correction_neurons=network.correction_neurons,
     )
 
 
@@ -898,8 +1141,9 @@ def deep_capacity(
     high: int,
     seed: int = 0,
     resolution: float = 0.05,
+    inputs_kind: str = "uniform",
 ) -> CapacityResult:
-    r"""Largest circuit embed_dim :math:`m` whose corrected emulation keeps every bit over its depth.
+    r"""Largest circuit width :math:`m` whose corrected emulation keeps every bit over its depth.
 
     A trial at :math:`m` builds ``make_network(m)`` (``None``: the design does not fit its
     budget, a failure), draws ``n_samples`` s-sparse inputs (seed ``seed``) and runs
@@ -916,13 +1160,15 @@ def deep_capacity(
     s = check_int("sparsity", sparsity, low=1)
     k = check_int("n_samples", n_samples, low=1)
     s0 = check_int("seed", seed, low=0)
+    check_choice("inputs_kind", inputs_kind, INPUT_KINDS)
     trials: list[tuple[int, bool]] = []
 
     def passes(m: int) -> bool:
         net = make_network(m)
         ok = False
         if net is not None:
-            x = to_dense(sample_sparse(m, s, k, seed=s0), m).astype(bool)
+            act = sample_inputs(net.circuit, s, k, inputs_kind=inputs_kind, seed=s0)
+            x = to_dense(act, m).astype(bool)
             res = run_deep(net, x, uncorrected=False, stop_early=True, record_every=net.depth)
             assert res.corrected is not None
             ok = res.corrected.depth_survived == net.depth
@@ -931,3 +1177,112 @@ def deep_capacity(
 
     m_max = largest_passing(passes, low, high, resolution=resolution)
     return CapacityResult(m_max, tuple(trials))
+
+
+CAPACITY_GATES = ("copy",)
+"""The capacity test bed's gate set: every layer copies its values under a fresh random pairing
+(a permutation), read linearly and written back through :math:`\\Phi`, so every junk value of a
+correction is carried onto an unrelated feature, as OR and COPY gates do in a circuit."""
+
+
+def capacity_search(
+    design: str,
+    embed_dim: int,
+    *,
+    sparsity: int = 3,
+    depth: int = 50,
+    n_samples: int = 100,
+    seed: int = 0,
+    budget: int | None = None,
+    blocks: int | None = None,
+    write: str = "units",
+    lo: float | None = None,
+    hi: float | None = None,
+    low: int | None = None,
+    high: int | None = None,
+    resolution: float = 0.05,
+) -> CapacityResult:
+    r"""Largest :math:`m` a correction design keeps exact in the copy-circuit test bed at width :math:`d`.
+
+    A trial at :math:`m` builds :func:`deep_network` with gates :data:`CAPACITY_GATES`
+    (permuted copies, no products, so the gate layers are not the bottleneck), ``depth``
+    layers and the given correction ``design``, and passes when every bit of ``n_samples``
+    uniform s-sparse inputs is right after every correction layer (:func:`deep_capacity`, one
+    search of :func:`~superposition.largest_passing`).
+
+    Parameters
+    ----------
+    design : {"denoiser", "grouped", "code"}
+    embed_dim : int
+        Residual dimension :math:`d`.
+    sparsity, depth, n_samples, seed
+        :math:`s`, :math:`L`, :math:`K` and the seed of the networks and inputs.
+    budget : int, optional
+        ReLUs allowed per correction layer (e.g. :math:`2d`, the paper's width-:math:`d` MLP):
+        the denoiser then fails above :math:`m = \text{budget}/2`, and the grouped design uses
+        :math:`n_u = \text{budget}/2` units (:math:`\lfloor \text{budget}/2c\rfloor` groups per
+        class). Default: none (the grouped design uses :math:`n_u \le d` units).
+    blocks, write, lo, hi
+        Of the grouped (and code) design (:func:`deep_network`).
+    low, high : int, optional
+        Search range of :math:`m` (default :math:`d/8` to :math:`64d`).
+    resolution : float
+        Relative resolution of the search.
+
+    Returns
+    -------
+    CapacityResult
+    """
+    check_choice("design", design, DESIGNS)
+    d = check_int("embed_dim", embed_dim, low=1)
+    s = check_int("sparsity", sparsity, low=1)
+    L = check_int("depth", depth, low=1)
+    cap = None if budget is None else check_int("budget", budget, low=2)
+    c = (7 if design == "grouped" else 16) if blocks is None else check_int("blocks", blocks, low=1)
+    if design in ("grouped", "code"):
+        if not 2 * s < c:
+            raise ValueError(f"blocks must be > 2 * sparsity = {2 * s} (junk s/c < 1/2), got {c}")
+    if design == "grouped":
+        default = GROUPED_CLIP
+        check_grouped(c, s, default[0] if lo is None else lo, default[1] if hi is None else hi)
+        units = d if cap is None else cap // 2
+        if write == "units":
+            units = min(units, d)
+        if units // c < 1:
+            raise ValueError(f"budget must allow at least blocks = {c} units, got {cap}")
+    lo_m = max(s + 1, d // 8) if low is None else check_int("low", low, low=2)
+    hi_m = max(lo_m, 64 * d) if high is None else check_int("high", high, low=lo_m)
+
+    def make(m: int) -> DeepNetwork | None:
+        extra: dict[str, Any] = {}
+        if design == "denoiser" and cap is not None and 2 * m > cap:
+            return None
+        if design == "grouped":
+            extra = {"groups_per_class": min(m, units // c), "write": write}
+        try:
+            return deep_network(
+                m,
+                d,
+                s,
+                L,
+                gate_neurons=1,
+                design=design,
+                gates=CAPACITY_GATES,
+                blocks=c,
+                lo=lo,
+                hi=hi,
+                seed=seed,
+                **extra,
+            )
+        except ValueError:  # the design does not fit (groups cannot be placed, code too long)
+            return None
+
+    return deep_capacity(
+        make,
+        sparsity=s,
+        n_samples=n_samples,
+        low=lo_m,
+        high=hi_m,
+        seed=seed,
+        resolution=resolution,
+    )

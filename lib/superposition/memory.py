@@ -263,13 +263,16 @@ def deep_bytes(
     n_samples: int,
     *,
     gate_neurons: int | None = None,
+    neurons_per_product: int | None = None,
 ) -> float:
     r"""Peak bytes of a deep corrected circuit (:func:`superposition.deep_network`) and its run.
 
     Layers are generated on demand, so the network holds two embeddings' rows ``(m, d)`` in
     float32 (this layer's and the next), one gate layer's factors, the embedding cache and the
     circuit (three integers a gate); a run holds the states ``(K, d)``, readouts ``(K, m)`` and
-    exact values ``(K, m)`` of the corrected and the uncorrected pass, in float64.
+    exact values ``(K, m)`` of the corrected and the uncorrected pass, in float64. With
+    :math:`r` neurons per product a gate layer's wiring holds about :math:`rm` entries (two
+    inputs each for :math:`m/2` products), built with 64-bit indices.
     """
     m = check_int("n_features", n_features, low=1)
     d = check_int("embed_dim", embed_dim, low=1)
@@ -277,4 +280,6 @@ def deep_bytes(
     k = check_int("n_samples", n_samples, low=1)
     n = d if gate_neurons is None else check_int("gate_neurons", gate_neurons, low=1)
     network = 2 * _F32 * m * d + 2 * _F32 * n * d + min(_F32 * d * m, EMBEDDING_CACHE)
+    if neurons_per_product is not None:
+        network += 4 * _F64 * check_int("neurons_per_product", neurons_per_product, low=1) * m
     return network + 3 * _F64 * L * m + 2 * _F64 * k * (2 * m + d + n)

@@ -49,6 +49,21 @@ WORDS: dict[str, Word] = {
     ),
     "gate_neurons": Word("n", "neurons of one gate layer of a deep circuit", "--gate-neurons"),
     "correction_neurons": Word("", "neurons of one correction layer of a deep circuit", None),
+    "gates_per_layer": Word("m", "gates of one layer of a deep circuit", None),
+    "pairs_per_neuron": Word("q", "products a targeted U-AND neuron of a gate layer holds", None),
+    "neurons_per_product": Word(
+        "r", "targeted U-AND neurons of a gate layer that hold one product", None
+    ),
+    "and_bias": Word("θ", "bias of the U-AND neurons of a gate layer", None),
+    "gate_wiring": Word("", "a gate layer's U-AND wiring: targeted or bernoulli", "--gate-wiring"),
+    "and_fires": Word("", "products equal to 1 (both inputs of a product active)", None),
+    "ones_per_layer": Word("", "ones of one value layer of the exact circuit", None),
+    "inputs_kind": Word(
+        "", "how inputs are drawn: uniform, or colliding (ones aimed at meetings)", "--inputs-kind"
+    ),
+    "design": Word("", "a correction layer's design: denoiser, grouped or code", "--design"),
+    "blocks": Word("c", "correction units per feature (code length)", "--blocks"),
+    "groups_per_class": Word("g", "groups of one class of the grouped design", None),
     "network_kind": Word("", "what an exported network is: uand, superposed, circuit, …", None),
     "target_error": Word("ε", "the error a width search must reach", "--target-error"),
     "max_abs_error": Word(

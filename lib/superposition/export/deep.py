@@ -229,6 +229,8 @@ def _plain_entries(L: int, d: int, n: int, c: int) -> int:
 def _deep_to_arrays(
     net: DeepNetwork, mode: str, progress: bool | None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    if net.design == "grouped":
+        raise ValueError("export supports the denoiser and code designs, not 'grouped' (yet)")
     circuit = net.circuit
     L, m, d, n = net.depth, net.n_features, net.embed_dim, net.gate_neurons
     dtype = np.dtype(net.dtype)

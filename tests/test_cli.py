@@ -99,6 +99,14 @@ def test_oversize_uand_refused_before_allocating(capsys) -> None:
          "--embed-dim", "8"],
         ["export", "circuit", "--features", "20", "--embed-dim", "10", "--depth", "2"],
         ["export", "deep", "--features", "20", "--embed-dim", "10", "--sparsity", "2", "--depth", "2"],
+        ["capacity", "--design", "denoiser", "--embed-dim", "40", "--depth", "2", "--samples", "2"],
+        ["sweep", "--experiment", "uand", "--grid", "n_features=20,40", "--param", "neurons=30",
+         "--param", "sparsity=2"],
+        ["sweep", "--experiment", "embed", "--grid", "n_features=20", "--param", "embed_dim=10"],
+        ["sweep", "--experiment", "circuit", "--grid", "n_features=20", "--param", "embed_dim=10",
+         "--param", "sparsity=2", "--param", "depth=2"],
+        ["sweep", "--experiment", "width", "--grid", "n_features=20", "--param", "sparsity=2",
+         "--param", "target_error=0.5"],
     ],
 )  # fmt: skip
 def test_every_command_checks_memory_first(argv, capsys, monkeypatch, tmp_path) -> None:
@@ -108,9 +116,58 @@ def test_every_command_checks_memory_first(argv, capsys, monkeypatch, tmp_path) 
     monkeypatch.setattr(memory, "available_bytes", lambda: 1024)
     if argv[0] == "export":
         argv = [*argv, "--out", str(tmp_path / "net.safetensors")]
+    if argv[0] == "sweep":  # refused before any point runs: the store stays empty
+        argv = [*argv, "--store", str(tmp_path / "store")]
+        tmp_path = tmp_path / "store"
+        tmp_path.mkdir()
     err = _one_line_exit_2(argv, capsys)
     assert "GiB of memory, more than the 9.54e-07 GiB available" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_memory_check_names_the_largest_point(capsys, monkeypatch) -> None:
+    """The refusal names the grid point that needs the most, and a threshold search is checked
+    at its first trial; a sweep that fits runs."""
+    import superposition.memory as memory
+    from superposition.experiments import experiment_bytes, uand_error
+
+    small = experiment_bytes(uand_error, {"n_features": 20, "neurons": 30, "sparsity": 2})
+    big = experiment_bytes(uand_error, {"n_features": 4000, "neurons": 30, "sparsity": 2})
+    assert small is not None and big is not None and big > small
+    monkeypatch.setattr(memory, "available_bytes", lambda: int((small + big) / 2))
+    base = ["sweep", "--experiment", "uand", "--param", "neurons=30", "--param", "sparsity=2"]
+    err = _one_line_exit_2([*base, "--grid", "n_features=20,4000", "--no-store"], capsys)
+    assert "at neurons=30, sparsity=2, n_features=4000 needs about" in err
+    assert main([*base, "--grid", "n_features=20", "--no-store", "--json"]) == 0
+
+
+def test_experiment_bytes_and_registered_estimates() -> None:
+    from superposition.experiments import (
+        EXPERIMENTS,
+        embedding_readout_error,
+        experiment_bytes,
+        register_experiment,
+    )
+    from superposition.memory import embed_bytes
+
+    assert experiment_bytes(embedding_readout_error, {"n_features": 50, "embed_dim": 8}) == (
+        embed_bytes(50, 8, 1000)  # the experiment's default n_samples
+    )
+    with pytest.raises(ValueError, match="do not fit embedding_readout_error"):
+        experiment_bytes(embedding_readout_error, {"n_features": 50, "embed_dimension": 8})
+
+    def mine(n_features: int, seed: int = 0) -> dict:
+        return {"n": n_features}
+
+    try:
+        assert experiment_bytes(mine, {"n_features": 3}) is None  # no estimate: not checked
+        register_experiment("mine-memory", mine, memory=lambda a: 8.0 * a["n_features"])
+        assert experiment_bytes(mine, {"n_features": 3}) == 24.0
+        with pytest.raises(ValueError, match="memory must be callable"):
+            register_experiment("mine-memory-2", mine, memory=3)  # type: ignore[arg-type]
+    finally:
+        EXPERIMENTS.pop("mine-memory", None)
+        EXPERIMENTS.pop("mine-memory-2", None)
 
 
 def _export_argv(out: str) -> list[str]:

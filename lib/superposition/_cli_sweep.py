@@ -65,9 +65,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .cli import positive_int
+from .cli import positive_int, require_memory
 from .executors import EXECUTORS
-from .experiments import EXPERIMENTS
+from .experiments import EXPERIMENTS, experiment_bytes
 from .store import STORE_ENV, Store, default_store, function_name
 from .sweep import grid_points, sweep, threshold_sweep
 
@@ -370,6 +370,7 @@ def run(args: argparse.Namespace) -> int:
     grid = cfg.get("grid") or {}
     seeds = cfg.get("seeds", 1)
     th = cfg.get("threshold")
+    _check_memory(fn, cfg, grid, th)
     if cfg.get("grids") is not None:  # the union of several grids, in order
         points = [pt for sub in cfg["grids"] for pt in grid_points(sub)]
         names = dict.fromkeys(name for sub in cfg["grids"] for name in sub)
@@ -413,6 +414,34 @@ def run(args: argparse.Namespace) -> int:
             f"store{_corrupt(info)} in {info['wall_time']:.3g} s; store: {store or '(none)'}"
         )
     return 0
+
+
+def _check_memory(
+    fn: Callable[..., Any],
+    cfg: Mapping[str, Any],
+    grid: Mapping[str, Any],
+    th: Mapping[str, Any] | None,
+) -> None:
+    """Refuse, before any point runs, a sweep whose largest point would not fit in memory.
+
+    A threshold search is checked at its first trial (``low``), as ``superposition width`` is.
+    Experiments without an estimate are not checked.
+    """
+    params = dict(cfg.get("params") or {})
+    if th is not None:
+        params[th["param"]] = th["low"]
+    if cfg.get("grids") is not None:
+        points = [pt for sub in cfg["grids"] for pt in grid_points(sub, params)]
+    else:
+        points = grid_points(grid, params)
+    worst: tuple[float, dict[str, Any]] | None = None
+    for pt in points:
+        nbytes = experiment_bytes(fn, pt)
+        if nbytes is not None and (worst is None or nbytes > worst[0]):
+            worst = (nbytes, pt)
+    if worst is not None:
+        at = ", ".join(f"{k}={v}" for k, v in worst[1].items())
+        require_memory(worst[0], f"sweep {cfg['experiment']} at {at}")
 
 
 def _corrupt(info: Mapping[str, Any]) -> str:

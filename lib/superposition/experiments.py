@@ -4,11 +4,17 @@ An experiment takes named parameters and ``seed`` and returns a JSON-serialisabl
 metrics; it must be deterministic given its arguments. ``"uand"`` (:func:`uand_error`),
 ``"embed"`` (:func:`embedding_readout_error`), ``"circuit"`` (:func:`circuit_emulation`) and
 ``"width"`` (:func:`superposed_width`, one seed's minimal width). :func:`register_experiment` adds one.
+
+Each built-in experiment also has a memory estimate (:func:`experiment_bytes`, from
+:mod:`superposition.memory`), so ``superposition sweep`` refuses a grid whose largest point
+would not fit before it runs any point; :func:`register_experiment` takes one for a new
+experiment (``memory=``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,14 +22,16 @@ import numpy as np
 from . import embedding as E
 from ._validate import check_int
 from .circuits import DEFAULT_GATES, compile_circuit, emulate, random_circuit
-from .superposed import seed_width
+from .memory import circuit_bytes, embed_bytes, uand_bytes, width_search_bytes
+from .superposed import P_SCALES, seed_width, superposed_p
 from .theory import coherence_scale, readout_error_scale
-from .uand import build_uand, evaluate_uand
+from .uand import build_uand, connection_probability, evaluate_uand
 
 __all__ = [
     "EXPERIMENTS",
     "circuit_emulation",
     "embedding_readout_error",
+    "experiment_bytes",
     "register_experiment",
     "superposed_width",
     "uand_error",
@@ -178,6 +186,44 @@ def width_guess(n_features: int) -> int:
     return int(2 ** np.floor(np.log2(32 * np.sqrt(m))))
 
 
+# ---------------------------------------------------------------- memory estimates
+# Each takes the experiment's arguments (defaults applied) and returns its peak bytes.
+
+
+def _uand_error_bytes(a: Mapping[str, Any]) -> float:
+    p = 1.0
+    if a["weights"] == "bernoulli":
+        p = connection_probability(a["p"], a["n_features"], a["neurons"], a["sparsity"], a["arity"])
+    return uand_bytes(
+        a["n_features"], a["neurons"], a["n_samples"], weights=a["weights"], p=p, arity=a["arity"]
+    )
+
+
+def _embedding_bytes(a: Mapping[str, Any]) -> float:
+    return embed_bytes(a["n_features"], a["embed_dim"], a["n_samples"])
+
+
+def _circuit_bytes(a: Mapping[str, Any]) -> float:
+    return circuit_bytes(
+        a["n_features"], a["embed_dim"], a["depth"], a["n_samples"], neurons=a["neurons"]
+    )
+
+
+def _width_bytes(a: Mapping[str, Any]) -> float:
+    """The first trial of the search, at its lowest width (as ``superposition width`` checks)."""
+    m, s = a["n_features"], a["sparsity"]
+    low = width_guess(m) if a["low"] == "auto" else a["low"]
+    d0 = a["embed_dim"] if isinstance(a["embed_dim"], int) else low
+    p = None
+    if a["weights"] == "bernoulli":
+        if isinstance(a["p"], (int, float)):
+            p = float(a["p"])
+        else:
+            most = max(P_SCALES) if a["p"] == "best" else a.get("p_scale", 1.0)
+            p = min(1.0, most * superposed_p(m, low, s, d0))
+    return width_search_bytes(m, low, d0, a["n_samples"], p=p)
+
+
 EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {
     "uand": uand_error,
     "embed": embedding_readout_error,
@@ -186,16 +232,53 @@ EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 """Experiments ``superposition sweep`` knows by name."""
 
+_MEMORY: dict[Callable[..., Any], Callable[[Mapping[str, Any]], float]] = {
+    uand_error: _uand_error_bytes,
+    embedding_readout_error: _embedding_bytes,
+    circuit_emulation: _circuit_bytes,
+    superposed_width: _width_bytes,
+}
+
 
 def register_experiment(
-    name: str, fn: Callable[..., dict[str, Any]]
+    name: str,
+    fn: Callable[..., dict[str, Any]],
+    *,
+    memory: Callable[[Mapping[str, Any]], float] | None = None,
 ) -> Callable[..., dict[str, Any]]:
-    """Add ``fn`` to :data:`EXPERIMENTS` under ``name`` (so configs can name it); returns ``fn``."""
+    """Add ``fn`` to :data:`EXPERIMENTS` under ``name`` (so configs can name it); returns ``fn``.
+
+    ``memory``, optional: a function of ``fn``'s arguments (a mapping, defaults applied) that
+    returns the peak bytes of one call, which ``superposition sweep`` checks before running.
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {type(fn).__name__}")
     if name in EXPERIMENTS and EXPERIMENTS[name] is not fn:
         raise ValueError(f"an experiment named {name!r} is already registered")
+    if memory is not None and not callable(memory):
+        raise ValueError(f"memory must be callable, got {type(memory).__name__}")
     EXPERIMENTS[name] = fn
+    if memory is not None:
+        _MEMORY[fn] = memory
     return fn
+
+
+def experiment_bytes(fn: Callable[..., Any], params: Mapping[str, Any]) -> float | None:
+    """Estimated peak memory (bytes) of ``fn(**params)``, or ``None`` when ``fn`` has no estimate.
+
+    Raises
+    ------
+    ValueError
+        ``params`` do not fit ``fn``'s signature, or a value is out of range.
+    """
+    estimate = _MEMORY.get(fn)
+    if estimate is None:
+        return None
+    try:
+        bound = inspect.signature(fn).bind(**params)
+    except TypeError as exc:
+        raise ValueError(f"parameters {sorted(params)} do not fit {fn.__name__}: {exc}") from None
+    bound.apply_defaults()
+    return float(estimate(bound.arguments))

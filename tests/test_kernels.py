@@ -368,6 +368,12 @@ def test_bernoulli_worst_errors_edge_cases() -> None:
     with pytest.raises(ValueError, match="stop_above and acc"):
         acc = ErrorAccumulator(2, 2, None, np)
         K.bernoulli_worst_errors(w, acts, np.array([[0, 1], [2, 3]]), stop_above=0.5, acc=acc)
+    with pytest.raises(ValueError, match=r"feature indices must be in \[0, 29\]"):
+        K.bernoulli_worst_errors(w, acts, np.array([[-1, 3], [2, 3]]))
+    with pytest.raises(ValueError, match="distinct"):
+        K.bernoulli_worst_errors(w, acts, np.array([[3, 3], [2, 3]]))
+    with pytest.raises(ValueError, match="activations must be >= 0"):
+        K.bernoulli_worst_errors(w, acts - 1.0, np.array([[0, 1], [2, 3]]))
 
 
 # ---------------------------------------------------------------- sparse matrices: CSR and X @ S

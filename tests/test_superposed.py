@@ -360,6 +360,10 @@ def test_resolve_p_and_p_scale() -> None:
     # the paper's p: the search starts above ln^4 m
     res = S.seed_width(30, 2, 0.5, p="paper", embed_dim=None, n_samples=2, low=4)
     assert min(tr["neurons"] for tr in res.trials) > theory.paper_min_neurons(30)
+    with pytest.raises(ValueError, match="needs weights='bernoulli'"):
+        S.width_trial(30, 100, 3, weights="rademacher", inputs_kind="at-most")
+    with pytest.raises(ValueError, match="p='best' is a search over p"):
+        S.seed_width(30, 2, 0.5, p="best")
 
 
 def test_best_p_is_the_smallest_width_over_the_scales() -> None:

@@ -23,7 +23,7 @@ from . import embedding as E
 from ._validate import check_int
 from .circuits import DEFAULT_GATES, compile_circuit, emulate, random_circuit
 from .memory import circuit_bytes, embed_bytes, uand_bytes, width_search_bytes
-from .superposed import P_SCALES, seed_width, superposed_p
+from .superposed import seed_width, superposed_p
 from .theory import coherence_scale, readout_error_scale
 from .uand import build_uand, connection_probability, evaluate_uand
 
@@ -219,8 +219,7 @@ def _width_bytes(a: Mapping[str, Any]) -> float:
         if isinstance(a["p"], (int, float)):
             p = float(a["p"])
         else:
-            most = max(P_SCALES) if a["p"] == "best" else a.get("p_scale", 1.0)
-            p = min(1.0, most * superposed_p(m, low, s, d0))
+            p = min(1.0, a["p_scale"] * superposed_p(m, low, s, d0))
     return width_search_bytes(m, low, d0, a["n_samples"], p=p)
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_generator, check_int, check_probability, check_real
+from ._validate import as_generator, check_active, check_int, check_probability, check_real
 from .backend import asarray, bincount, is_numpy, name_of, namespace, ranges, to_numpy
 from .errors import ErrorAccumulator, UAndErrors
 
@@ -969,11 +969,13 @@ def bernoulli_worst_errors(
         raise ValueError(
             f"activations must have shape (n_samples, neurons={d}), got {tuple(activations.shape)}"
         )
-    act_host = to_numpy(active).astype(np.int64)
-    if act_host.ndim != 2 or act_host.shape[0] != activations.shape[0]:
+    act_host = to_numpy(check_active(to_numpy(active), m))
+    if act_host.shape[0] != activations.shape[0]:
         raise ValueError(
             f"active must have shape ({activations.shape[0]}, s), got {tuple(act_host.shape)}"
         )
+    if bool(xp.any(activations < 0)):  # the early stop orders pairs by a_i >= 0
+        raise ValueError("activations must be >= 0 (the outputs of a ReLU layer)")
     if stop_above is not None:
         stop_above = check_real("stop_above", stop_above, low=0.0)
         if acc is not None:

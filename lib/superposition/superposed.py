@@ -852,6 +852,13 @@ def width_trial(
         prob = min(1.0, scale * resolve_p(p, m, d, s, d0))
     elif p is not None or scale != 1.0:
         raise ValueError(f"p and p_scale apply to weights='bernoulli' only, got weights={w!r}")
+    elif inputs_kind != "exact":
+        # the sign readout is calibrated on exactly s active features: on fewer an AND reads
+        # about c(s')/c(s), an error near 1 at any width (the uand chapter's count-free layer)
+        raise ValueError(
+            f"inputs_kind={inputs_kind!r} needs weights='bernoulli': the sign readout of "
+            f"weights={w!r} is calibrated on exactly sparsity={s} active features"
+        )
     groups = trial_inputs(m, s, k, seed, inputs_kind)
     net_seed = np.random.SeedSequence([seed, d, 0 if d0 is None else d0])
     xp = evaluation_namespace()
@@ -1022,6 +1029,11 @@ def seed_width(
     a guess. With ``p="paper"`` the search starts above :math:`\ln^4 m`, where the paper's
     :math:`p` is a probability.
     """
+    if p == "best":  # a choice over several networks per seed, not one network's threshold
+        raise ValueError(
+            "p='best' is a search over p: use minimal_width(p='best') or best_p_scale; "
+            "seed_width takes p=None, 'superposed', 'paper' or a float in (0, 1]"
+        )
     m, s, eps, low, high = _search_options(
         n_features, sparsity, target_error, weights, embed_dim, p, low, high
     )

@@ -1102,8 +1102,9 @@ def run_deep(
         xl = layer.evaluate(xl)
         ones.append(xl.sum(axis=1))
         bits = asarray(xl, xp)
-        factors = network.gate_factors(ell)
-        rows = network._rows(ell, xp)
+        if any(run["live"] for run in runs.values()):  # a diverged run needs no weights
+            factors = network.gate_factors(ell)
+            rows = network._rows(ell, xp)
         keep = ell % every == 0 or ell == L
         for name, run in runs.items():
             rec = run["rec"]

@@ -596,7 +596,10 @@ class DeepNetwork:
                 else:
                     emb = self.embedding(ell)
                     assert isinstance(emb, Embedding)
-                    rows = np.ascontiguousarray(emb.matrix().T)
+                    # block by block: never the (d, m) matrix and its transpose at once
+                    rows = np.empty((emb.n_features, emb.embed_dim), dtype=np.dtype(emb.dtype))
+                    for start, blk in emb.blocks():
+                        rows[start : start + blk.shape[1]] = blk.T
             if name != "numpy":
                 rows = asarray(rows, xp)
             for old in [k for k in cache if k[1] < ell - 1]:

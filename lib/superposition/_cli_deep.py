@@ -15,15 +15,19 @@ from .grouped import WRITES
 from .memory import deep_bytes
 
 
-def add_design_arguments(p: argparse.ArgumentParser) -> None:
+def add_design_arguments(p: argparse.ArgumentParser, designs: tuple[str, ...] = DESIGNS) -> None:
     """``--design``, ``--blocks`` and ``--field``: the correction layers' design and its code."""
+    grouped = (
+        "grouped units (2 n_u neurons reading groups of features on the random embedding), "
+        if "grouped" in designs
+        else ""
+    )
     p.add_argument(
         "--design",
-        choices=DESIGNS,
+        choices=designs,
         default="denoiser",
-        help="correction design: per-feature denoiser (2m neurons, random embeddings), grouped "
-        "units (2 n_u neurons reading groups of features on the random embedding) or "
-        "Reed-Solomon code (2cq neurons, its own embedding)",
+        help="correction design: per-feature denoiser (2m neurons, random embeddings), "
+        f"{grouped}or Reed-Solomon code (2cq neurons, its own embedding)",
     )
     p.add_argument(
         "--blocks",
@@ -31,24 +35,6 @@ def add_design_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="units per feature c: code length of the code design (default 16), classes of the "
         "grouped design (default 7)",
-    )
-    p.add_argument(
-        "--write",
-        choices=WRITES,
-        default="units",
-        help="grouped design: its units write into a unit basis or back through the embedding",
-    )
-    p.add_argument(
-        "--groups-per-class",
-        type=positive_int,
-        default=None,
-        help="grouped design: groups g of each class (default: d // c, so n_u <= d units)",
-    )
-    p.add_argument(
-        "--lo", type=float, default=None, help="lower clip threshold of the correction units"
-    )
-    p.add_argument(
-        "--hi", type=float, default=None, help="upper clip threshold of the correction units"
     )
     p.add_argument(
         "--field",
@@ -138,6 +124,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run the same circuit, weights and inputs without the correction layers",
     )
     add_design_arguments(p)
+    _add_grouped_arguments(p)
     add_renamed(
         p, "--samples", "--inputs", type=positive_int, default=200, help="random s-sparse inputs K"
     )
@@ -332,3 +319,25 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _add_grouped_arguments(p: argparse.ArgumentParser) -> None:
+    """``--write``, ``--groups-per-class``, ``--lo`` and ``--hi``: the grouped design's units."""
+    p.add_argument(
+        "--write",
+        choices=WRITES,
+        default="units",
+        help="grouped design: its units write into a unit basis or back through the embedding",
+    )
+    p.add_argument(
+        "--groups-per-class",
+        type=positive_int,
+        default=None,
+        help="grouped design: groups g of each class (default: d // c, so n_u <= d units)",
+    )
+    p.add_argument(
+        "--lo", type=float, default=None, help="lower clip threshold of the correction units"
+    )
+    p.add_argument(
+        "--hi", type=float, default=None, help="upper clip threshold of the correction units"
+    )

@@ -129,7 +129,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="U-AND neurons per gate layer (default: d)",
     )
-    add_design_arguments(dp)
+    add_design_arguments(dp, designs=("denoiser", "code"))
     add_renamed(
         dp,
         "--embedding-scheme",

@@ -9,7 +9,7 @@ next gate layer reads it. Without the correction layers the readout noise of eve
 copied forward by the gates' linear terms and grows geometrically with depth
 (:func:`~superposition.predicted_noise`); with them it is reset at every layer.
 
-Two correction designs:
+Three correction designs:
 
 ``"denoiser"`` (the baseline)
     Random embeddings (:class:`~superposition.Embedding`): one :math:`\Phi` for the whole
@@ -18,6 +18,12 @@ Two correction designs:
     as much as one gate layer). Correction layer :math:`\ell` is
     :class:`~superposition.FeatureDenoiser` (:math:`2m` neurons) reading and writing
     :math:`\Phi_\ell`.
+``"grouped"``
+    :class:`~superposition.GroupedCorrection` (:math:`2n_u` neurons, :math:`n_u` units that each
+    read a group of features on the random :math:`\Phi_\ell`, each feature in :math:`c` groups),
+    writing into a unit basis (the next gate layer reads feature :math:`k` as
+    :math:`\frac1c\sum_{i\ni k}u_i` exactly) or back through :math:`\Phi_\ell`
+    (:mod:`superposition.grouped`). Gate layers still read and write :math:`\Phi_\ell`.
 ``"code"``
     Every layer reads and writes the features through the code's own embedding :math:`\Psi`
     (:class:`~superposition.CodeCorrection`, :math:`2cq` neurons); the same correction layer
@@ -426,8 +432,19 @@ class DeepNetwork:
         products read as the mean over :math:`\Gamma(u,v)` divided by :math:`2 - \theta`
         (default 1, the compiler's; a larger :math:`\theta` ignores "active + junk").
     lo, hi : float
-        Clip thresholds of the denoiser (the code design carries its own), default
-        :data:`~superposition.correction.CLIP` (see there why the margins are narrow).
+        Clip thresholds of the denoiser and the grouped units (the code design carries its own),
+        default :data:`~superposition.correction.CLIP` (see there why the margins are narrow).
+    gate_wiring : {"targeted", "bernoulli"}
+        U-AND wiring of the gate layers (:func:`~superposition.compile_layer`).
+    pairs_per_neuron, neurons_per_product : int or None
+        Targeted wiring: :math:`q` products per gate neuron, or :math:`r` neurons per product
+        (then :math:`q = \lceil rP/n \rceil` for a layer of :math:`P` products); at most one.
+    p : float or None
+        Bernoulli wiring's connection probability.
+    groups : int array ``(m, c)`` or None
+        The grouped design's groups (:func:`~superposition.group_design`).
+    write : {"units", "phi"}
+        Where the grouped units write.
     """
 
     circuit: Circuit
@@ -579,7 +596,10 @@ class DeepNetwork:
                 else:
                     emb = self.embedding(ell)
                     assert isinstance(emb, Embedding)
-                    rows = np.ascontiguousarray(emb.matrix().T)
+                    # block by block: never the (d, m) matrix and its transpose at once
+                    rows = np.empty((emb.n_features, emb.embed_dim), dtype=np.dtype(emb.dtype))
+                    for start, blk in emb.blocks():
+                        rows[start : start + blk.shape[1]] = blk.T
             if name != "numpy":
                 rows = asarray(rows, xp)
             for old in [k for k in cache if k[1] < ell - 1]:
@@ -1085,8 +1105,9 @@ def run_deep(
         xl = layer.evaluate(xl)
         ones.append(xl.sum(axis=1))
         bits = asarray(xl, xp)
-        factors = network.gate_factors(ell)
-        rows = network._rows(ell, xp)
+        if any(run["live"] for run in runs.values()):  # a diverged run needs no weights
+            factors = network.gate_factors(ell)
+            rows = network._rows(ell, xp)
         keep = ell % every == 0 or ell == L
         for name, run in runs.items():
             rec = run["rec"]

@@ -128,9 +128,9 @@ def group_design(
 
     Notes
     -----
-    Class 0 is a random balanced partition. Later classes place the features in random order,
-    each into a random group, among the least loaded, whose members share no earlier group with
-    it. The result is checked (:func:`group_incidence`'s Gram matrix has off-diagonal entries
+    Every class starts as a random balanced partition; in classes after the first, one feature
+    of every pair that would share two groups is taken out and placed again, in random order,
+    into a random one of the least loaded groups whose members share no earlier group with it. The result is checked (:func:`group_incidence`'s Gram matrix has off-diagonal entries
     at most 1).
     """
     m = check_int("n_features", n_features, low=1)
@@ -139,21 +139,31 @@ def group_design(
     rng = as_generator(seed)
     groups = np.empty((m, c), dtype=np.int64)
     groups[:, 0] = rng.permutation(m) % g
-    cap = -(-m // g)
     for j in range(1, c):
-        # used[i, w, γ]: group γ of class j already holds a feature whose class-i group is w
+        # a random balanced partition, then the features that would share two groups with
+        # another (one of each such pair) are taken out and placed one by one
+        groups[:, j] = rng.permutation(m) % g
+        bad = np.zeros(m, dtype=bool)
+        for i in range(j):
+            key = groups[:, j] * g + groups[:, i]
+            order = np.argsort(key, kind="stable")
+            same = key[order][1:] == key[order][:-1]
+            bad[order[1:][same]] = True
+        # used[i, w, γ]: group γ of class j holds a feature whose class-i group is w
         used = np.zeros((j, g, g), dtype=bool)
-        load = np.zeros(g, dtype=np.int64)
         earlier = np.arange(j)
-        for k in rng.permutation(m):
+        kept = np.flatnonzero(~bad)
+        for i in range(j):
+            used[i, groups[kept, i], groups[kept, j]] = True
+        load = np.bincount(groups[kept, j], minlength=g)
+        for k in rng.permutation(np.flatnonzero(bad)):
             ok = ~used[earlier, groups[k, :j]].any(axis=0)
             if not ok.any():
                 raise ValueError(
                     f"cannot place feature {k} in class {j}: {m} features in {g} groups per "
                     f"class with {c} classes share two groups (use more groups_per_class)"
                 )
-            room = ok & (load < cap)
-            pick = np.flatnonzero(room if room.any() else ok & (load == load[ok].min()))
+            pick = np.flatnonzero(ok & (load == load[ok].min()))
             gamma = int(pick[rng.integers(pick.size)])
             groups[k, j] = gamma
             load[gamma] += 1

@@ -464,6 +464,27 @@ def test_capacity_search_in_the_copy_circuit() -> None:
     assert not any(ok for m, ok in res.trials if m > 500)
 
 
+def test_capacity_search_checks_its_arguments_and_keeps_the_budget() -> None:
+    """Bad arguments are errors, not a design that "does not fit" (which would read as a
+    capacity); the code design, whose length grows with m, stays within the budget."""
+    from superposition.deep import capacity_search
+
+    with pytest.raises(ValueError, match="hi must be in"):
+        capacity_search("denoiser", 64, lo=0.9, hi=0.1, depth=2, n_samples=2)
+    with pytest.raises(ValueError, match="write"):
+        capacity_search("grouped", 64, write="basis", depth=2, n_samples=2)
+    from superposition.deep import CAPACITY_GATES
+
+    kw = dict(depth=2, n_samples=4, low=16, high=400, resolution=0.2)
+    free = capacity_search("code", 512, **kw)  # m_max = 32 here, with 544 correction ReLUs
+    net = deep_network(free.m_max, 512, 3, 2, gate_neurons=1, design="code",
+                       gates=CAPACITY_GATES, blocks=16, seed=0)  # fmt: skip
+    need = net.correction_neurons
+    assert capacity_search("code", 512, budget=need, **kw).m_max == free.m_max
+    tight = capacity_search("code", 512, budget=need - 1, **kw)
+    assert tight.m_max < free.m_max and not any(ok for m, ok in tight.trials if m >= free.m_max)
+
+
 def test_deep_network_rejects_bad_grouped_and_wiring_arguments() -> None:
     with pytest.raises(ValueError, match="blocks must be > 2"):
         deep_network(300, 420, 3, 2, design="grouped", blocks=6)

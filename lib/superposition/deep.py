@@ -1260,6 +1260,9 @@ def capacity_search(
     L = check_int("depth", depth, low=1)
     cap = None if budget is None else check_int("budget", budget, low=2)
     c = (7 if design == "grouped" else 16) if blocks is None else check_int("blocks", blocks, low=1)
+    check_choice("write", write, WRITES)
+    if lo is not None or hi is not None:  # every argument is checked here: a trial's ValueError
+        check_clip(CLIP[0] if lo is None else lo, CLIP[1] if hi is None else hi)  # means no fit
     if design in ("grouped", "code"):
         if not 2 * s < c:
             raise ValueError(f"blocks must be > 2 * sparsity = {2 * s} (junk s/c < 1/2), got {c}")
@@ -1281,7 +1284,7 @@ def capacity_search(
         if design == "grouped":
             extra = {"groups_per_class": min(m, units // c), "write": write}
         try:
-            return deep_network(
+            net = deep_network(
                 m,
                 d,
                 s,
@@ -1297,6 +1300,9 @@ def capacity_search(
             )
         except ValueError:  # the design does not fit (groups cannot be placed, code too long)
             return None
+        if cap is not None and net.correction_neurons > cap:  # the code design's length grows
+            return None
+        return net
 
     return deep_capacity(
         make,

@@ -610,7 +610,7 @@ def linear_readout_floor(
     .. math:: \min_{R, b, \varepsilon} \varepsilon \quad\text{s.t.}\quad
               |\hat y_A - [k,l\in A]| \le \varepsilon \ \ \forall A,
 
-    solved with HiGHS (:func:`scipy.optimize.linprog`). Rademacher: the :math:`2^q` sign
+    solved with HiGHS (``scipy.optimize.linprog``). Rademacher: the :math:`2^q` sign
     patterns are all the types, so the value bounds every Rademacher layer of any width
     from below. Gaussian: ``n_types`` sampled types (a finite population), an upper
     estimate of the infinite-width value.

@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CHAPTERS = sorted(p.stem for p in BOOK.glob("*.md") if ":tags: [parameters]" in p.read_text())
 # the chapters already written in the glossary's words; the others join as they are rewritten
-GLOSSARY_CHAPTERS = ("about", "background", "circuits", "dictionary", "interpretability")
+GLOSSARY_CHAPTERS = (
+    "about",
+    "background",
+    "circuits",
+    "dictionary",
+    "interpretability",
+    "uand_superposed",
+)
 
 
 def parameters(chapter: str) -> list[str]:

@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CHAPTERS = sorted(p.stem for p in BOOK.glob("*.md") if ":tags: [parameters]" in p.read_text())
 # the chapters already written in the glossary's words; the others join as they are rewritten
-GLOSSARY_CHAPTERS = ("about", "background", "circuits", "dictionary", "interpretability")
+GLOSSARY_CHAPTERS = (
+    "about",
+    "background",
+    "circuits",
+    "dictionary",
+    "interpretability",
+    "uand_superposed",
+)
 
 
 def parameters(chapter: str) -> list[str]:
@@ -69,3 +76,16 @@ def test_retired_words_are_recognised() -> None:
 def test_chapter_parameters_use_the_glossary_words(chapter: str) -> None:
     bad = {n: retired_words(n) for n in parameters(chapter) if retired_words(n)}
     assert not bad, f"{chapter}: parameters with retired words (see book/glossary.md): {bad}"
+
+
+def test_the_documented_large_sweep_config_is_valid() -> None:
+    """The one command the U-AND-in-superposition chapter documents for its larger m: the config
+    passes the sweep command's checks and names the chapter's experiment."""
+    from superposition._cli_sweep import _check_config
+    from superposition.experiments import EXPERIMENTS
+
+    cfg = yaml.safe_load((BOOK / "sweeps" / "uand_superposed_large.yaml").read_text())
+    _check_config(cfg)
+    assert cfg["experiment"] in EXPERIMENTS and cfg["params"]["phi"] == "sampled"
+    names = {"large_features", "large_sign_features", "head_seeds"}
+    assert names <= set(parameters("uand_superposed"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -151,6 +153,16 @@ def test_crossover_fit_free_sharpness_and_one_value_per_x() -> None:
     assert 0.5 < fit.exponent < 0.6 and 0.5 <= fit.sharpness <= 20
     lo, hi = fit.interval
     assert lo <= fit.exponent <= hi
+
+
+def test_decades_past_an_unbounded_crossover_interval() -> None:
+    """A bootstrap replicate may put the crossover at 0 or at infinity: decades are then
+    infinite, not a ZeroDivisionError."""
+    x = np.geomspace(30, 1e5, 9)
+    fit = fit_crossover(x, _crossover_law(x, 800.0, 5.0, 0.62, 2.0), n_boot=0)
+    wide = dataclasses.replace(fit, crossover_interval=(0.0, float("inf")))
+    assert wide.decades_past_interval(1e5) == (-np.inf, np.inf)
+    assert dataclasses.replace(fit, crossover=0.0).decades_past(1e5) == np.inf
 
 
 def test_local_exponent_of_sqrt_x_ln_x() -> None:

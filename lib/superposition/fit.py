@@ -266,15 +266,22 @@ class CrossoverFit:
 
     def decades_past(self, x: float) -> float:
         r""":math:`\log_{10}(x / x_c)`: how far ``x`` lies past the fitted crossover."""
-        return float(np.log10(check_real("x", x, low=0.0, low_open=True) / self.crossover))
+        x = check_real("x", x, low=0.0, low_open=True)
+        with np.errstate(divide="ignore"):  # a crossover of 0 or inf: infinitely many decades
+            return float(np.log10(x) - np.log10(self.crossover))
 
     def decades_past_interval(self, x: float) -> tuple[float, float] | None:
-        """:meth:`decades_past` at the ends of the crossover's bootstrap interval (low, high)."""
+        """:meth:`decades_past` at the ends of the crossover's bootstrap interval (low, high).
+
+        A bootstrap replicate may put the crossover at 0 (no flat part) or at infinity (no
+        growth): the ends are then ``inf`` or ``-inf``.
+        """
         if self.crossover_interval is None:
             return None
         x = check_real("x", x, low=0.0, low_open=True)
         lo, hi = self.crossover_interval
-        return float(np.log10(x / hi)), float(np.log10(x / lo))
+        with np.errstate(divide="ignore"):
+            return float(np.log10(x) - np.log10(hi)), float(np.log10(x) - np.log10(lo))
 
 
 def fit_crossover(

@@ -283,13 +283,13 @@ def test_width_trial_is_deterministic() -> None:
 
 
 def test_width_trial_inputs_kinds() -> None:
-    """ "at-most": input t has s - (t mod s) active features, one group per count, s down to 1;
-    every input is evaluated (no stop), and "exact" draws exactly s."""
-    groups = S.trial_inputs(40, 3, 7, seed=2, inputs_kind="at-most")
+    """ "at_most": input t has s - (t mod s) active features, one group per count, s down to 1;
+    every input is evaluated (no stop), and "uniform" draws exactly s."""
+    groups = S.trial_inputs(40, 3, 7, seed=2, inputs_kind="at_most")
     assert [g.shape for g in groups] == [(3, 3), (2, 2), (2, 1)]
     (exact,) = S.trial_inputs(40, 3, 7, seed=2)
     assert exact.shape == (7, 3)
-    r = S.width_trial(40, 200, 3, embed_dim=60, n_samples=7, seed=2, inputs_kind="at-most")
+    r = S.width_trial(40, 200, 3, embed_dim=60, n_samples=7, seed=2, inputs_kind="at_most")
     assert r.per_input.shape == (7, 3) and r.firing.shape == (7,) and r.n_samples == 7
     # an input with one active feature has no true AND: its pattern-2 column is 0
     assert_array_equal(r.per_input[5:, 2], 0.0)
@@ -361,7 +361,7 @@ def test_resolve_p_and_p_scale() -> None:
     res = S.seed_width(30, 2, 0.5, p="paper", embed_dim=None, n_samples=2, low=4)
     assert min(tr["neurons"] for tr in res.trials) > theory.paper_min_neurons(30)
     with pytest.raises(ValueError, match="needs weights='bernoulli'"):
-        S.width_trial(30, 100, 3, weights="rademacher", inputs_kind="at-most")
+        S.width_trial(30, 100, 3, weights="rademacher", inputs_kind="at_most")
     with pytest.raises(ValueError, match="p='best' is a search over p"):
         S.seed_width(30, 2, 0.5, p="best")
 
@@ -443,12 +443,12 @@ def test_cli_width_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_width_p_and_inputs_kind(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["width", "--features", "30", "--sparsity", "2", "--target-error", "0.5"]
     argv += ["--seeds", "2", "--samples", "4", "--low", "64", "--json"]
-    assert main([*argv, "--p", "0.3", "--inputs-kind", "at-most"]) == 0
+    assert main([*argv, "--p", "0.3", "--inputs-kind", "at_most"]) == 0
     out = json.loads(capsys.readouterr().out)
     res = S.minimal_width(
-        30, 2, 0.5, seeds=range(2), n_samples=4, low=64, p=0.3, inputs_kind="at-most"
+        30, 2, 0.5, seeds=range(2), n_samples=4, low=64, p=0.3, inputs_kind="at_most"
     )
-    assert out["neurons"] == res.neurons and out["p"] == 0.3 and out["inputs_kind"] == "at-most"
+    assert out["neurons"] == res.neurons and out["p"] == 0.3 and out["inputs_kind"] == "at_most"
     drop = ("seconds",)  # the search trace, but for the time taken
     assert [{k: v for k, v in tr.items() if k not in drop} for tr in out["trials"]] == [
         {k: v for k, v in tr.items() if k not in drop} for tr in res.trials

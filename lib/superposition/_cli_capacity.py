@@ -1,4 +1,4 @@
-"""``superposition capacity``: the largest circuit width a correction design keeps exact."""
+"""``superposition capacity``: the largest number of circuit features a correction design keeps exact."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "capacity",
         help="largest number of features a correction design keeps exact over depth (copy "
         "circuit test bed)",
-        description="Search the largest circuit width m whose corrected emulation keeps every "
+        description="Search the largest number of circuit features m whose corrected emulation keeps every "
         "bit of K random s-sparse inputs right after every one of L layers, for one correction "
         "design at residual dimension d. The circuit copies its values under a fresh random "
         "pairing every layer (read linearly, written back through the embedding), so the gate "

@@ -8,7 +8,7 @@ import math
 
 from .circuits import DEFAULT_GATES, NEURON_WIRINGS
 from .cli import add_renamed, nonneg_int, positive_int, require_memory
-from .collisions import INPUT_KINDS, sample_inputs
+from .collisions import INPUTS_KINDS, sample_inputs
 from .deep import DESIGNS, deep_network, run_deep
 from .embedding import to_dense
 from .grouped import WRITES
@@ -111,7 +111,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--inputs-kind",
-        choices=INPUT_KINDS,
+        choices=INPUTS_KINDS,
         default="uniform",
         help="uniformly random s-sparse inputs, or colliding ones (each further one aimed at "
         "a meeting with an earlier one at a product gate)",

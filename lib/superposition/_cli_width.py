@@ -104,7 +104,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--inputs-kind",
         choices=INPUTS_KINDS,
-        default="exact",
+        default="uniform",
         help="inputs with exactly s active features, or with s, s-1, ..., 1 in turn",
     )
     p.add_argument(

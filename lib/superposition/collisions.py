@@ -49,7 +49,7 @@ from .circuits import Circuit, CircuitLayer
 from .embedding import sample_sparse
 
 __all__ = [
-    "INPUT_KINDS",
+    "INPUTS_KINDS",
     "OnesTrace",
     "colliding_inputs",
     "layer_and_fires",
@@ -58,7 +58,7 @@ __all__ = [
     "track_ones",
 ]
 
-INPUT_KINDS = ("uniform", "colliding")
+INPUTS_KINDS = ("uniform", "colliding")
 """How a deep run's inputs are drawn: uniformly random s-sparse, or aimed at meetings."""
 
 _AIMS = 200
@@ -304,8 +304,8 @@ def sample_inputs(
     inputs_kind: str = "uniform",
     seed: object = 0,
 ) -> np.ndarray:
-    """Active positions ``(n_samples, sparsity)`` of ``inputs_kind`` (:data:`INPUT_KINDS`) inputs."""
-    check_choice("inputs_kind", inputs_kind, INPUT_KINDS)
+    """Active positions ``(n_samples, sparsity)`` of ``inputs_kind`` (:data:`INPUTS_KINDS`) inputs."""
+    check_choice("inputs_kind", inputs_kind, INPUTS_KINDS)
     if inputs_kind == "colliding":
         return colliding_inputs(circuit, sparsity, n_samples, seed)
     return sample_sparse(circuit.n_features, sparsity, n_samples, seed=seed)

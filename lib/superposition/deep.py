@@ -86,7 +86,7 @@ from .circuits import (
     compile_layer,
     random_circuit,
 )
-from .collisions import INPUT_KINDS, layer_and_fires, layer_products, sample_inputs
+from .collisions import INPUTS_KINDS, layer_and_fires, layer_products, sample_inputs
 from .correction import (
     CLIP,
     CapacityResult,
@@ -740,7 +740,7 @@ def deep_network(
     Parameters
     ----------
     n_features : int
-        Circuit width :math:`m \ge 2` (values of every layer).
+        Features :math:`m \ge 2` of the circuit (values of every layer).
     embed_dim : int
         Residual dimension :math:`d`.
     sparsity : int
@@ -1164,7 +1164,7 @@ def deep_capacity(
     resolution: float = 0.05,
     inputs_kind: str = "uniform",
 ) -> CapacityResult:
-    r"""Largest circuit width :math:`m` whose corrected emulation keeps every bit over its depth.
+    r"""Largest number of features :math:`m` whose corrected emulation keeps every bit over its depth.
 
     A trial at :math:`m` builds ``make_network(m)`` (``None``: the design does not fit its
     budget, a failure), draws ``n_samples`` s-sparse inputs (seed ``seed``) and runs
@@ -1181,7 +1181,7 @@ def deep_capacity(
     s = check_int("sparsity", sparsity, low=1)
     k = check_int("n_samples", n_samples, low=1)
     s0 = check_int("seed", seed, low=0)
-    check_choice("inputs_kind", inputs_kind, INPUT_KINDS)
+    check_choice("inputs_kind", inputs_kind, INPUTS_KINDS)
     trials: list[tuple[int, bool]] = []
 
     def passes(m: int) -> bool:
@@ -1223,7 +1223,7 @@ def capacity_search(
     high: int | None = None,
     resolution: float = 0.05,
 ) -> CapacityResult:
-    r"""Largest :math:`m` a correction design keeps exact in the copy-circuit test bed at width :math:`d`.
+    r"""Largest :math:`m` a correction design keeps exact in the copy-circuit test bed at residual dimension :math:`d`.
 
     A trial at :math:`m` builds :func:`deep_network` with gates :data:`CAPACITY_GATES`
     (permuted copies, no products, so the gate layers are not the bottleneck), ``depth``

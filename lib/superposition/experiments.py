@@ -145,7 +145,7 @@ def superposed_width(
     p: float | str | None = None,
     p_scale: float = 1.0,
     phi: str = "seeded",
-    inputs_kind: str = "exact",
+    inputs_kind: str = "uniform",
     seed: int = 0,
 ) -> dict[str, Any]:
     """One seed's minimal width for U-AND on superposed inputs (one point of a width sweep).

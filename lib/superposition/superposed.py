@@ -685,9 +685,9 @@ r"""How a width trial reads :math:`\Phi`: ``"seeded"``, the library's :class:`Em
 seeded blocks, :math:`\Phi^\top\Phi x` computed); ``"sampled"``, the readouts
 :math:`\Phi^\top\Phi x` drawn from their exact joint law without :math:`\Phi`
 (:func:`superposition.embedding.sample_feature_readouts`; Gaussian embedding only)."""
-INPUTS_KINDS = ("exact", "at-most")
-"""The inputs of a width trial: ``"exact"``, every input with exactly ``sparsity`` active
-features; ``"at-most"``, inputs with ``sparsity``, ``sparsity - 1``, …, 1 active features in
+INPUTS_KINDS = ("uniform", "at_most")
+"""The inputs of a width trial: ``"uniform"``, every input with exactly ``sparsity`` active
+features; ``"at_most"``, inputs with ``sparsity``, ``sparsity - 1``, …, 1 active features in
 turn (the paper's s-sparse inputs have at most s)."""
 P_SCALES = (0.71, 1.0, 1.41, 2.0, 2.83)
 """The multipliers :math:`\\kappa` of the rule :func:`superposed_p` that ``p="best"`` tries."""
@@ -737,13 +737,13 @@ class WidthTrial:
 
 
 def trial_inputs(
-    n_features: int, sparsity: int, n_samples: int, seed: int, inputs_kind: str = "exact"
+    n_features: int, sparsity: int, n_samples: int, seed: int, inputs_kind: str = "uniform"
 ) -> list[np.ndarray]:
     r"""The inputs of every width trial of seed ``seed``, in groups by number of active features.
 
-    Drawn from ``SeedSequence([seed, 1])``: the same inputs at every width. ``"exact"``: one
+    Drawn from ``SeedSequence([seed, 1])``: the same inputs at every width. ``"uniform"``: one
     group ``(n_samples, sparsity)`` (:func:`superposition.embedding.sample_sparse`).
-    ``"at-most"``: input ``t`` has ``sparsity - (t mod sparsity)`` active features; one group
+    ``"at_most"``: input ``t`` has ``sparsity - (t mod sparsity)`` active features; one group
     per count, from ``sparsity`` down to 1.
     """
     m = check_int("n_features", n_features, low=2)
@@ -751,7 +751,7 @@ def trial_inputs(
     k = check_int("n_samples", n_samples, low=1)
     kind = check_choice("inputs_kind", inputs_kind, INPUTS_KINDS)
     rng = np.random.default_rng(np.random.SeedSequence([check_int("seed", seed, low=0), 1]))
-    if kind == "exact":
+    if kind == "uniform":
         return [sample_sparse(m, s, k, seed=rng)]
     counts = [s - (t % s) for t in range(k)]
     return [sample_sparse(m, j, counts.count(j), seed=rng) for j in range(s, 0, -1) if j in counts]
@@ -794,7 +794,7 @@ def width_trial(
     p: float | str | None = None,
     p_scale: float = 1.0,
     phi: str = "seeded",
-    inputs_kind: str = "exact",
+    inputs_kind: str = "uniform",
 ) -> WidthTrial:
     r"""Worst errors of one random network of ``neurons`` neurons (seed ``seed``) on ``n_samples`` inputs.
 
@@ -827,7 +827,7 @@ def width_trial(
     phi : {"seeded", "sampled"}
         See :data:`PHI`. ``"sampled"`` needs an ``embed_dim``; it draws the same law as the
         Gaussian :class:`Embedding`, not its bits.
-    inputs_kind : {"exact", "at-most"}
+    inputs_kind : {"uniform", "at_most"}
         See :data:`INPUTS_KINDS`.
 
     Returns
@@ -852,7 +852,7 @@ def width_trial(
         prob = min(1.0, scale * resolve_p(p, m, d, s, d0))
     elif p is not None or scale != 1.0:
         raise ValueError(f"p and p_scale apply to weights='bernoulli' only, got weights={w!r}")
-    elif inputs_kind != "exact":
+    elif inputs_kind != "uniform":
         # the sign readout is calibrated on exactly s active features: on fewer an AND reads
         # about c(s')/c(s), an error near 1 at any width (the uand chapter's count-free layer)
         raise ValueError(
@@ -1019,7 +1019,7 @@ def seed_width(
     p: float | str | None = None,
     p_scale: float = 1.0,
     phi: str = "seeded",
-    inputs_kind: str = "exact",
+    inputs_kind: str = "uniform",
 ) -> WidthSearch:
     r"""One seed's threshold: the smallest number of neurons at which that seed's network passes.
 
@@ -1115,7 +1115,7 @@ def minimal_width(
     p_scale: float = 1.0,
     p_scales: Sequence[float] = P_SCALES,
     phi: str = "seeded",
-    inputs_kind: str = "exact",
+    inputs_kind: str = "uniform",
 ) -> WidthSearch:
     r"""The minimal width :math:`d^*(m;\varepsilon,s)` (fewest neurons) of a U-AND layer on superposed inputs.
 

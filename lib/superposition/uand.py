@@ -1092,7 +1092,7 @@ def worst_case_uand(
     return UAndErrors.combine(parts)
 
 
-INPUTS_KINDS = ("exact", "at_most")
+INPUTS_KINDS = ("uniform", "at_most")
 """Which s-sparse inputs a measurement draws: exactly ``s`` active features, or every count ``0..s``."""
 
 
@@ -1127,11 +1127,11 @@ def sample_counts(
     return out
 
 
-def input_counts(sparsity: int, inputs_kind: str = "exact") -> tuple[int, ...]:
-    """The active counts an ``inputs_kind`` covers: ``(s,)`` (``"exact"``) or ``(0, 1, ..., s)`` (``"at_most"``)."""
+def input_counts(sparsity: int, inputs_kind: str = "uniform") -> tuple[int, ...]:
+    """The active counts an ``inputs_kind`` covers: ``(s,)`` (``"uniform"``) or ``(0, 1, ..., s)`` (``"at_most"``)."""
     s = check_int("sparsity", sparsity, low=0)
     kind = check_choice("inputs_kind", inputs_kind, INPUTS_KINDS)
-    return (s,) if kind == "exact" else tuple(range(s + 1))
+    return (s,) if kind == "uniform" else tuple(range(s + 1))
 
 
 def _evaluate_tiles(

@@ -59,7 +59,10 @@ WORDS: dict[str, Word] = {
     "and_fires": Word("", "products equal to 1 (both inputs of a product active)", None),
     "ones_per_layer": Word("", "ones of one value layer of the exact circuit", None),
     "inputs_kind": Word(
-        "", "how inputs are drawn: uniform, or colliding (ones aimed at meetings)", "--inputs-kind"
+        "",
+        "how inputs are drawn: uniform (exactly s active), at_most (each count up to s) or "
+        "colliding (ones aimed at meetings); each construction takes the kinds it defines",
+        "--inputs-kind",
     ),
     "design": Word("", "a correction layer's design: denoiser, grouped or code", "--design"),
     "blocks": Word("c", "correction units per feature (code length)", "--blocks"),

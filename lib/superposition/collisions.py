@@ -45,6 +45,7 @@ from ._validate import (
     check_int,
     check_sparsity,
 )
+from .backend import ranges
 from .circuits import Circuit, CircuitLayer
 from .embedding import sample_sparse
 
@@ -131,8 +132,7 @@ class _Layer:
         lo, hi = self.starts[pos], self.starts[pos + 1]
         counts = hi - lo
         which = np.repeat(np.arange(pos.size), counts)
-        offsets = np.arange(which.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        return which, self.by_input[lo[which] + offsets]
+        return which, self.by_input[ranges(lo, counts)]
 
     def step(
         self, rows: np.ndarray, pos: np.ndarray, k: int
@@ -255,21 +255,21 @@ def colliding_inputs(
 ) -> np.ndarray:
     r"""s-sparse inputs whose ones are aimed at meetings: ``(n_samples, sparsity)`` sorted int64.
 
-        The first one of each input is uniform; each further one starts at a lone preimage of an
-        empty partner of an earlier one's product gate (module docstring), at a layer after the
-        previous planned meeting and within an even share of the remaining depth (so that the later
+    The first one of each input is uniform; each further one starts at a lone preimage of an
+    empty partner of an earlier one's product gate (module docstring), at a layer after the
+    previous planned meeting and within an even share of the remaining depth (so that the later
     ones have room), so an input plans :math:`s - 1` products equal to 1 over the depth.
-        When no meeting can be aimed (a shallow circuit, or a one that leaves no trace), the
-        remaining ones are uniform. Count what fired with :func:`track_ones`.
+    When no meeting can be aimed (a shallow circuit, or a one that leaves no trace), the
+    remaining ones are uniform. Count what fired with :func:`track_ones`.
 
-        Parameters
-        ----------
-        circuit : Circuit
-        sparsity : int
-            Ones per input :math:`s`.
-        n_samples : int
-            Inputs :math:`K`.
-        seed : int, SeedSequence or Generator
+    Parameters
+    ----------
+    circuit : Circuit
+    sparsity : int
+        Ones per input :math:`s`.
+    n_samples : int
+        Inputs :math:`K`.
+    seed : int, SeedSequence or Generator
     """
     layers = _layers(circuit)
     m = circuit.n_features

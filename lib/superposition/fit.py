@@ -407,9 +407,10 @@ def fit_crossover(
 
     def crossing(t: np.ndarray) -> float:
         la, lb, al = t[:3]
-        if al <= 0:
+        log_g = (la - lb) / al if al > 0 else np.inf
+        if log_g > 700:  # beyond float64: no crossover within reach
             return float("inf")
-        return _inverse_growth(float(np.exp((la - lb) / al)), g)
+        return _inverse_growth(float(np.exp(log_g)), g)
 
     boots = np.empty((nb, 2))
     for b in range(nb):
@@ -427,7 +428,9 @@ def fit_crossover(
     if nb:
         q = [(1 - lev) / 2, (1 + lev) / 2]
         interval = tuple(float(v) for v in np.quantile(boots[:, 0], q))
-        cross_iv = tuple(float(v) for v in np.quantile(boots[:, 1], q))
+        # infinite crossovers (a flat replicate): quantiles without interpolation, never inf - inf
+        how = "linear" if np.isfinite(boots[:, 1]).all() else "inverted_cdf"
+        cross_iv = tuple(float(v) for v in np.quantile(boots[:, 1], q, method=how))
     la, lb, al = th[:3]
     return CrossoverFit(
         exponent=float(al),
@@ -456,4 +459,4 @@ def local_exponent(
     xa = np.asarray(x, dtype=np.float64)
     if xa.ndim != 1 or np.unique(xa).size < 2 or not np.all(xa > 0):
         raise ValueError(f"x must hold at least 2 distinct numbers > 0, got {x!r}")
-    return float(np.polyfit(np.log(xa), np.log(np.asarray(fn(xa), dtype=np.float64)), 1)[0])
+    return fit_power_law(xa, np.asarray(fn(xa), dtype=np.float64), n_boot=0).exponent

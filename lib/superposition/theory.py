@@ -513,7 +513,7 @@ def _calibrate(
     )  # fmt: skip
 
 
-COUNT_FREE_GRID = tuple(-0.25 * i for i in range(17))
+COUNT_FREE_GRID = tuple(0.0 - 0.25 * i for i in range(17))  # 0.0, not -0.0, first
 """Candidate group biases of :func:`count_free_design`: 0, -0.25, ..., -4."""
 
 
@@ -531,8 +531,9 @@ def count_free_design(
     calibration over the counts :math:`n = 2, \dots, s` (:func:`sign_calibration`) with
     ``residual`` :math:`\le` ``tolerance``, and returns the one with the smallest ``noise``.
     :math:`s-1` groups generally meet the :math:`s-1` counts; fewer can when the constants
-    line up, e.g. Rademacher weights with the single bias :math:`-1` for :math:`s \le 3`
-    (:math:`c_{-1}(2) = c_{-1}(3) = \tfrac14`). Only biases :math:`\le 0` are searched: since
+    line up, e.g. Rademacher weights with the single bias :math:`-1` for :math:`s = 3`
+    (:math:`c_{-1}(2) = c_{-1}(3) = \tfrac14`); at :math:`s = 2` one count is calibrated and
+    the least noisy bias wins (0 for Rademacher weights). Only biases :math:`\le 0` are searched: since
     :math:`c_\beta = c_{-\beta}`, a positive bias gains nothing on the ANDs and makes neurons
     fire on the empty input.
 

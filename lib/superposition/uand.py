@@ -331,7 +331,7 @@ def build_uand(
         :math:`n = 2, \dots, s` (:func:`superposition.theory.sign_calibration`; its residual
         is 0 when the groups can meet every count). ``"count_free"``: the groups of
         :func:`superposition.theory.count_free_design`, unbiased on every input with at most
-        :math:`s` active features (Rademacher, :math:`s \le 3`: the single bias :math:`-1`).
+        :math:`s` active features (Rademacher, :math:`s = 3`: the single bias :math:`-1`).
     seed : int, SeedSequence or Generator
         The only source of randomness.
 

@@ -184,3 +184,23 @@ def test_downloads_resolve(site: Path, browser) -> None:
             digest = hashlib.sha256(target.read_bytes()).hexdigest()
             assert digest in text, f"the page does not print the SHA-256 of {target.name}"
     assert total < 8 * 2**20, f"downloads total {total / 2**20:.1f} MiB"
+
+
+def test_paper_numbering_and_api_page(site: Path, browser) -> None:
+    """A restated result carries the paper's number in its title, and so does a reference to it;
+    the API page lists the library's entry points with their signatures."""
+    tab = browser.new_page()
+    tab.goto((site / "book" / "correction.html").as_uri(), wait_until="load")
+    title = tab.inner_text("#lem-correction")
+    assert re.search(r"Lemma\s+7 of the paper", title), title
+    refs = tab.eval_on_selector_all('a[href*="lem-correction"]', "as => as.map(a => a.innerText)")
+    assert refs and all("7" in r for r in refs), refs
+    tab.goto((site / "book" / "api.html").as_uri(), wait_until="load")
+    names = tab.eval_on_selector_all("dt.sig", "ds => ds.map(d => d.id)")
+    for entry in (
+        "superposition.build_uand",
+        "superposition.run_deep",
+        "superposition.report.glue",
+    ):
+        assert entry in names, f"{entry} is not on the API page"
+    tab.close()

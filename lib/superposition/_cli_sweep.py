@@ -436,7 +436,10 @@ def _check_memory(
         points = grid_points(grid, params)
     worst: tuple[float, dict[str, Any]] | None = None
     for pt in points:
-        nbytes = experiment_bytes(fn, pt)
+        try:
+            nbytes = experiment_bytes(fn, pt)
+        except ValueError:  # parameters that do not fit: the sweep reports them as it starts
+            continue
         if nbytes is not None and (worst is None or nbytes > worst[0]):
             worst = (nbytes, pt)
     if worst is not None:

@@ -301,7 +301,7 @@ def fit_crossover(
     A law that is flat (:math:`y \approx A`) up to a crossover :math:`x_c` and grows like
     :math:`B\,g(x)^\alpha` beyond it; :math:`k` sets how sharp the bend is (:math:`k = 2`
     by default; ``sharpness=None`` fits it too, in :math:`[0.5, 20]`). Least squares on
-    :math:`\log y` (:func:`scipy.optimize.least_squares`, from several starting exponents,
+    :math:`\log y` (``scipy.optimize.least_squares``, from several starting exponents,
     the best kept), with :math:`\alpha \in [0, 3]`. A pure power-law fit over a window that
     still holds part of the bend underestimates the final slope; this fit models the bend.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,32 @@ def quantile(values: Sequence[float] | np.ndarray, fraction: float = 0.9) -> flo
     return float(v[int(np.ceil(fraction * v.size - 1e-12)) - 1])
 
 
+def _fit_arguments(
+    x: Any,
+    y: Any,
+    n_boot: Any,
+    level: Any,
+    statistic: Any,
+    seed: object,
+    *,
+    low_x: float = 0.0,
+    need: int = 2,
+) -> tuple[np.ndarray, list[np.ndarray] | None, int, float, str, np.random.Generator]:
+    """The checked arguments every fit shares: ``(x, rows or None, n_boot, level, statistic, rng)``."""
+    xa = np.asarray(x, dtype=np.float64)
+    if xa.ndim != 1 or not np.all(np.isfinite(xa)) or not np.all(xa > low_x):
+        raise ValueError(f"x must be a 1-D array of finite numbers > {low_x:g}, got {x!r}")
+    if np.unique(xa).size < need:
+        raise ValueError(f"x must hold at least {need} distinct values for this fit")
+    rows = _rows(y)
+    if len(rows if rows is not None else np.ravel(y)) != xa.size:
+        raise ValueError(f"y must have one value or one row per x ({xa.size}), got {len(y)}")
+    nb = check_int("n_boot", n_boot, low=0)
+    lev = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+    stat = check_choice("statistic", statistic, STATISTICS)
+    return xa, rows, nb, lev, stat, as_generator(seed)
+
+
 def fit_power_law(
     x: Sequence[float] | np.ndarray,
     y: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
@@ -120,18 +147,7 @@ def fit_power_law(
     -------
     PowerLawFit
     """
-    xa = np.asarray(x, dtype=np.float64)
-    if xa.ndim != 1 or not np.all(np.isfinite(xa)) or not np.all(xa > 0):
-        raise ValueError(f"x must be a 1-D array of finite numbers > 0, got {x!r}")
-    if np.unique(xa).size < 2:
-        raise ValueError("x must hold at least 2 distinct values")
-    rows = _rows(y)
-    if len(rows if rows is not None else np.ravel(y)) != xa.size:
-        raise ValueError(f"y must have one value or one row per x ({xa.size}), got {len(y)}")
-    nb = check_int("n_boot", n_boot, low=0)
-    lev = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
-    stat = check_choice("statistic", statistic, STATISTICS)
-    rng = as_generator(seed)
+    xa, rows, nb, lev, stat, rng = _fit_arguments(x, y, n_boot, level, statistic, seed)
     lx = np.log(xa)
 
     def line(ly: np.ndarray, sel: np.ndarray | slice = slice(None)) -> tuple[float, float]:
@@ -325,23 +341,14 @@ def fit_crossover(
     """
     from scipy.optimize import least_squares
 
-    xa = np.asarray(x, dtype=np.float64)
     g = check_choice("growth", growth, GROWTHS)
-    low_x = 1.0 if g == "x_ln_x" else 0.0
-    if xa.ndim != 1 or not np.all(np.isfinite(xa)) or not np.all(xa > low_x):
-        raise ValueError(f"x must be a 1-D array of finite numbers > {low_x:g}, got {x!r}")
     free_k = sharpness is None
     need = 5 if free_k else 4
-    if np.unique(xa).size < need:
-        raise ValueError(f"x must hold at least {need} distinct values for this fit")
+    xa, rows, nb, lev, stat, rng = _fit_arguments(
+        x, y, n_boot, level, statistic, seed,
+        low_x=1.0 if g == "x_ln_x" else 0.0, need=need,
+    )  # fmt: skip
     k_fixed = None if free_k else check_real("sharpness", sharpness, low=0.0, low_open=True)
-    rows = _rows(y)
-    if len(rows if rows is not None else np.ravel(y)) != xa.size:
-        raise ValueError(f"y must have one value or one row per x ({xa.size}), got {len(y)}")
-    nb = check_int("n_boot", n_boot, low=0)
-    lev = check_real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
-    stat = check_choice("statistic", statistic, STATISTICS)
-    rng = as_generator(seed)
     lg = _growth(xa, g)
 
     def model(th: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -78,14 +78,54 @@ def test_chapter_parameters_use_the_glossary_words(chapter: str) -> None:
     assert not bad, f"{chapter}: parameters with retired words (see book/glossary.md): {bad}"
 
 
+def parameter_values(chapter: str) -> dict[str, object]:
+    """The literal values the chapter's ``parameters`` cell assigns."""
+    text = (BOOK / f"{chapter}.md").read_text()
+    cell = re.search(r"```\{code-cell\}[^\n]*\n:tags: \[parameters\]\n(.*?)```", text, re.S)
+    assert cell
+    out: dict[str, object] = {}
+    for node in ast.parse(cell.group(1)).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:  # literals and arithmetic on them (2**17), nothing else
+                code = compile(ast.Expression(node.value), chapter, "eval")
+                out[node.targets[0].id] = eval(code, {"__builtins__": {}})  # noqa: S307
+            except NameError:
+                pass
+    return out
+
+
 def test_the_documented_large_sweep_config_is_valid() -> None:
-    """The one command the U-AND-in-superposition chapter documents for its larger m: the config
-    passes the sweep command's checks and names the chapter's experiment."""
+    """The one command the U-AND-in-superposition chapter documents for its costlier points: the
+    config passes the sweep command's checks, writes to the store the chapter reads, and its
+    grids hold exactly the points the chapter reads from there, with the chapter's parameters."""
     from superposition._cli_sweep import _check_config
     from superposition.experiments import EXPERIMENTS
 
     cfg = yaml.safe_load((BOOK / "sweeps" / "uand_superposed_large.yaml").read_text())
     _check_config(cfg)
-    assert cfg["experiment"] in EXPERIMENTS and cfg["params"]["phi"] == "sampled"
-    names = {"large_features", "large_sign_features", "head_seeds"}
-    assert names <= set(parameters("uand_superposed"))
+    assert cfg["experiment"] in EXPERIMENTS
+    v = parameter_values("uand_superposed")
+    assert cfg["store"] == "book/" + v["kept_store"]
+    assert cfg["seeds"] == v["head_seeds"]
+    assert cfg["params"] == {
+        "target_error": v["target_error"], "high": v["neurons_cap"], "resolution": v["head_resolution"],
+        "low": "auto", "phi": "sampled", "n_samples": v["head_samples"],
+    }  # fmt: skip
+    in_config = set()
+    for g in cfg["grids"]:
+        for w in g["weights"]:
+            for s in g["sparsity"]:
+                for m in g["n_features"]:
+                    for k in g.get("p_scale", [None]):
+                        in_config.add((w, s, m, k))
+    bern, ks = "bernoulli", v["p_scales"]
+    read = {(bern, 2, m, k) for m in v["kept_features"] for k in ks}
+    read |= {(bern, 3, m, k) for m in v["kept_s3_features"] for k in ks}
+    read |= {
+        (bern, 2, m, k)
+        for m in v["p_curve_features"][1:]
+        for k in v["p_curve_scales"]
+        if k not in ks
+    }
+    read |= {("rademacher", 2, m, None) for m in v["kept_sign_features"]}
+    assert in_config == read

@@ -176,6 +176,15 @@ def superposed_width(
     }
 
 
+# The width searches of the U-AND-in-superposition chapter cost up to CPU hours each at large m,
+# so their results are kept in the repository (book/sweeps/store) and keyed by this version
+# instead of the library's source digest: they survive commits that do not touch them. Bump it
+# whenever anything the numbers depend on changes (the samplers of W, Φ and the inputs, the
+# layer, the exact evaluators, the search); tests/test_stored_results.py recomputes the cheapest
+# stored points bit for bit and fails on a change that was not bumped.
+superposed_width.algorithm_version = "1"  # type: ignore[attr-defined]
+
+
 def width_guess(n_features: int) -> int:
     r"""Where a width search starts by default: :math:`2^{\lfloor\log_2(32\sqrt m)\rfloor}`.
 

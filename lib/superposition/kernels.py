@@ -924,10 +924,10 @@ def bernoulli_worst_errors(
       is at most the largest activation among them. Firing neurons are taken in decreasing
       order of :math:`a_i`; for neuron :math:`i` only the pairs inside its support
       :math:`S_i` minus the active features are reached, and their :math:`|\Gamma(k,l)|` come
-      from the features :math:`S_j \cap S_i` of every other neuron :math:`j` (the codes of the
-      pairs each :math:`j` holds, counted by scatter-add: about :math:`d\,(p^2m)^2/2`
-      operations, nothing of size :math:`m^2`). A pair held by :math:`i` alone among the
-      firing neurons reads :math:`a_i/|\Gamma|`; a pair held by several is summed exactly.
+      from one GEMM of the 0/1 columns of :math:`S_i` (:math:`2d\,|S_i|^2 \approx 2d\,(pm)^2`
+      flops, exact integers in float32; nothing of size :math:`m^2`). A pair held by :math:`i`
+      alone among the firing neurons reads :math:`a_i/|\Gamma|`; a pair also held by another
+      firing neuron (found from the pair codes of the firing neurons only) is summed exactly.
       The walk stops at the first neuron with :math:`a_i` at most the worst error found so
       far (every pair not yet reached reads at most that :math:`a_i`): the input's worst error
       is then exact, and the pattern-0 column a lower bound where another pattern is worse.
@@ -1113,34 +1113,43 @@ def _neuron_pairs(
     r"""Worst output over the pairs inside ``sup`` (sorted features of firing neuron ``i``).
 
     Neuron ``i`` holds every pair, so :math:`|\Gamma| = 1 + c` with ``c`` the other neurons
-    holding the pair; ``c`` is counted from the pair codes of those neurons. With ``acc``: adds
-    the outputs of the pairs whose first firing neuron is ``i``.
+    holding the pair. The counts of all pairs come from one GEMM of the 0/1 columns of ``sup``
+    (:math:`W_S^\top W_S`, exact integers in float32 below :math:`2^{24}` neurons); the pairs
+    also held by another *firing* neuron (whose numerators need more than :math:`a_i`) come
+    from the pair codes of the firing neurons only. With ``acc``: adds the outputs of the pairs
+    whose first firing neuron is ``i``.
     """
     xp = namespace(sup)
     n_pos = sup.shape[0]
-    n_pairs = n_pos * (n_pos - 1) // 2
     starts = xp.take(w.indptr, sup)
     lengths = xp.take(w.indptr, sup + 1) - starts
     neuron = xp.astype(xp.take(w.indices, ranges(starts, lengths)), xp.int64)
     pos = xp.repeat(xp.arange(n_pos, dtype=xp.int64), lengths)
-    others = neuron != i
-    neuron, pos = neuron[others], pos[others]
-    # by neuron; positions stay increasing within a neuron (the key is unique)
+    # every pair's count: (W_S^T W_S)_uv - 1 (neuron i holds them all), upper triangle
+    exact = xp.float32 if w.neurons < 2**24 else xp.float64  # counts are at most w.neurons
+    if is_numpy(xp):  # set the ones in place: no scatter-add needed
+        cols = np.zeros((w.neurons, n_pos), dtype=exact)
+        cols[neuron, pos] = 1
+    else:
+        cols = xp.reshape(
+            xp.astype(bincount(neuron * n_pos + pos, w.neurons * n_pos), exact), (w.neurons, n_pos)
+        )
+    gram = xp.astype(xp.matrix_transpose(cols) @ cols, xp.int64) - 1
+    x, y = _triu(n_pos, xp)
+    flat = xp.reshape(gram, (-1,))
+    count = xp.take(flat, x * n_pos + y)
+    top = int(xp.max(count)) if count.shape[0] else 0
+    hist = bincount(count, top + 1)  # pairs by the number of other neurons holding them
+    # the other firing neurons, by neuron; positions stay increasing within a neuron
+    other = xp.take(firing_mask, neuron) & (neuron != i)
+    neuron, pos = neuron[other], pos[other]
     order = xp.argsort(neuron * n_pos + pos)
     neuron, pos = xp.take(neuron, order), xp.take(pos, order)
-    codes, owners = _pair_codes(neuron, pos, n_pos)
-    count = bincount(codes, n_pos * n_pos)  # other neurons holding each pair (0 below the diagonal)
-    top = int(xp.max(count)) if codes.shape[0] else 0
-    # histogram of the counts over the pairs u < v: the n² - n_pairs entries on and below the
-    # diagonal are zeros that are not pairs
-    hist = bincount(count, top + 1)
-    hist = hist - xp.astype(xp.arange(top + 1) == 0, xp.int64) * (n_pos * n_pos - n_pairs)
-    firing = xp.take(firing_mask, owners)  # held by another firing neuron too
+    mc, mo = _pair_codes(neuron, pos, n_pos)
     best = 0.0
-    if bool(xp.any(firing)):
-        mc, mo = codes[firing], owners[firing]
+    if mc.shape[0]:
         shared = _distinct(mc)
-        c_shared = xp.take(count, shared)
+        c_shared = xp.take(flat, shared)
         hist = hist - bincount(c_shared, top + 1)
         # every firing holder of a shared pair, i included, sorted by (pair, neuron)
         allc = xp.concat([mc, shared])

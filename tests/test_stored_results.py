@@ -41,7 +41,9 @@ def test_every_stored_record_is_valid_and_current() -> None:
     if not records:
         pytest.skip("no results kept in book/sweeps/store")
     for rec in records:
-        assert rec["function"] in BY_NAME, f"{rec['key']}: {rec['function']} is not a kept experiment"
+        assert rec["function"] in BY_NAME, (
+            f"{rec['key']}: {rec['function']} is not a kept experiment"
+        )
         name = BY_NAME[rec["function"]]
         version = result_version(EXPERIMENTS[name])
         assert rec["version"] == version, (

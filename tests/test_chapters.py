@@ -19,6 +19,7 @@ GLOSSARY_CHAPTERS = (
     "about",
     "background",
     "circuits",
+    "correction",
     "dictionary",
     "interpretability",
     "uand_superposed",
@@ -128,4 +129,40 @@ def test_the_documented_large_sweep_config_is_valid() -> None:
         if k not in ks
     }
     read |= {("rademacher", 2, m, None) for m in v["kept_sign_features"]}
+    assert in_config == read
+
+
+def test_the_documented_capacity_sweep_config_is_valid() -> None:
+    """The correction chapter's costlier capacity searches: the config passes the sweep
+    command's checks, writes to the store the chapter reads, with the chapter's parameters, and
+    holds exactly the points the chapter reads from there."""
+    from superposition._cli_sweep import _check_config
+    from superposition.experiments import EXPERIMENTS
+    from superposition.sweep import grid_points
+
+    cfg = yaml.safe_load((BOOK / "sweeps" / "correction_capacity.yaml").read_text())
+    _check_config(cfg)
+    assert cfg["experiment"] == "capacity" and "capacity" in EXPERIMENTS
+    v = parameter_values("correction")
+    assert cfg["store"] == "book/" + v["kept_store"]
+    assert cfg["seeds"] == v["capacity_seeds"]
+    assert cfg["params"] == {
+        "sparsity": v["sparsity"], "depth": v["capacity_depth"],
+        "n_samples": v["capacity_samples"], "resolution": v["capacity_resolution"],
+    }  # fmt: skip
+
+    def point(design: str, d: int, budget: str | None) -> tuple:  # the chapter's capacity_point
+        if design == "code":
+            return (design, budget, d, 16, 32768)
+        return (design, budget, d, None, (8 if budget else 32) * d)
+
+    in_config = {
+        (p["design"], p["budget"], p["embed_dim"], p.get("low"), p["high"])
+        for g in cfg["grids"]
+        for p in grid_points(g)
+    }
+    read = {
+        point(dsg, d, "2d") for dsg in ("grouped", "denoiser", "code") for d in v["kept_embed_dims"]
+    }
+    read |= {point("denoiser", d, None) for d in v["kept_free_embed_dims"]}
     assert in_config == read

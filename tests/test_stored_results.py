@@ -1,9 +1,10 @@
 """The results kept in the repository (book/sweeps/store) are what the code computes today.
 
-The U-AND-in-superposition chapter reads its costlier width searches from that store. Their keys
-name the experiment's algorithm version, not the library's source digest, so nothing else would
-notice a change to the samplers, the layer, the evaluators or the search that was not followed by
-a version bump. These tests read every stored record and recompute the cheapest few bit for bit.
+The U-AND-in-superposition chapter reads its costlier width searches from that store, the
+correction chapter its costlier capacity searches. Their keys name the experiment's algorithm
+version, not the library's source digest, so nothing else would notice a change to the samplers,
+the layers, the evaluators or the searches that was not followed by a version bump. These tests
+read every stored record and recompute the cheapest few of each experiment bit for bit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from superposition.experiments import EXPERIMENTS
 from superposition.store import Store, function_name, result_key, result_version
 
 STORE = Path(__file__).resolve().parents[1] / "book" / "sweeps" / "store"
-RECOMPUTED = 3  # the cheapest records, recomputed on every run (a few seconds each)
+RECOMPUTED = 3  # the cheapest records of each experiment, recomputed on every run (seconds each)
+# the experiments whose results the book keeps in the store, and the sweep that computes them
+KEPT = {
+    "width": "book/sweeps/uand_superposed_large.yaml",
+    "capacity": "book/sweeps/correction_capacity.yaml",
+}
+BY_NAME = {function_name(EXPERIMENTS[name]): name for name in KEPT}
 
 
 def stored() -> list[dict]:
@@ -33,22 +40,26 @@ def test_every_stored_record_is_valid_and_current() -> None:
     records = stored()
     if not records:
         pytest.skip("no results kept in book/sweeps/store")
-    fn = EXPERIMENTS["width"]
-    version = result_version(fn)
     for rec in records:
-        assert rec["function"] == function_name(fn)
+        assert rec["function"] in BY_NAME, (
+            f"{rec['key']}: {rec['function']} is not a kept experiment"
+        )
+        name = BY_NAME[rec["function"]]
+        version = result_version(EXPERIMENTS[name])
         assert rec["version"] == version, (
             f"{rec['key']}: computed by {rec['version']!r}, the experiment is now {version!r}; "
-            "recompute the store (superposition sweep book/sweeps/uand_superposed_large.yaml)"
+            f"recompute the store (superposition sweep {KEPT[name]})"
         )
         assert rec["key"] == result_key(rec["function"], rec["params"], rec["seed"], version)
 
 
-def test_the_cheapest_stored_records_are_recomputed_bit_for_bit() -> None:
-    records = sorted(stored(), key=lambda r: r["cpu_time"])[:RECOMPUTED]
+@pytest.mark.parametrize("name", sorted(KEPT))
+def test_the_cheapest_stored_records_are_recomputed_bit_for_bit(name: str) -> None:
+    fn = EXPERIMENTS[name]
+    mine = [r for r in stored() if r["function"] == function_name(fn)]
+    records = sorted(mine, key=lambda r: r["cpu_time"])[:RECOMPUTED]
     if not records:
-        pytest.skip("no results kept in book/sweeps/store")
-    fn = EXPERIMENTS["width"]
+        pytest.skip(f"no {name} results kept in book/sweeps/store")
     from superposition.sweep import run_sweep
 
     for rec in records:
@@ -56,5 +67,21 @@ def test_the_cheapest_stored_records_are_recomputed_bit_for_bit() -> None:
         (fresh,) = list(table)
         assert fresh["metrics"] == rec["metrics"], (
             f"{rec['key']} ({rec['params']}, seed {rec['seed']}): the code now computes other "
-            "numbers than the stored ones; bump superposed_width.algorithm_version and recompute"
+            f"numbers than the stored ones; bump {fn.__name__}.algorithm_version and recompute"
         )
+
+
+def test_a_capacity_record_recomputes_to_what_the_cli_prints() -> None:
+    """The stored capacity metrics are the ``superposition capacity`` search's (the same
+    function), checked here on a point small enough for every run (no store needed)."""
+    from superposition.deep import capacity_search
+
+    fn = EXPERIMENTS["capacity"]
+    got = fn("grouped", 256, depth=5, n_samples=10, seed=1)
+    ref = capacity_search("grouped", 256, depth=5, n_samples=10, seed=1, budget=512)
+    assert got["m_max"] == ref.m_max
+    assert got["relus"] == 512
+    assert [tuple(t) for t in got["trials"]] == [tuple(t) for t in ref.trials]
+    assert fn("denoiser", 256, budget=None, depth=5, n_samples=10)["relus"] is None
+    with pytest.raises(ValueError, match="budget"):
+        fn("grouped", 256, budget="3d", depth=5, n_samples=10)

@@ -405,3 +405,24 @@ def test_linear_readout_floor(s: int) -> None:
 def test_count_free_theory_rejects_bad_arguments(call, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         call()
+
+
+def test_misread_probability_is_the_binomial_tail() -> None:
+    from math import comb
+
+    from superposition.theory import misread_probability
+
+    # r = 1: misread exactly when the one neuron holds another active feature, p1 = 2q(s-1)/m
+    assert misread_probability(1000, 3, 5, 1) == pytest.approx(2 * 5 * 2 / 1000, rel=1e-12)
+    # r = 3: two or three of the three neurons
+    p1 = 2 * 10 * 2 / 1000
+    want = 3 * p1**2 * (1 - p1) + p1**3
+    assert misread_probability(1000, 3, 10, 3) == pytest.approx(want, rel=1e-12)
+    # r = 15 at the deep chapter's size: eight or more of fifteen
+    p1 = 2 * 75 * 2 / 30000
+    want = sum(comb(15, j) * p1**j * (1 - p1) ** (15 - j) for j in range(8, 16))
+    assert misread_probability(30000, 3, 75, 15) == pytest.approx(want, rel=1e-12)
+    assert misread_probability(100, 1, 10, 5) == 0.0  # no other active feature
+    assert misread_probability(10, 3, 100, 2) == 1.0  # p1 capped at 1
+    with pytest.raises(ValueError, match="neurons_per_product"):
+        misread_probability(100, 3, 1, 0)

@@ -143,6 +143,7 @@ from .theory import (
     heuristic_error_var,
     linear_readout_floor,
     max_readout_error_scale,
+    misread_probability,
     paper_min_neurons,
     paper_p,
     readout_error_scale,

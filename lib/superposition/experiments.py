@@ -3,7 +3,9 @@
 An experiment takes named parameters and ``seed`` and returns a JSON-serialisable mapping of
 metrics; it must be deterministic given its arguments. ``"uand"`` (:func:`uand_error`),
 ``"embed"`` (:func:`embedding_readout_error`), ``"circuit"`` (:func:`circuit_emulation`) and
-``"width"`` (:func:`superposed_width`, one seed's minimal width). :func:`register_experiment` adds one.
+``"width"`` (:func:`superposed_width`, one seed's minimal width) and ``"capacity"``
+(:func:`correction_capacity`, one seed's capacity search of a correction design).
+:func:`register_experiment` adds one.
 
 Each built-in experiment also has a memory estimate (:func:`experiment_bytes`, from
 :mod:`superposition.memory`), so ``superposition sweep`` refuses a grid whose largest point
@@ -22,7 +24,8 @@ import numpy as np
 from . import embedding as E
 from ._validate import check_int
 from .circuits import DEFAULT_GATES, compile_circuit, emulate, random_circuit
-from .memory import circuit_bytes, embed_bytes, uand_bytes, width_search_bytes
+from .deep import capacity_search
+from .memory import circuit_bytes, deep_bytes, embed_bytes, uand_bytes, width_search_bytes
 from .superposed import seed_width, superposed_p
 from .theory import coherence_scale, readout_error_scale
 from .uand import build_uand, connection_probability, evaluate_uand
@@ -30,6 +33,7 @@ from .uand import build_uand, connection_probability, evaluate_uand
 __all__ = [
     "EXPERIMENTS",
     "circuit_emulation",
+    "correction_capacity",
     "embedding_readout_error",
     "experiment_bytes",
     "register_experiment",
@@ -185,6 +189,63 @@ def superposed_width(
 superposed_width.algorithm_version = "1"  # type: ignore[attr-defined]
 
 
+def correction_capacity(
+    design: str,
+    embed_dim: int,
+    *,
+    budget: int | str | None = "2d",
+    sparsity: int = 3,
+    depth: int = 50,
+    n_samples: int = 100,
+    blocks: int | None = None,
+    write: str = "units",
+    low: int | None = None,
+    high: int | None = None,
+    resolution: float = 0.05,
+    seed: int = 0,
+) -> dict[str, Any]:
+    r"""One seed's capacity search of a correction design (one point of a capacity sweep).
+
+    The largest :math:`m` whose corrected copy circuit keeps every bit of ``n_samples`` inputs
+    right after each of ``depth`` layers at residual dimension ``embed_dim``
+    (:func:`superposition.capacity_search`, the same numbers as ``superposition capacity``).
+    ``budget``: ReLUs per correction layer, an integer, ``"2d"`` (:math:`2d`, the paper's
+    width-:math:`d` MLP; the default) or ``None`` (no budget). Metrics: ``m_max`` (``low - 1``
+    when nothing passed), ``relus`` (the budget, ``None`` without one) and the search's
+    ``trials`` (``[m, passed]`` in the order run).
+    """
+    d = check_int("embed_dim", embed_dim, low=1)
+    relus = _relus(budget, d)
+    r = capacity_search(
+        design, d, sparsity=sparsity, depth=depth, n_samples=n_samples, seed=seed,
+        budget=relus, blocks=blocks, write=write, low=low, high=high, resolution=resolution,
+    )  # fmt: skip
+    return {
+        "m_max": int(r.m_max),
+        "relus": relus,
+        "trials": [[int(m), bool(ok)] for m, ok in r.trials],
+    }
+
+
+# Capacity searches at d = 8192 cost about an hour each on one core, so the correction chapter
+# keeps them in the repository (book/sweeps/store, sweep book/sweeps/correction_capacity.yaml).
+# Bump this whenever anything the numbers depend on changes (the circuit, embeddings, groups,
+# code, clip thresholds, the deep step, the input sampler, the search);
+# tests/test_stored_results.py recomputes the cheapest stored records bit for bit.
+correction_capacity.algorithm_version = "1"  # type: ignore[attr-defined]
+
+
+def _relus(budget: int | str | None, embed_dim: int) -> int | None:
+    """ReLUs per correction layer of a capacity point: ``"2d"`` is ``2 * embed_dim``."""
+    if budget is None:
+        return None
+    if budget == "2d":
+        return 2 * embed_dim
+    if isinstance(budget, str):
+        raise ValueError(f"budget must be an integer, '2d' or None, got {budget!r}")
+    return check_int("budget", budget, low=2)
+
+
 def width_guess(n_features: int) -> int:
     r"""Where a width search starts by default: :math:`2^{\lfloor\log_2(32\sqrt m)\rfloor}`.
 
@@ -232,11 +293,23 @@ def _width_bytes(a: Mapping[str, Any]) -> float:
     return width_search_bytes(m, low, d0, a["n_samples"], p=p)
 
 
+def _capacity_bytes(a: Mapping[str, Any]) -> float:
+    """The largest trial the search can make: ``high`` (default :math:`64d`), or the budget's
+    :math:`m = \text{budget}/2` for the denoiser (every larger trial is refused unbuilt)."""
+    d = check_int("embed_dim", a["embed_dim"], low=1)
+    top = 64 * d if a["high"] is None else a["high"]
+    relus = _relus(a["budget"], d)
+    if a["design"] == "denoiser" and relus is not None:
+        top = min(top, relus // 2)
+    return deep_bytes(max(top, 2), d, a["depth"], a["n_samples"], gate_neurons=1)
+
+
 EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {
     "uand": uand_error,
     "embed": embedding_readout_error,
     "circuit": circuit_emulation,
     "width": superposed_width,
+    "capacity": correction_capacity,
 }
 """Experiments ``superposition sweep`` knows by name."""
 
@@ -245,6 +318,7 @@ _MEMORY: dict[Callable[..., Any], Callable[[Mapping[str, Any]], float]] = {
     embedding_readout_error: _embedding_bytes,
     circuit_emulation: _circuit_bytes,
     superposed_width: _width_bytes,
+    correction_capacity: _capacity_bytes,
 }
 
 

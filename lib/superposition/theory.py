@@ -735,3 +735,28 @@ def bernoulli_exceed_probability(
         bad = np.abs(sums - y * g) > (eps + tol) * g
         total += float(pg[g]) * float(dist[bad].sum())
     return float(min(total, 1.0))
+
+
+def misread_probability(
+    n_features: int, sparsity: int, pairs_per_neuron: int, neurons_per_product: int
+) -> float:
+    r"""Chance that a product of a targeted gate layer is misread on one input (a heuristic).
+
+    A targeted U-AND neuron holds :math:`q` products, :math:`2q` features, so it also holds one
+    of the :math:`s - 1` other active features with probability
+    :math:`p_1 = \min(1, 2q(s-1)/m)` (about :math:`2qs/m`); such a neuron fires and adds
+    :math:`1/r` to every product it holds. A product held by :math:`r` neurons is misread when
+    more than half of them fire that way, :math:`P[\mathrm{Bin}(r, p_1) > r/2]`, computed
+    exactly here:
+
+    .. math:: \sum_{j > r/2} \binom{r}{j} p_1^j (1 - p_1)^{r-j}.
+
+    Multiplied by the products with an active input in a run (about :math:`2sLK`), it is the
+    expected number of misread products per run.
+    """
+    m = check_int("n_features", n_features, low=2)
+    s = check_int("sparsity", sparsity, low=1, high=m)
+    q = check_int("pairs_per_neuron", pairs_per_neuron, low=1)
+    r = check_int("neurons_per_product", neurons_per_product, low=1)
+    p1 = min(1.0, 2 * q * (s - 1) / m)
+    return float(sum(comb(r, j) * p1**j * (1 - p1) ** (r - j) for j in range(r // 2 + 1, r + 1)))

@@ -60,7 +60,7 @@ def test_the_cheapest_stored_records_are_recomputed_bit_for_bit(name: str) -> No
     records = sorted(mine, key=lambda r: r["cpu_time"])[:RECOMPUTED]
     if not records:
         pytest.skip(f"no {name} results kept in book/sweeps/store")
-    from superposition.sweep import run_sweep
+    from superposition.sweep import sweep as run_sweep
 
     for rec in records:
         table = run_sweep(fn, [rec["params"]], seeds=[rec["seed"]], store=None, progress=False)

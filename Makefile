@@ -62,6 +62,10 @@ endef
 $(eval $(call chapter_rules,paper))
 $(eval $(call chapter_rules,ci))
 
+# the chapters that read results kept in the repository run again when the store changes
+KEPT := $(wildcard book/sweeps/store/*.json)
+_build/paper/src/book/uand_superposed.ipynb _build/paper/src/book/correction.ipynb: $(KEPT)
+
 # "about" reports on every other executed chapter, so it runs after them, and again whenever the
 # commit or the tree's cleanliness changes (it names both): _build/state holds them and is
 # rewritten only when they differ

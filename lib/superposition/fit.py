@@ -24,6 +24,7 @@ import numpy as np
 from ._validate import as_generator, check_choice, check_int, check_real
 
 __all__ = [
+    "CROSSOVER_EXPONENTS",
     "GROWTHS",
     "STATISTICS",
     "CrossoverFit",
@@ -36,6 +37,10 @@ __all__ = [
 
 STATISTICS = ("geomean", "quantile")
 """How a row of replicates is summarised before the fit (:func:`fit_power_law`)."""
+
+CROSSOVER_EXPONENTS = (0.0, 3.0)
+"""The range :func:`fit_crossover` searches the exponent in: an interval that reaches an end
+says the data do not bound the exponent on that side."""
 
 
 @dataclass(frozen=True)
@@ -367,8 +372,8 @@ def fit_crossover(
             cols.append(-lse / kk + (1.0 - w) * la + w * b)
         return np.stack(cols, axis=1)
 
-    lo_b = [-np.inf, -np.inf, 0.0] + ([np.log(0.5)] if free_k else [])
-    hi_b = [np.inf, np.inf, 3.0] + ([np.log(20.0)] if free_k else [])
+    lo_b = [-np.inf, -np.inf, CROSSOVER_EXPONENTS[0]] + ([np.log(0.5)] if free_k else [])
+    hi_b = [np.inf, np.inf, CROSSOVER_EXPONENTS[1]] + ([np.log(20.0)] if free_k else [])
 
     def solve(ly: np.ndarray, at: np.ndarray, start: np.ndarray | None) -> np.ndarray:
         """Least squares from ``start`` (a bootstrap replicate: from the point estimate), or

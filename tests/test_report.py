@@ -66,3 +66,21 @@ def test_interval_verdict_is_generated_from_the_numbers() -> None:
     assert interval_verdict((0.4, 0.7), anchors) == "[0.4, 0.7] contains 1/2 (0.5) and 2/3 (0.667)"
     with pytest.raises(ValueError, match="low <= high"):
         interval_verdict((0.7, 0.4), anchors)
+
+
+def test_interval_verdict_claims_no_exclusion_from_a_degenerate_interval() -> None:
+    anchors = {"1/2": 0.5, "2/3": 2 / 3}
+    # two seeds per point: a bootstrap draws at most three distinct resamples of each point
+    two = interval_verdict((0.3, 0.4), anchors, replicates=2)
+    assert two == (
+        "[0.3, 0.4] (rests on 2 seeds per point: too degenerate to exclude any of "
+        "1/2 (0.5) and 2/3 (0.667))"
+    )
+    assert "excludes" not in two
+    # zero width at the precision shown (the capacity of a design that did not grow)
+    flat = interval_verdict((-1e-4, 1e-4), {"1.5": 1.5}, fmt=".2f", replicates=5)
+    assert flat == "[-0.00, 0.00] (has zero width: too degenerate to exclude 1.5 (1.50))"
+    # enough seeds and a real interval: the ordinary clause
+    assert interval_verdict((0.3, 0.4), anchors, replicates=3).startswith("[0.3, 0.4] excludes")
+    with pytest.raises(ValueError, match="replicates"):
+        interval_verdict((0.3, 0.4), anchors, replicates=0)

@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["glue", "interval_verdict", "markdown_table", "table"]
+__all__ = ["MIN_REPLICATES", "glue", "interval_verdict", "markdown_table", "table"]
+
+MIN_REPLICATES = 3
+"""Fewest seeds per point from which :func:`interval_verdict` lets an interval exclude a value."""
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -120,25 +123,46 @@ def interval_verdict(
     anchors: Mapping[str, float],
     *,
     fmt: str = ".3g",
+    replicates: int | None = None,
 ) -> str:
     """Which of the ``anchors`` an interval excludes, as a clause generated from the numbers.
 
     Example: ``interval_verdict((0.49, 0.56), {"1/2": 0.5, "2/3": 2/3})`` gives
     ``"[0.49, 0.56] contains 1/2 (0.5) and excludes 2/3 (0.667)"``.
+
+    ``replicates``: the seeds (replicates per point) the interval's bootstrap resampled. A
+    bootstrap of fewer than :data:`MIN_REPLICATES` seeds per point can draw only a handful of
+    distinct resamples (two seeds: three), and an interval of zero width is no interval: in
+    both cases the clause states the interval and what it rests on, and claims no exclusion.
     """
     lo, hi = (float(v) for v in interval)
     if not lo <= hi:
         raise ValueError(f"interval must be (low, high) with low <= high, got {interval!r}")
+    if replicates is not None and replicates < 1:
+        raise ValueError(f"replicates must be >= 1, got {replicates}")
+    text = f"[{format(lo, fmt)}, {format(hi, fmt)}]"
+    few = replicates is not None and replicates < MIN_REPLICATES
+    zero = float(format(lo, fmt)) == float(format(hi, fmt))  # zero width at the precision shown
+    if few or zero:
+        why = []
+        if few:
+            seeds = "seed" if replicates == 1 else "seeds"
+            why.append(f"rests on {replicates} {seeds} per point")
+        if zero:
+            why.append("has zero width")
+        return (
+            f"{text} ({' and '.join(why)}: too degenerate to exclude "
+            f"{'' if len(anchors) == 1 else 'any of '}{_names(list(anchors), anchors, fmt)})"
+        )
     inside = [n for n, v in anchors.items() if lo <= v <= hi]
     outside = [n for n, v in anchors.items() if not lo <= v <= hi]
-
-    def names(ns: list[str]) -> str:
-        parts = [f"{n} ({format(anchors[n], fmt)})" for n in ns]
-        return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-    text = f"[{format(lo, fmt)}, {format(hi, fmt)}]"
     if inside and outside:
-        return f"{text} contains {names(inside)} and excludes {names(outside)}"
+        return f"{text} contains {_names(inside, anchors, fmt)} and excludes {_names(outside, anchors, fmt)}"
     if inside:
-        return f"{text} contains {names(inside)}"
-    return f"{text} excludes {names(outside)}"
+        return f"{text} contains {_names(inside, anchors, fmt)}"
+    return f"{text} excludes {_names(outside, anchors, fmt)}"
+
+
+def _names(ns: list[str], anchors: Mapping[str, float], fmt: str) -> str:
+    parts = [f"{n} ({format(anchors[n], fmt)})" for n in ns]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]

@@ -751,8 +751,10 @@ def misread_probability(
 
     .. math:: \sum_{j > r/2} \binom{r}{j} p_1^j (1 - p_1)^{r-j}.
 
-    Multiplied by the products with an active input in a run (about :math:`2sLK`), it is the
-    expected number of misread products per run.
+    Multiplied by the products with an active input in a run, it is the expected number of
+    misread products per run: at most :math:`sLK` when every value feeds one product (the
+    paired ``{and, or}`` blocks of :func:`~superposition.random_circuit`: a block's AND and OR
+    share one product), at most :math:`2sLK` when a value can feed two.
     """
     m = check_int("n_features", n_features, low=2)
     s = check_int("sparsity", sparsity, low=1, high=m)

@@ -193,7 +193,9 @@ def width_search_bytes(
     tiles of :func:`superposition.kernels.sign_pair_errors`, the readouts and the embedding
     cache. Bernoulli weights at connection probability ``p``: the wiring in compressed columns
     and rows (:math:`2pdm` int32 indices, :func:`superposition.kernels.bernoulli_worst_errors`
-    holds nothing of size :math:`m^2`), the readouts and the embedding cache.
+    holds nothing of size :math:`m^2`), the 0/1 columns of one neuron's support (float32
+    :math:`d \times pm`, about twice for the GEMM that counts its pairs), the readouts and the
+    embedding cache.
     """
     m = check_int("n_features", n_features, low=1)
     d = check_int("neurons", neurons, low=1)
@@ -203,7 +205,8 @@ def width_search_bytes(
     if p is None:
         return (_F64 + _F32) * d * m + TILE_BUDGET + rest
     q = check_real("p", p, low=0.0, high=1.0)
-    return 2 * 4 * q * d * m + 2 * _F64 * (d + m) + rest
+    support = q * m + 4 * (q * m * (1 - q)) ** 0.5 + 1  # a neuron's support, a few std above p m
+    return 2 * 4 * q * d * m + 2 * _F64 * (d + m) + 2 * _F32 * d * support + _F64 * support**2 + rest
 
 
 def trained_bytes(n_features: int, neurons: int, batch: int, *, arity: int = 2) -> float:

@@ -565,15 +565,15 @@ CASES: dict[str, dict[str, object]] = {
         "variants": ["ours"],
     },
     "superposed_bern": {
-        "fn": lambda v: case_superposed(v, "bernoulli", 10_000, 16_384, kappa=1.41),
+        "fn": lambda v: case_superposed(v, "bernoulli", 10_000, 11_585, kappa=1.41),
         "label": "U-AND superposed, Bernoulli",
-        "size": "m=1e4 d=d0=16384 s=2",
+        "size": "m=1e4 d=d0=11585 s=2",
         "variants": ["ours", "dense"],
     },
     "superposed_rad": {
-        "fn": lambda v: case_superposed(v, "rademacher", 10_000, 8_192),
+        "fn": lambda v: case_superposed(v, "rademacher", 10_000, 7_512),
         "label": "U-AND superposed, Rademacher",
-        "size": "m=1e4 d=d0=8192 s=2",
+        "size": "m=1e4 d=d0=7512 s=2",
         "variants": ["ours", "dense"],
     },
     "embedding": {

@@ -123,10 +123,7 @@ def test_the_documented_large_sweep_config_is_valid() -> None:
     read = {(bern, 2, m, k) for m in v["kept_features"] for k in ks}
     read |= {(bern, 3, m, k) for m in v["kept_s3_features"] for k in ks}
     read |= {
-        (bern, 2, m, k)
-        for m in v["p_curve_features"]
-        for k in v["p_curve_scales"]
-        if k not in ks
+        (bern, 2, m, k) for m in v["p_curve_features"] for k in v["p_curve_scales"] if k not in ks
     }
     read |= {("rademacher", 2, m, None) for m in v["kept_sign_features"]}
     assert in_config == read

@@ -206,7 +206,9 @@ def width_search_bytes(
         return (_F64 + _F32) * d * m + TILE_BUDGET + rest
     q = check_real("p", p, low=0.0, high=1.0)
     support = q * m + 4 * (q * m * (1 - q)) ** 0.5 + 1  # a neuron's support, a few std above p m
-    return 2 * 4 * q * d * m + 2 * _F64 * (d + m) + 2 * _F32 * d * support + _F64 * support**2 + rest
+    return (
+        2 * 4 * q * d * m + 2 * _F64 * (d + m) + 2 * _F32 * d * support + _F64 * support**2 + rest
+    )
 
 
 def trained_bytes(n_features: int, neurons: int, batch: int, *, arity: int = 2) -> float:

@@ -321,12 +321,17 @@ def test_bernoulli_worst_errors_bit_for_bit(m: int, d: int, s: int, p, d0) -> No
         want = np.array(
             [[err[t][pat[t] == j].max(initial=0.0) for j in range(3)] for t in range(4)]
         )
-        # exact worst error per input (the walk stops early): bit for bit
-        got = K.bernoulli_worst_errors(snet.net.W, acts, active)
-        assert_array_equal(got.input_max_abs, want.max(axis=1))
-        assert_array_equal(got.per_input[:, 1:], want[:, 1:])
-        assert (got.per_input[:, 0] <= want[:, 0]).all()
-        assert got.firing.tolist() == (acts > 0).sum(axis=1).tolist() and not got.stopped
+        # exact worst error per input (the walk stops early): bit for bit, by every route, and
+        # the routes walk the same neurons and report the same bits
+        walk = K.bernoulli_worst_errors(snet.net.W, acts, active, route="walk")
+        for route in K.ROUTES:
+            got = K.bernoulli_worst_errors(snet.net.W, acts, active, route=route)
+            assert_array_equal(got.input_max_abs, want.max(axis=1))
+            assert_array_equal(got.per_input[:, 1:], want[:, 1:])
+            assert (got.per_input[:, 0] <= want[:, 0]).all()
+            assert got.firing.tolist() == (acts > 0).sum(axis=1).tolist() and not got.stopped
+            assert_array_equal(got.per_input, walk.per_input)
+            assert_array_equal(got.processed, walk.processed)
         # with statistics: every output, every pattern maximum, and the sums
         acc = _Collect(4)
         acc.add_counts(m, s, 4)
@@ -354,6 +359,12 @@ def test_bernoulli_worst_errors_bit_for_bit(m: int, d: int, s: int, p, d0) -> No
             first = np.flatnonzero(want.max(axis=1) > eps)
             assert dec.per_input.shape[0] == (first[0] + 1 if first.size else 4)
             assert dec.stopped == bool(first.size and first[0] < 3)
+            for route in ("walk", "table"):  # the lower bounds below eps too
+                other = K.bernoulli_worst_errors(
+                    snet.net.W, acts, active, stop_above=eps, route=route
+                )
+                assert_array_equal(other.per_input, dec.per_input)
+                assert_array_equal(other.processed, dec.processed)
 
 
 def test_bernoulli_worst_errors_edge_cases() -> None:
@@ -374,6 +385,14 @@ def test_bernoulli_worst_errors_edge_cases() -> None:
         K.bernoulli_worst_errors(w, acts, np.array([[3, 3], [2, 3]]))
     with pytest.raises(ValueError, match="activations must be >= 0"):
         K.bernoulli_worst_errors(w, acts - 1.0, np.array([[0, 1], [2, 3]]))
+    with pytest.raises(ValueError, match="route must be one of"):
+        K.bernoulli_worst_errors(w, acts, np.array([[0, 1], [2, 3]]), route="dense")
+    with pytest.raises(ValueError, match="route='table' needs NumPy arrays, no acc"):
+        acc = ErrorAccumulator(2, 2, None, np)
+        K.bernoulli_worst_errors(w, acts, np.array([[0, 1], [2, 3]]), acc=acc, route="table")
+    big = K.sample_wiring(K.PAIR_TABLE_MAX_FEATURES + 1, 8, 0.01, seed=1)
+    with pytest.raises(ValueError, match=f"n_features={K.PAIR_TABLE_MAX_FEATURES + 1}"):
+        K.bernoulli_worst_errors(big, np.zeros((1, 8)), np.array([[0, 1]]), route="table")
 
 
 # ---------------------------------------------------------------- sparse matrices: CSR and X @ S

@@ -35,12 +35,31 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_generator, check_active, check_int, check_probability, check_real
+from ._validate import (
+    as_generator,
+    check_active,
+    check_choice,
+    check_int,
+    check_probability,
+    check_real,
+)
 from .backend import asarray, bincount, is_numpy, name_of, namespace, ranges, to_numpy
 from .errors import ErrorAccumulator, UAndErrors
 
 F32_UNIT_ROUNDOFF = 2.0**-24
 """Unit roundoff :math:`u` of float32."""
+
+PAIR_TABLE_MAX_FEATURES = 4096
+"""Up to this many features :func:`bernoulli_worst_errors` may read pattern 0 from an
+:math:`m \times m` table (three float64 arrays: 384 MiB at the limit) instead of neuron by neuron."""
+
+PAIR_TABLE_AFTER = 2
+"""With ``route="auto"``, the neurons :func:`bernoulli_worst_errors` walks one by one on an
+input before it builds that input's pair table (the table costs about as much as a few neurons
+of the walk, and most inputs stop before)."""
+
+ROUTES = ("auto", "walk", "table")
+"""How :func:`bernoulli_worst_errors` reads pattern 0 (every route gives the same bits)."""
 
 
 def sign_readout_tolerance(n_firing: int, scale: float, activation_sum: float) -> float:
@@ -909,6 +928,7 @@ def bernoulli_worst_errors(
     *,
     stop_above: float | None = None,
     acc: ErrorAccumulator | None = None,
+    route: str = "auto",
 ) -> WorstErrors:
     r"""Exact worst error of every :math:`\binom m2` output of a Bernoulli layer, without the Gram matrix.
 
@@ -932,10 +952,18 @@ def bernoulli_worst_errors(
       far (every pair not yet reached reads at most that :math:`a_i`): the input's worst error
       is then exact, and the pattern-0 column a lower bound where another pattern is worse.
 
+    Where many neurons must be walked and :math:`m` is small, one input's pattern-0 outputs are
+    cheaper as a table: on NumPy with :math:`m \le` :data:`PAIR_TABLE_MAX_FEATURES`, the
+    numerators of every pair are accumulated over the firing neurons in increasing order
+    (``np.add.at``, the same additions in the same order) and divided by the counts
+    :math:`|\Gamma(k,l)|` of the whole wiring (one float32 GEMM, cached on the wiring); the walk
+    then reads each neuron's pairs from the table. The walk, its stopping rule and every
+    reported number are unchanged.
+
     Every numerator is summed left to right over :math:`\Gamma` in increasing neuron order,
     then divided once, so on NumPy each output is bit for bit the obvious dense loop's
-    (``tests/test_kernels.py``). Other namespaces differ only in the order of additions of the
-    pattern-1 scatter-add (:func:`superposition.backend.bincount`).
+    (``tests/test_kernels.py``), by either route. Other namespaces differ only in the order of
+    additions of the pattern-1 scatter-add (:func:`superposition.backend.bincount`).
 
     Parameters
     ----------
@@ -956,6 +984,11 @@ def bernoulli_worst_errors(
         pattern counts are not touched: :meth:`~superposition.errors.ErrorAccumulator.add_counts`).
         The per-pattern maxima are then all exact. Costs :math:`|F|` neurons per input instead
         of the few above the worst error. Not with ``stop_above``.
+    route : {"auto", "walk", "table"}
+        Pattern 0 neuron by neuron (``"walk"``), from the pair table (``"table"``: NumPy,
+        :math:`m \le` :data:`PAIR_TABLE_MAX_FEATURES`, not with ``acc``), or (``"auto"``) the
+        table for an input once the walk has taken :data:`PAIR_TABLE_AFTER` neurons, where the
+        table is allowed. The same numbers either way.
 
     Returns
     -------
@@ -980,6 +1013,15 @@ def bernoulli_worst_errors(
         stop_above = check_real("stop_above", stop_above, low=0.0)
         if acc is not None:
             raise ValueError("stop_above and acc exclude each other (statistics need every input)")
+    route = check_choice("route", route, ROUTES)
+    table_ok = is_numpy(xp) and acc is None and m <= PAIR_TABLE_MAX_FEATURES
+    if route == "table" and not table_ok:
+        raise ValueError(
+            f"route='table' needs NumPy arrays, no acc and n_features <= "
+            f"{PAIR_TABLE_MAX_FEATURES}; got namespace {name_of(xp)!r}, "
+            f"acc {'given' if acc is not None else 'None'}, n_features={m}"
+        )
+    table_after = {"walk": None, "table": 0, "auto": PAIR_TABLE_AFTER if table_ok else None}[route]
     k_all, s = act_host.shape
     cptr, sptr = w.host_indptr, sup_w.host_indptr
     per = np.zeros((k_all, 3))
@@ -1029,6 +1071,7 @@ def bernoulli_worst_errors(
             order = np.argsort(-a_fire, kind="stable")  # decreasing activation
         firing_mask = asarray(_mask(fire_host, d), xp)
         worst = float(per[t].max())
+        table = None
         for q in order:
             a_i = float(a_fire[q])
             if acc is None and a_i <= (worst if stop_above is None else stop_above):
@@ -1038,8 +1081,14 @@ def bernoulli_worst_errors(
             sup = xp.astype(sup[xp.take(keep, xp.astype(sup, xp.int64))], xp.int64)
             if sup.shape[0] < 2:
                 continue
+            if table is None and table_after is not None and processed[t] >= table_after:
+                table = _pattern0_table(w, to_numpy(a), fire_host, keep_host)
             processed[t] += 1
-            top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
+            if table is None:
+                top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
+            else:
+                x, y = _triu(int(sup.shape[0]), np)
+                top = float(np.max(table[sup[x] * m + sup[y]]))
             per[t, 0] = max(per[t, 0], top)
             worst = max(worst, top)
             if stop_above is not None and worst > stop_above:
@@ -1054,6 +1103,64 @@ def _mask(index: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n, dtype=bool)
     out[index] = True
     return out
+
+
+def _pair_count_table(w: Wiring) -> np.ndarray:
+    r""":math:`|\Gamma(k, l)|` of every feature pair, a float64 NumPy array ``(m * m,)`` (cached).
+
+    :math:`W^\top W` summed over blocks of neurons as float32 products of their 0/1 rows (exact
+    integers below :math:`2^{24}` neurons; blocks of at most 32 MiB).
+    """
+    cache = w.__dict__.setdefault("_host", {})
+    if "pair_table" not in cache:
+        sup = w.supports().to(np)
+        m, d = w.n_features, w.neurons
+        if d >= 2**24:
+            raise ValueError(f"the pair table is exact only for neurons < 2**24, got {d}")
+        counts = np.zeros((m, m), dtype=np.float32)
+        block = max(1, 2**23 // max(m, 1))
+        for i0 in range(0, d, block):
+            i1 = min(d, i0 + block)
+            lo, hi = int(sup.indptr[i0]), int(sup.indptr[i1])
+            rows = np.zeros((i1 - i0, m), dtype=np.float32)
+            owner = np.repeat(np.arange(i1 - i0), np.diff(sup.indptr[i0 : i1 + 1]))
+            rows[owner, sup.indices[lo:hi]] = 1
+            counts += rows.T @ rows
+        cache["pair_table"] = counts.astype(np.float64).reshape(-1)
+    return cache["pair_table"]
+
+
+def _pattern0_table(w: Wiring, a: np.ndarray, fire: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    r"""Every pattern-0 output of one input, flat ``(m * m,)`` at ``k * m + l`` (``k < l``; 0 elsewhere).
+
+    The numerator of pair :math:`(k, l)` is :math:`a_i` added over its firing neurons in
+    increasing order (``np.add.at`` applies the additions in the order given, starting from 0),
+    so each output is bit for bit the walk's: the same sums, divided once by
+    :math:`|\Gamma(k, l)|`. ``fire``: the firing neurons, increasing; ``keep``: the features not
+    active in the input.
+    """
+    m = w.n_features
+    sup = w.supports().to(np)
+    num = np.zeros(m * m)
+    codes: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    size = 0
+    for i in fire.tolist():
+        f = sup.indices[int(sup.indptr[i]) : int(sup.indptr[i + 1])]
+        f = f[keep[f]].astype(np.int64)
+        if f.shape[0] < 2:
+            continue
+        x, y = _triu(int(f.shape[0]), np)
+        codes.append(f[x] * m + f[y])
+        vals.append(np.full(x.shape[0], a[i]))
+        size += x.shape[0]
+        if size >= 2**22:  # in order, a block at a time
+            np.add.at(num, np.concatenate(codes), np.concatenate(vals))
+            codes, vals, size = [], [], 0
+    if codes:
+        np.add.at(num, np.concatenate(codes), np.concatenate(vals))
+    counts = _pair_count_table(w)
+    return np.divide(num, counts, out=np.zeros_like(num), where=num > 0)
 
 
 def _sequential_sum(x: Any) -> float:

@@ -19,6 +19,7 @@ from math import comb
 
 from ._validate import check_choice, check_int, check_real
 from .embedding import ERROR_CHUNK
+from .kernels import PAIR_TABLE_MAX_FEATURES
 
 __all__ = [
     "GiB",
@@ -193,7 +194,9 @@ def width_search_bytes(
     tiles of :func:`superposition.kernels.sign_pair_errors`, the readouts and the embedding
     cache. Bernoulli weights at connection probability ``p``: the wiring in compressed columns
     and rows (:math:`2pdm` int32 indices, :func:`superposition.kernels.bernoulli_worst_errors`
-    holds nothing of size :math:`m^2`), the 0/1 columns of one neuron's support (float32
+    holds nothing of size :math:`m^2` above
+    :data:`~superposition.kernels.PAIR_TABLE_MAX_FEATURES` features, and three float64
+    :math:`m \times m` pair tables up to it), the 0/1 columns of one neuron's support (float32
     :math:`d \times pm`, about twice for the GEMM that counts its pairs), the readouts and the
     embedding cache.
     """
@@ -206,8 +209,16 @@ def width_search_bytes(
         return (_F64 + _F32) * d * m + TILE_BUDGET + rest
     q = check_real("p", p, low=0.0, high=1.0)
     support = q * m + 4 * (q * m * (1 - q)) ** 0.5 + 1  # a neuron's support, a few std above p m
+    # up to PAIR_TABLE_MAX_FEATURES features, one input's pair table: counts, numerators and
+    # outputs (float64 m × m) and a 32 MiB block of 0/1 rows while the counts are built
+    table = 3 * _F64 * m * m + 2**25 if m <= PAIR_TABLE_MAX_FEATURES else 0
     return (
-        2 * 4 * q * d * m + 2 * _F64 * (d + m) + 2 * _F32 * d * support + _F64 * support**2 + rest
+        2 * 4 * q * d * m
+        + 2 * _F64 * (d + m)
+        + 2 * _F32 * d * support
+        + _F64 * support**2
+        + table
+        + rest
     )
 
 

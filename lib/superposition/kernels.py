@@ -49,9 +49,10 @@ from .errors import ErrorAccumulator, UAndErrors
 F32_UNIT_ROUNDOFF = 2.0**-24
 """Unit roundoff :math:`u` of float32."""
 
-PAIR_TABLE_MAX_FEATURES = 4096
+PAIR_TABLE_MAX_FEATURES = 10_000
 """Up to this many features :func:`bernoulli_worst_errors` may read pattern 0 from an
-:math:`m \times m` table (three float64 arrays: 384 MiB at the limit) instead of neuron by neuron."""
+:math:`m \times m` table (float64 outputs and float32 counts: 1.2 GB at the limit) instead of
+neuron by neuron."""
 
 PAIR_TABLE_AFTER = 2
 """With ``route="auto"``, the neurons :func:`bernoulli_worst_errors` walks one by one on an
@@ -956,7 +957,7 @@ def bernoulli_worst_errors(
     cheaper as a table: on NumPy with :math:`m \le` :data:`PAIR_TABLE_MAX_FEATURES`, the
     numerators of every pair are accumulated over the firing neurons in increasing order
     (``np.add.at``, the same additions in the same order) and divided by the counts
-    :math:`|\Gamma(k,l)|` of the whole wiring (one float32 GEMM, cached on the wiring); the walk
+    :math:`|\Gamma(k,l)|` of the whole wiring (float32 ``ssyrk``, cached on the wiring); the walk
     then reads each neuron's pairs from the table. The walk, its stopping rule and every
     reported number are unchanged.
 
@@ -1088,7 +1089,7 @@ def bernoulli_worst_errors(
                 top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
             else:
                 x, y = _triu(int(sup.shape[0]), np)
-                top = float(np.max(table[sup[x] * m + sup[y]]))
+                top = float(np.max(table[sup[x] + sup[y] * m]))
             per[t, 0] = max(per[t, 0], top)
             worst = max(worst, top)
             if stop_above is not None and worst > stop_above:
@@ -1106,38 +1107,42 @@ def _mask(index: np.ndarray, n: int) -> np.ndarray:
 
 
 def _pair_count_table(w: Wiring) -> np.ndarray:
-    r""":math:`|\Gamma(k, l)|` of every feature pair, a float64 NumPy array ``(m * m,)`` (cached).
+    r""":math:`|\Gamma(k, l)|` of every pair :math:`k < l` at ``k + l * m``: float32 NumPy ``(m * m,)`` (cached).
 
-    :math:`W^\top W` summed over blocks of neurons as float32 products of their 0/1 rows (exact
-    integers below :math:`2^{24}` neurons; blocks of at most 32 MiB).
+    :math:`W^\top W` accumulated over blocks of neurons by BLAS ``ssyrk`` (upper triangle only,
+    in place, in column-major order) from the 0/1 rows of each block: exact integers below
+    :math:`2^{24}` neurons. Entries with :math:`k \ge l` are not used.
     """
     cache = w.__dict__.setdefault("_host", {})
     if "pair_table" not in cache:
+        from scipy.linalg.blas import ssyrk
+
         sup = w.supports().to(np)
         m, d = w.n_features, w.neurons
         if d >= 2**24:
             raise ValueError(f"the pair table is exact only for neurons < 2**24, got {d}")
-        counts = np.zeros((m, m), dtype=np.float32)
-        block = max(1, 2**23 // max(m, 1))
+        counts = np.zeros((m, m), dtype=np.float32, order="F")
+        block = max(256, 2**23 // max(m, 1))
         for i0 in range(0, d, block):
             i1 = min(d, i0 + block)
             lo, hi = int(sup.indptr[i0]), int(sup.indptr[i1])
             rows = np.zeros((i1 - i0, m), dtype=np.float32)
             owner = np.repeat(np.arange(i1 - i0), np.diff(sup.indptr[i0 : i1 + 1]))
             rows[owner, sup.indices[lo:hi]] = 1
-            counts += rows.T @ rows
-        cache["pair_table"] = counts.astype(np.float64).reshape(-1)
+            # counts += rows^T rows, upper triangle; rows.T is a Fortran-ordered view (no copy)
+            counts = ssyrk(1.0, rows.T, beta=1.0, c=counts, trans=0, lower=0, overwrite_c=1)
+        cache["pair_table"] = counts.ravel(order="F")
     return cache["pair_table"]
 
 
 def _pattern0_table(w: Wiring, a: np.ndarray, fire: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    r"""Every pattern-0 output of one input, flat ``(m * m,)`` at ``k * m + l`` (``k < l``; 0 elsewhere).
+    r"""Every pattern-0 output of one input, flat ``(m * m,)`` at ``k + l * m`` (``k < l``; 0 elsewhere).
 
     The numerator of pair :math:`(k, l)` is :math:`a_i` added over its firing neurons in
     increasing order (``np.add.at`` applies the additions in the order given, starting from 0),
     so each output is bit for bit the walk's: the same sums, divided once by
-    :math:`|\Gamma(k, l)|`. ``fire``: the firing neurons, increasing; ``keep``: the features not
-    active in the input.
+    :math:`|\Gamma(k, l)|` (float32 integers, exact in float64). ``fire``: the firing neurons,
+    increasing; ``keep``: the features not active in the input.
     """
     m = w.n_features
     sup = w.supports().to(np)
@@ -1151,7 +1156,7 @@ def _pattern0_table(w: Wiring, a: np.ndarray, fire: np.ndarray, keep: np.ndarray
         if f.shape[0] < 2:
             continue
         x, y = _triu(int(f.shape[0]), np)
-        codes.append(f[x] * m + f[y])
+        codes.append(f[x] + f[y] * m)
         vals.append(np.full(x.shape[0], a[i]))
         size += x.shape[0]
         if size >= 2**22:  # in order, a block at a time
@@ -1159,8 +1164,7 @@ def _pattern0_table(w: Wiring, a: np.ndarray, fire: np.ndarray, keep: np.ndarray
             codes, vals, size = [], [], 0
     if codes:
         np.add.at(num, np.concatenate(codes), np.concatenate(vals))
-    counts = _pair_count_table(w)
-    return np.divide(num, counts, out=np.zeros_like(num), where=num > 0)
+    return np.divide(num, _pair_count_table(w), out=num, where=num > 0)
 
 
 def _sequential_sum(x: Any) -> float:

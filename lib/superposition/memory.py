@@ -195,8 +195,8 @@ def width_search_bytes(
     cache. Bernoulli weights at connection probability ``p``: the wiring in compressed columns
     and rows (:math:`2pdm` int32 indices, :func:`superposition.kernels.bernoulli_worst_errors`
     holds nothing of size :math:`m^2` above
-    :data:`~superposition.kernels.PAIR_TABLE_MAX_FEATURES` features, and three float64
-    :math:`m \times m` pair tables up to it), the 0/1 columns of one neuron's support (float32
+    :data:`~superposition.kernels.PAIR_TABLE_MAX_FEATURES` features, and a float64 and a
+    float32 :math:`m \times m` pair table up to it), the 0/1 columns of one neuron's support (float32
     :math:`d \times pm`, about twice for the GEMM that counts its pairs), the readouts and the
     embedding cache.
     """
@@ -209,9 +209,11 @@ def width_search_bytes(
         return (_F64 + _F32) * d * m + TILE_BUDGET + rest
     q = check_real("p", p, low=0.0, high=1.0)
     support = q * m + 4 * (q * m * (1 - q)) ** 0.5 + 1  # a neuron's support, a few std above p m
-    # up to PAIR_TABLE_MAX_FEATURES features, one input's pair table: counts, numerators and
-    # outputs (float64 m × m) and a 32 MiB block of 0/1 rows while the counts are built
-    table = 3 * _F64 * m * m + 2**25 if m <= PAIR_TABLE_MAX_FEATURES else 0
+    # up to PAIR_TABLE_MAX_FEATURES features, one input's pair table: float64 outputs and
+    # float32 counts (m × m) and a block of 0/1 rows while the counts are built
+    table = (
+        (_F64 + _F32) * m * m + _F32 * max(256 * m, 2**23) if m <= PAIR_TABLE_MAX_FEATURES else 0
+    )
     return (
         2 * 4 * q * d * m
         + 2 * _F64 * (d + m)

@@ -17,6 +17,7 @@ CuPy and through sorting and ``searchsorted`` on any other namespace (same resul
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from types import ModuleType
@@ -34,7 +35,14 @@ ENV_VAR = "SUPERPOSITION_BACKEND"
 
 def namespace(*arrays: Any) -> ModuleType:
     """The array-API namespace of ``arrays`` (NumPy's for plain Python numbers)."""
+    if arrays and all(type(a) is np.ndarray for a in arrays):  # the hot paths call this often
+        return _numpy_namespace()
     return array_api_compat.array_namespace(*arrays)
+
+
+@functools.cache
+def _numpy_namespace() -> ModuleType:
+    return array_api_compat.array_namespace(np.empty(0))
 
 
 def backend_name(name: str | None = None) -> str:

@@ -715,6 +715,10 @@ def _contains(sorted_set: Any, x: Any) -> Any:
     xp = namespace(x)
     if sorted_set.shape[0] == 0:
         return xp.zeros(x.shape, dtype=xp.bool)
+    if is_numpy(xp):  # called once per tile and feature: the wrappers' checks would dominate
+        pos = np.searchsorted(sorted_set, x)
+        np.minimum(pos, sorted_set.shape[0] - 1, out=pos)
+        return sorted_set[pos] == x
     pos = xp.clip(xp.searchsorted(sorted_set, x), max=sorted_set.shape[0] - 1)
     return xp.take(sorted_set, pos) == x
 

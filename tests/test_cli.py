@@ -280,3 +280,16 @@ def test_width_help_percent_sign(capsys) -> None:
         main(["width", "--help"])
     text = capsys.readouterr().out
     assert "90%" in text and "%%" not in text
+
+
+def test_width_p_best_is_the_library_choice(capsys) -> None:
+    """`--p best` prints the multiple best_p_scale picks and the search at it, as
+    minimal_width(p="best") computes them."""
+    argv = ["width", "--features", "30", "--sparsity", "2", "--target-error", "0.5",
+            "--embed-dim", "tied", "--seeds", "2", "--samples", "4", "--low", "64", "--p", "best",
+            "--json"]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = sp.minimal_width(30, 2, 0.5, embed_dim="tied", seeds=range(2), n_samples=4, low=64,
+                           p="best")  # fmt: skip
+    assert out["p_scale"] == ref.p_scale and out["neurons"] == ref.neurons

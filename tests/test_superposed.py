@@ -366,12 +366,16 @@ def test_resolve_p_and_p_scale() -> None:
         S.seed_width(30, 2, 0.5, p="best")
 
 
-def test_best_p_is_the_smallest_width_over_the_scales() -> None:
-    kw = dict(embed_dim="tied", seeds=range(2), n_samples=4, low=64)
-    scales = (0.71, 1.41)
-    best = S.minimal_width(30, 2, 0.5, p="best", p_scales=scales, **kw)
-    each = [S.minimal_width(30, 2, 0.5, p_scale=k, **kw).neurons for k in scales]
-    assert best.neurons == min(each) and best.p_scale == scales[int(np.argmin(each))]
+def test_best_p_is_the_chapters_choice_then_the_search_at_it() -> None:
+    """p="best": per-seed thresholds at every multiple, best_p_scale picks one (as the chapter
+    and the sweep do), and d* is the ordinary search at that multiple."""
+    kw = dict(embed_dim="tied", n_samples=4, low=64)
+    scales = (0.35, 0.71, 1.41)
+    best = S.minimal_width(30, 2, 0.5, p="best", p_scales=scales, seeds=range(3), **kw)
+    thresholds = {k: S.seed_widths(30, 2, 0.5, seeds=range(3), p_scale=k, **kw) for k in scales}
+    win = S.best_p_scale(thresholds)
+    assert best.p_scale == win
+    assert best.neurons == S.minimal_width(30, 2, 0.5, p_scale=win, seeds=range(3), **kw).neurons
     assert {tr["p_scale"] for tr in best.trials} == set(scales)
     assert best.to_dict()["p_scale"] == best.p_scale
 

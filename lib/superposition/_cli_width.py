@@ -98,8 +98,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--p",
         type=p_value,
         default=None,
-        help="Bernoulli connection probability: 'best' (the best multiple of the rule, "
-        "searched), 'superposed' (the rule, the default), 'paper' (ln(m)^2/sqrt(d)) or a number",
+        help="Bernoulli connection probability: 'best' (the multiple of the rule whose per-seed "
+        "thresholds have the smallest geometric mean, as the book chooses, then the search at it), "
+        "'superposed' (the rule, the default), 'paper' (ln(m)^2/sqrt(d)) or a number",
     )
     p.add_argument(
         "--inputs-kind",

@@ -1140,9 +1140,10 @@ def minimal_width(
         See above; ``1 <= low <= high``.
     p : float, "best", "superposed", "paper" or None
         Bernoulli connection probability (:func:`resolve_p`; default the rule
-        :func:`superposed_p`). ``"best"``: one search per multiplier :math:`\kappa` in
-        ``p_scales`` of the rule, on the same seeds, and the smallest :math:`d^*` wins (a
-        minimum over noisy searches, so biased low by the noise of the seeds).
+        :func:`superposed_p`). ``"best"``: each seed's threshold (:func:`seed_width`) at every
+        multiplier :math:`\kappa` in ``p_scales`` of the rule, the multiplier whose thresholds
+        have the smallest geometric mean (:func:`best_p_scale`, the chapter's choice; biased low
+        by the noise of the seeds, :func:`best_p_cross_validated`), then this search at it.
     p_scale : float
         :math:`\kappa`: the search uses :math:`\min(1, \kappa p)`.
     p_scales : sequence of float
@@ -1153,8 +1154,8 @@ def minimal_width(
     Returns
     -------
     WidthSearch
-        With ``p="best"``: the winning search (its ``p_scale`` says which), with the trials of
-        every multiplier.
+        With ``p="best"``: the search at the winning multiplier (its ``p_scale`` says which),
+        with the trials of every per-seed search before it (each with its ``p_scale``).
     """
     m, s, eps, low, high = _search_options(
         n_features, sparsity, target_error, weights, embed_dim, p, low, high
@@ -1168,17 +1169,28 @@ def minimal_width(
         scales = [check_real("p_scales", k, low=0.0, low_open=True) for k in p_scales]
         if not scales:
             raise ValueError("p_scales must not be empty")
-        runs = [
-            minimal_width(
-                m, s, eps, weights=weights, embed_dim=embed_dim, seeds=seeds,
-                n_samples=n_samples, fraction=fraction, low=low, high=high,
-                resolution=resolution, p=None, p_scale=k, phi=phi, inputs_kind=inputs_kind,
-            )
-            for k in scales
-        ]  # fmt: skip
-        win = min(range(len(runs)), key=lambda j: (runs[j].neurons, j))
-        every = [tr for r in runs for tr in r.trials]
-        return WidthSearch(runs[win].neurons, runs[win].bracket, every, scales[win])
+        # the chapter's choice: each seed's own threshold at every multiple, the multiple with
+        # the smallest geometric mean (best_p_scale), then this search at that multiple
+        every: list[dict[str, Any]] = []
+        thresholds = {}
+        for k in scales:
+            per_seed = [
+                seed_width(
+                    m, s, eps, seed=x, weights=weights, embed_dim=embed_dim, n_samples=n_samples,
+                    low=low, high=high, resolution=resolution, p=None, p_scale=k, phi=phi,
+                    inputs_kind=inputs_kind,
+                )
+                for x in seeds
+            ]  # fmt: skip
+            thresholds[k] = [r.neurons for r in per_seed]
+            every += [{**tr, "p_scale": k} for r in per_seed for tr in r.trials]
+        win = best_p_scale(thresholds)
+        run = minimal_width(
+            m, s, eps, weights=weights, embed_dim=embed_dim, seeds=seeds, n_samples=n_samples,
+            fraction=fraction, low=low, high=high, resolution=resolution, p=None, p_scale=win,
+            phi=phi, inputs_kind=inputs_kind,
+        )  # fmt: skip
+        return WidthSearch(run.neurons, run.bracket, every + run.trials, win)
     trials: list[dict[str, Any]] = []
 
     def one(d: int, seed: int) -> bool:

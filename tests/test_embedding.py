@@ -93,6 +93,26 @@ def test_readout_errors_match_brute_force() -> None:
     assert sp.max_readout_error(emb, act) == pytest.approx(max(want))
 
 
+def test_readout_errors_of_an_embedding_are_its_readouts_bit_for_bit() -> None:
+    """Φ's blocks outside, inputs inside: each error is the one the input's group gets from
+    Embedding.readout(embed), bit for bit, also when the inputs come in several groups
+    (ERROR_CHUNK // m per group) and Φ spans several READOUT_CHUNK chunks."""
+    from superposition.embedding import BLOCK, ERROR_CHUNK, READOUT_CHUNK
+
+    m = 2 * READOUT_CHUNK * BLOCK + 300  # three chunks of columns
+    step = ERROR_CHUNK // m
+    for kind in ("gaussian", "sign"):
+        emb = sp.Embedding(m, 16, embedding_kind=kind, seed=5)
+        act = sp.sample_sparse(m, 3, 2 * step + 7, seed=6)  # three groups of inputs
+        want = np.concatenate(
+            [
+                np.abs(emb.readout(emb.embed(g)) - sp.to_dense(g, m)).max(axis=1)
+                for g in (act[:step], act[step : 2 * step], act[2 * step :])
+            ]
+        )
+        np.testing.assert_array_equal(sp.readout_errors(emb, act), want)
+
+
 def test_orthonormal_embedding_reads_back_exactly() -> None:
     q = np.linalg.qr(np.random.default_rng(0).standard_normal((30, 30)))[0]
     act = sp.sample_sparse(30, 5, 10, seed=1)

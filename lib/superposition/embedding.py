@@ -379,31 +379,57 @@ def readout_errors(phi: Embedding | Any, active: Any) -> Any:
     Returns
     -------
     err : array ``(n_samples,)``, in the evaluation namespace
-        Computed for :data:`ERROR_CHUNK` elements of :math:`\hat x` at a time (groups of
-        inputs), so the memory does not grow with ``n_samples``.
+        Computed for at most :data:`ERROR_CHUNK` elements of :math:`\hat x` at a time, so the
+        memory does not grow with ``n_samples``. For an :class:`Embedding` the columns of
+        :math:`\Phi` are the outer loop (:data:`READOUT_CHUNK` blocks at a time, each generated
+        once for all inputs, however many features).
     """
     m = _n(phi)
     active = check_active(active, m)
     if isinstance(phi, Embedding):
-        xp = evaluation_namespace(active)
-        mat = None
-    else:
-        xp = evaluation_namespace(phi, active)
-        mat = asarray(phi, xp)
+        return _embedding_readout_errors(phi, active)
+    xp = evaluation_namespace(phi, active)
+    mat = asarray(phi, xp)
     act_all = asarray(active, xp)
     k = act_all.shape[0]
     step = max(1, ERROR_CHUNK // max(m, 1))
     parts = []
     for k0 in range(0, k, step):
         act = act_all[k0 : min(k0 + step, k), :]
-        if mat is None:
-            xhat = phi.readout(phi.embed(act))
-        else:
-            flat = xp.reshape(act, (-1,))
-            cols = xp.reshape(xp.take(mat, flat, axis=1), (mat.shape[0], *act.shape))
-            xhat = xp.matrix_transpose(xp.sum(cols, axis=2)) @ mat
+        flat = xp.reshape(act, (-1,))
+        cols = xp.reshape(xp.take(mat, flat, axis=1), (mat.shape[0], *act.shape))
+        xhat = xp.matrix_transpose(xp.sum(cols, axis=2)) @ mat
         parts.append(xp.max(xp.abs(xhat - indicator(act, m, xhat.dtype)), axis=1))
     return parts[0] if len(parts) == 1 else xp.concat(parts)
+
+
+def _embedding_readout_errors(phi: Embedding, active: Any) -> Any:
+    """:func:`readout_errors` of an :class:`Embedding`: chunks of its blocks outside, inputs inside."""
+    m = phi.n_features
+    xp = evaluation_namespace(active)
+    act_all = asarray(active, xp)
+    a_all = phi.embed(act_all)  # (K, d0): only the active columns
+    dtype = phi._xp_dtype(xp)
+    a_all = xp.astype(a_all, dtype)
+    k = act_all.shape[0]
+    # the groups of inputs of the dense case (ERROR_CHUNK // m), so every product, and every
+    # error, is the one Embedding.readout of that group computes
+    step = max(1, ERROR_CHUNK // max(m, 1))
+    worst = xp.zeros(k, dtype=dtype)
+    for first in range(0, phi.n_blocks, READOUT_CHUNK):
+        last = min(first + READOUT_CHUNK, phi.n_blocks)
+        chunk = xp.concat([phi.block(b, xp) for b in range(first, last)], axis=1)
+        f0, f1 = first * BLOCK, min(last * BLOCK, m)
+        parts = []
+        for k0 in range(0, k, step):
+            k1 = min(k0 + step, k)
+            xhat = a_all[k0:k1, :] @ chunk
+            local = act_all[k0:k1, :] - f0  # active features inside [f0, f1) as local columns
+            inside = (local >= 0) & (local < f1 - f0)
+            x = indicator(xp.where(inside, local, -1), f1 - f0, dtype)
+            parts.append(xp.max(xp.abs(xhat - x), axis=1))
+        worst = xp.maximum(worst, parts[0] if len(parts) == 1 else xp.concat(parts))
+    return worst
 
 
 def indicator(active: Any, n_features: int, dtype: Any = None) -> Any:

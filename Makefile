@@ -52,6 +52,13 @@ lock:
 	  --output-file requirements.lock --quiet $(LOCK_ARGS)
 
 # ---------------------------------------------------------------- chapters
+# `make book` executes BOOK_JOBS chapters at a time (one per core), each with one BLAS thread
+# (below): two chapters' BLAS threads would otherwise spin against each other. An
+# OPENBLAS_NUM_THREADS set by the caller wins.
+BOOK_JOBS ?= 2
+_build/%.ipynb: export OPENBLAS_NUM_THREADS ?= 1
+_build/%.ipynb: export OMP_NUM_THREADS ?= 1
+_build/%.ipynb: export MKL_NUM_THREADS ?= 1
 # $(1): scale (paper | ci); the executed notebooks land in _build/$(1)/src/book/.
 define chapter_rules
 _build/$(1)/src/book/%.ipynb: book/%.md $(LIB) $(if $(filter ci,$(1)),book/params/ci/%.yml) | $(STAMP)
@@ -95,7 +102,8 @@ _build/%/html/index.html: _build/%/src/.pages $(foreach c,$(CHAPTERS),_build/%/s
 	$(BIN)/jupyter-book build _build/$*/src --path-output _build/$*/jb $(JB_FLAGS)
 	rm -rf _build/$*/html && mv _build/$*/jb/_build/html _build/$*/html
 
-book: _build/paper/html/index.html
+book: | $(STAMP)
+	$(MAKE) --no-print-directory --jobs=$(BOOK_JOBS) --output-sync=target _build/paper/html/index.html
 	rm -rf _build/html && cp -r _build/paper/html _build/html
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"

@@ -417,21 +417,16 @@ def case_deep(variant: str, m: int = 100_000, d: int = 8192, k: int = 100) -> Re
 
 
 def _superposed_layer(weights: str, m: int, d: int, kappa: float, k: int):
-    """A U-AND layer on superposed inputs (s = 2, d0 = d) and its activations on ``k`` inputs."""
-    import superposition as sp
-    from superposition.embedding import sample_feature_readouts
-    from superposition.superposed import embedding_noise_var, superposed_sign_constant
+    """The width trial's layer on superposed inputs (s = 2, d0 = d, seed 0) and its activations."""
+    from superposition.superposed import trial_layer
 
-    p = kappa * sp.superposed_p(m, d, 2, d) if weights == "bernoulli" else None
-    net = sp.build_uand(m, d, 2, weights=weights, p=p, seed=np.random.default_rng(0))
-    active = sp.sample_sparse(m, 2, k, seed=1)
-    (z,) = sample_feature_readouts(m, d, [active], seed=2)  # (k, m): Φᵀ Φ x, Φ never formed
-    if weights == "bernoulli":
-        acts = np.maximum(net.W.product(z, net.bias), 0.0)
-        return net, active, acts, None
-    acts = np.maximum(z @ np.asarray(net.W).T, 0.0)
-    scale = 1.0 / (d * superposed_sign_constant(2, weights, embedding_noise_var(m, 2, d)))
-    return net, active, acts, scale
+    layer = trial_layer(
+        m, d, 2, embed_dim="tied", weights=weights, n_samples=k, seed=0,
+        p_scale=kappa if weights == "bernoulli" else 1.0, phi="sampled",
+    )  # fmt: skip
+    (active,) = layer.groups  # exactly s active features: one group
+    (acts,) = layer.activations()
+    return layer.net, active, np.asarray(acts), layer.scale
 
 
 def case_superposed(
@@ -442,7 +437,9 @@ def case_superposed(
     s = 2 and d0 = d, the chapter's headline setting, with ``d`` near the measured d*(m) and the
     Bernoulli p at its best multiple ``kappa`` of the rule. Ours: the evaluator of the width
     searches (:func:`bernoulli_worst_errors`, exact, no early stop; :func:`sign_pair_errors` in
-    float32 tiles). Dense: the Gram route, Ŷ = (Wᵀ diag(a) W) / (WᵀW) for Bernoulli (Γ once,
+    float32 tiles). Loop (Bernoulli): the same walk with every pair of a neuron's support
+    counted by one GEMM over all d neurons (``route="walk"``), the kernel the sieve replaced
+    beyond the pair table's m. Dense: the Gram route, Ŷ = (Wᵀ diag(a) W) / (WᵀW) for Bernoulli (Γ once,
     shared by the ``k`` inputs, the numerator over the firing neurons per input) and
     Ŷ = σᵀ diag(a) σ over all d neurons for Rademacher (512 rows timed, scaled). Set-up (drawing
     W, Φ's readouts, the activations) is not timed.
@@ -451,12 +448,15 @@ def case_superposed(
 
     net, active, acts, scale = _superposed_layer(weights, m, d, kappa, k)
     firing = float((acts > 0).sum(axis=1).mean())
-    if variant == "ours" and weights == "bernoulli":
+    if variant in ("ours", "loop") and weights == "bernoulli":
+        # loop: the walk that counts every pair of a neuron's support (one GEMM over d)
+        route = "auto" if variant == "ours" else "walk"
         t0 = time.perf_counter()
-        r = K.bernoulli_worst_errors(net.W, acts, active)
+        r = K.bernoulli_worst_errors(net.W, acts, active, route=route)
         sec = (time.perf_counter() - t0) / k
         return {"seconds": sec, "info": {"max_abs_error": float(r.per_input.max()),
-                "mean_firing": firing, "p": net.p}}  # fmt: skip
+                "mean_firing": firing, "p": net.p, "route": route,
+                "neurons_walked": int(r.processed.sum())}}  # fmt: skip
     if variant == "ours":
         signs = np.sign(np.asarray(net.W)).astype(np.float32)
         t0 = time.perf_counter()
@@ -569,6 +569,12 @@ CASES: dict[str, dict[str, object]] = {
         "label": "U-AND superposed, Bernoulli",
         "size": "m=1e4 d=d0=11585 s=2",
         "variants": ["ours", "dense"],
+    },
+    "superposed_bern_3e4": {
+        "fn": lambda v: case_superposed(v, "bernoulli", 30_000, 24_196, kappa=1.41),
+        "label": "U-AND superposed, sieve",
+        "size": "m=3e4 d=d0=24196 s=2",
+        "variants": ["ours", "loop"],
     },
     "superposed_rad": {
         "fn": lambda v: case_superposed(v, "rademacher", 10_000, 7_512),

@@ -250,6 +250,39 @@ def test_output_embedding_against_dense() -> None:
 # ---------------------------------------------------------------- neurons search
 
 
+@pytest.mark.parametrize(
+    ("weights", "phi", "inputs_kind"),
+    [("bernoulli", "sampled", "uniform"), ("bernoulli", "seeded", "at_most"),
+     ("rademacher", "sampled", "uniform"), ("gaussian", "seeded", "uniform")],
+)  # fmt: skip
+def test_trial_layer_is_what_width_trial_evaluates(
+    weights: str, phi: str, inputs_kind: str
+) -> None:
+    """The public trial layer (for benchmarks and figures) is the trial's own: the same
+    network, inputs and activations, so evaluating it gives the trial's numbers bit for bit."""
+    from superposition import kernels as K
+
+    kw = dict(embed_dim="tied", weights=weights, n_samples=6, seed=3, phi=phi)
+    kw["inputs_kind"] = inputs_kind
+    trial = S.width_trial(60, 300, 3, **kw)
+    layer = S.trial_layer(60, 300, 3, **kw)
+    assert (layer.neurons, layer.embed_dim, layer.p, layer.n_samples) == (
+        trial.neurons, trial.embed_dim, trial.p, trial.n_samples,
+    )  # fmt: skip
+    rows = []
+    for g, a in zip(layer.groups, layer.activations(), strict=True):
+        if weights == "bernoulli":
+            rows.append(K.bernoulli_worst_errors(layer.net.W, a, g).per_input)
+        else:
+            signs = np.sign(np.asarray(layer.net.W)).astype(np.float32)
+            rows += [
+                K.sign_pair_errors(signs, a[t : t + 1], g[t : t + 1], layer.scale).max_abs
+                for t in range(g.shape[0])
+            ]
+    got = np.vstack(rows)
+    assert_array_equal(got.max(axis=1), trial.per_input.max(axis=1))
+
+
 def test_minimal_width_bracket_is_honest() -> None:
     kw = dict(weights="rademacher", embed_dim="tied", n_samples=4, seed=0)
     res = S.minimal_width(30, 2, 0.5, seeds=range(3), n_samples=4, weights="rademacher", low=16)

@@ -26,7 +26,6 @@ test oracle (``tests/test_kernels.py``).
 
 from __future__ import annotations
 
-import functools
 import numbers
 from dataclasses import dataclass
 from math import comb
@@ -59,8 +58,17 @@ PAIR_TABLE_AFTER = 2
 input before it builds that input's pair table (the table costs about as much as a few neurons
 of the walk, and most inputs stop before)."""
 
-ROUTES = ("auto", "walk", "table")
-"""How :func:`bernoulli_worst_errors` reads pattern 0 (every route gives the same bits)."""
+ROUTES = ("auto", "walk", "table", "sieve")
+"""How :func:`bernoulli_worst_errors` reads pattern 0 (every route gives the same worst error
+per input, bit for bit)."""
+
+SIEVE_MEAN = 4.0
+"""With ``route="sieve"``, the mean lower bound on a pair's count the sieve aims for, per unit
+of the largest count that could still matter (see :func:`bernoulli_worst_errors`): a larger
+value counts more neurons up front and leaves fewer pairs to count exactly."""
+
+TRIU_CACHE_BYTES = 256 * 2**20
+"""Bytes of triangle indices :func:`_triu` keeps (least recently used first out)."""
 
 
 def sign_readout_tolerance(n_firing: int, scale: float, activation_sum: float) -> float:
@@ -757,14 +765,28 @@ def _plan_nbytes(plan: tuple[str, Any]) -> int:
 
 
 def _triu(n: int, xp: ModuleType) -> tuple[Any, Any]:
-    """``np.triu_indices(n, 1)`` as int64 arrays of ``xp`` (cached per namespace)."""
-    return _triu_cached(n, name_of(xp), xp)
+    """``np.triu_indices(n, 1)`` as int64 arrays of ``xp``.
 
-
-@functools.lru_cache(maxsize=256)
-def _triu_cached(n: int, _name: str, xp: ModuleType) -> tuple[Any, Any]:
+    Cached per namespace, least recently used first out, up to :data:`TRIU_CACHE_BYTES`
+    (a support of a few thousand features makes a triangle of tens of MB).
+    """
+    key = (n, name_of(xp))
+    hit = _TRIU_CACHE.get(key)
+    if hit is not None:
+        _TRIU_CACHE[key] = _TRIU_CACHE.pop(key)  # most recently used last
+        return hit
     r, c = np.triu_indices(n, 1)
-    return asarray(r.astype(np.int64), xp), asarray(c.astype(np.int64), xp)
+    hit = asarray(r.astype(np.int64), xp), asarray(c.astype(np.int64), xp)
+    _TRIU_CACHE[key] = hit
+    _TRIU_BYTES[0] += r.shape[0] * 16
+    while _TRIU_BYTES[0] > TRIU_CACHE_BYTES and len(_TRIU_CACHE) > 1:
+        old = _TRIU_CACHE.pop(next(iter(_TRIU_CACHE)))
+        _TRIU_BYTES[0] -= int(old[0].shape[0]) * 16
+    return hit
+
+
+_TRIU_CACHE: dict[tuple[int, str], tuple[Any, Any]] = {}
+_TRIU_BYTES = [0]
 
 
 def _shared_pairs(
@@ -891,8 +913,8 @@ class WorstErrors:
         Column ``j``: the worst :math:`|\hat y_{kl} - x_kx_l|` over the outputs with ``j`` of
         their two features active, for the ``K'`` inputs evaluated (``K' < n_samples`` when an
         input exceeded ``stop_above`` and the batch stopped there). Columns 1 and 2 are exact.
-        Column 0 is exact with statistics; otherwise it is exact where it is the input's worst
-        error and a lower bound of the pattern's worst below that (see
+        Column 0 is exact with statistics; otherwise it is exact where it exceeds the other two
+        columns and a lower bound of the pattern's worst below that (see
         :func:`bernoulli_worst_errors`).
     firing : int64 array, shape ``(K',)``
         Firing neurons (:math:`a_i > 0`) of each input.
@@ -965,6 +987,15 @@ def bernoulli_worst_errors(
     then reads each neuron's pairs from the table. The walk, its stopping rule and every
     reported number are unchanged.
 
+    Where :math:`m` is larger, most of a neuron's :math:`\binom{|S_i|}2` pairs cannot exceed the
+    worst error found so far: the sieve (:func:`_sieved_pairs`) bounds each pair's output from
+    its strong holders (activations above that worst) and the silent holders among a prefix
+    of the neurons, both from pair codes (no GEMM over :math:`d`), and counts exactly only the
+    few pairs the bound keeps. The worst error of each input, the pattern-1 and pattern-2
+    columns and the neurons walked are the walk's, bit for bit; the pattern-0 column is the
+    walk's where it exceeds the other two and otherwise a lower bound at most the walk's (the
+    pairs that cannot change the input's worst are not evaluated).
+
     Every numerator is summed left to right over :math:`\Gamma` in increasing neuron order,
     then divided once, so on NumPy each output is bit for bit the obvious dense loop's
     (``tests/test_kernels.py``), by either route. Other namespaces differ only in the order of
@@ -989,11 +1020,14 @@ def bernoulli_worst_errors(
         pattern counts are not touched: :meth:`~superposition.errors.ErrorAccumulator.add_counts`).
         The per-pattern maxima are then all exact. Costs :math:`|F|` neurons per input instead
         of the few above the worst error. Not with ``stop_above``.
-    route : {"auto", "walk", "table"}
-        Pattern 0 neuron by neuron (``"walk"``), from the pair table (``"table"``: NumPy,
-        :math:`m \le` :data:`PAIR_TABLE_MAX_FEATURES`, not with ``acc``), or (``"auto"``) the
-        table for an input once the walk has taken :data:`PAIR_TABLE_AFTER` neurons, where the
-        table is allowed. The same numbers either way.
+    route : {"auto", "walk", "table", "sieve"}
+        Pattern 0 neuron by neuron with every pair counted (``"walk"``), from the pair table
+        (``"table"``: NumPy, :math:`m \le` :data:`PAIR_TABLE_MAX_FEATURES`, not with ``acc``),
+        neuron by neuron through the sieve (``"sieve"``: NumPy, not with ``acc``), or
+        (``"auto"``) the table for an input once the walk has taken :data:`PAIR_TABLE_AFTER`
+        neurons where the table is allowed, else the sieve where it is allowed, else the walk.
+        The walk and the table give the same numbers; the sieve the same worst error per input
+        (see above).
 
     Returns
     -------
@@ -1026,7 +1060,14 @@ def bernoulli_worst_errors(
             f"{PAIR_TABLE_MAX_FEATURES}; got namespace {name_of(xp)!r}, "
             f"acc {'given' if acc is not None else 'None'}, n_features={m}"
         )
-    table_after = {"walk": None, "table": 0, "auto": PAIR_TABLE_AFTER if table_ok else None}[route]
+    sieve_ok = is_numpy(xp) and acc is None
+    if route == "sieve" and not sieve_ok:
+        raise ValueError(
+            f"route='sieve' needs NumPy arrays and no acc; got namespace {name_of(xp)!r}, "
+            f"acc {'given' if acc is not None else 'None'}"
+        )
+    table_after = {"table": 0, "auto": PAIR_TABLE_AFTER if table_ok else None}.get(route)
+    sieve = route == "sieve" or (route == "auto" and sieve_ok and not table_ok)
     k_all, s = act_host.shape
     cptr, sptr = w.host_indptr, sup_w.host_indptr
     per = np.zeros((k_all, 3))
@@ -1090,7 +1131,9 @@ def bernoulli_worst_errors(
                 table = _pattern0_table(w, to_numpy(a), fire_host, keep_host)
             processed[t] += 1
             if table is None:
-                top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
+                top = _neuron_pairs(
+                    w, i, a_i, sup, a, firing_mask, acc, t, floor=worst if sieve else None
+                )
             else:
                 x, y = _triu(int(sup.shape[0]), np)
                 top = float(np.max(table[sup[x] + sup[y] * m]))
@@ -1224,6 +1267,7 @@ def _neuron_pairs(
     firing_mask: Any,
     acc: ErrorAccumulator | None,
     t: int,
+    floor: float | None = None,
 ) -> float:
     r"""Worst output over the pairs inside ``sup`` (sorted features of firing neuron ``i``).
 
@@ -1233,6 +1277,11 @@ def _neuron_pairs(
     also held by another *firing* neuron (whose numerators need more than :math:`a_i`) come
     from the pair codes of the firing neurons only. With ``acc``: adds the outputs of the pairs
     whose first firing neuron is ``i``.
+
+    With ``floor`` (NumPy, no ``acc``): only the outputs above ``floor`` are needed exactly, and
+    the pairs that cannot exceed it are sieved out first (:func:`_sieved_pairs`); the value
+    returned is then the exact worst output when it exceeds ``floor`` and at most ``floor``
+    otherwise.
     """
     xp = namespace(sup)
     n_pos = sup.shape[0]
@@ -1240,6 +1289,10 @@ def _neuron_pairs(
     lengths = xp.take(w.indptr, sup + 1) - starts
     neuron = xp.astype(xp.take(w.indices, ranges(starts, lengths)), xp.int64)
     pos = xp.repeat(xp.arange(n_pos, dtype=xp.int64), lengths)
+    if floor is not None and acc is None and is_numpy(xp):
+        top = _sieved_pairs(w, i, a_i, neuron, pos, lengths, a, firing_mask, floor)
+        if top is not None:
+            return top
     # every pair's count: (W_S^T W_S)_uv - 1 (neuron i holds them all), upper triangle
     exact = xp.float32 if w.neurons < 2**24 else xp.float64  # counts are at most w.neurons
     if is_numpy(xp):  # set the ones in place: no scatter-add needed
@@ -1255,29 +1308,11 @@ def _neuron_pairs(
     count = xp.take(flat, x * n_pos + y)
     top = int(xp.max(count)) if count.shape[0] else 0
     hist = bincount(count, top + 1)  # pairs by the number of other neurons holding them
-    # the other firing neurons, by neuron; positions stay increasing within a neuron
-    other = xp.take(firing_mask, neuron) & (neuron != i)
-    neuron, pos = neuron[other], pos[other]
-    order = xp.argsort(neuron * n_pos + pos)
-    neuron, pos = xp.take(neuron, order), xp.take(pos, order)
-    mc, mo = _pair_codes(neuron, pos, n_pos)
+    shared, num, _, first, allo = _shared_sums(w, i, neuron, pos, n_pos, a, firing_mask)
     best = 0.0
-    if mc.shape[0]:
-        shared = _distinct(mc)
+    if shared.shape[0]:
         c_shared = xp.take(flat, shared)
         hist = hist - bincount(c_shared, top + 1)
-        # every firing holder of a shared pair, i included, sorted by (pair, neuron)
-        allc = xp.concat([mc, shared])
-        allo = xp.concat([mo, xp.full(shared.shape[0], i, dtype=xp.int64)])
-        key = xp.argsort(allc * w.neurons + allo)
-        allc, allo = xp.take(allc, key), xp.take(allo, key)
-        first = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), allc[1:] != allc[:-1]]))[0]
-        size = xp.concat([first[1:], xp.asarray([allc.shape[0]], dtype=first.dtype)]) - first
-        vals = xp.take(a, allo)
-        num = xp.zeros(first.shape[0], dtype=xp.float64)
-        for r in range(int(xp.max(size))):  # left to right in neuron order, all pairs at once
-            alive = size > r
-            num = xp.where(alive, num + xp.take(vals, xp.where(alive, first + r, first)), num)
         y = num / xp.astype(c_shared + 1, xp.float64)
         best = float(xp.max(y))
         if acc is not None:
@@ -1292,6 +1327,126 @@ def _neuron_pairs(
         wts = xp.astype(xp.take(hist, c), xp.float64)
         acc.add(0, vals, weight=wts, nonzero=float(xp.sum(wts)), inputs=t)
     return max(best, float(xp.max(vals)))
+
+
+def _shared_sums(
+    w: Wiring, i: int, neuron: Any, pos: Any, n_pos: int, a: Any, firing_mask: Any
+) -> tuple[Any, Any, Any, Any, Any]:
+    """The pairs of neuron ``i``'s support also held by another firing neuron.
+
+    Returns ``(codes, numerators, holders, first, owners)``: the distinct pair codes
+    ``u * n_pos + v``, the sum of the activations of their firing holders (``i`` included)
+    added left to right in increasing neuron order, the number of those holders, and the
+    index of each pair's first entry in ``owners`` (its firing holders, sorted by pair then
+    neuron).
+    """
+    xp = namespace(neuron)
+    empty = xp.zeros(0, dtype=xp.int64)
+    # the other firing neurons, by neuron; positions stay increasing within a neuron
+    other = xp.take(firing_mask, neuron) & (neuron != i)
+    neuron, pos = neuron[other], pos[other]
+    order = xp.argsort(neuron * n_pos + pos)
+    neuron, pos = xp.take(neuron, order), xp.take(pos, order)
+    mc, mo = _pair_codes(neuron, pos, n_pos)
+    if mc.shape[0] == 0:
+        return empty, xp.zeros(0, dtype=xp.float64), empty, empty, empty
+    shared = _distinct(mc)
+    # every firing holder of a shared pair, i included, sorted by (pair, neuron)
+    allc = xp.concat([mc, shared])
+    allo = xp.concat([mo, xp.full(shared.shape[0], i, dtype=xp.int64)])
+    key = xp.argsort(allc * w.neurons + allo)
+    allc, allo = xp.take(allc, key), xp.take(allo, key)
+    first = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), allc[1:] != allc[:-1]]))[0]
+    size = xp.concat([first[1:], xp.asarray([allc.shape[0]], dtype=first.dtype)]) - first
+    vals = xp.take(a, allo)
+    num = xp.zeros(first.shape[0], dtype=xp.float64)
+    for r in range(int(xp.max(size))):  # left to right in neuron order, all pairs at once
+        alive = size > r
+        num = xp.where(alive, num + xp.take(vals, xp.where(alive, first + r, first)), num)
+    return shared, num, size, first, allo
+
+
+def _sieved_pairs(
+    w: Wiring,
+    i: int,
+    a_i: float,
+    neuron: np.ndarray,
+    pos: np.ndarray,
+    lengths: np.ndarray,
+    a: np.ndarray,
+    firing_mask: np.ndarray,
+    floor: float,
+) -> float | None:
+    r"""The worst output of neuron ``i``'s pairs where it exceeds ``floor``, counting few pairs.
+
+    A pair's output :math:`y = \sum_{j\in\Gamma} a_j / |\Gamma|` exceeds ``floor`` only if
+    :math:`\sum_{j\in\Gamma}(a_j - \text{floor}) > 0`. Holders with :math:`a_j \le` ``floor``
+    (silent or weakly firing) only lower that sum, so it needs
+    :math:`\sum_{j \in S}(a_j - \text{floor}) > \text{floor}\cdot P`, with :math:`S` the
+    *strong* holders (``i`` and the other neurons above ``floor``, from their pair codes) and
+    :math:`P` the silent holders among a prefix of the neurons (from their pair codes too; the
+    prefix is taken long enough that :math:`P` averages :data:`SIEVE_MEAN` times the largest
+    count of silent holders a pair held by ``i`` alone may have and still exceed ``floor``).
+    Only the pairs passing this test (with a relative slack of :math:`10^{-9}` against
+    rounding) are evaluated exactly: their holders are read from the 0/1 matrix of the
+    support's columns, their activations summed left to right in increasing neuron order and divided by
+    :math:`|\Gamma|`, as the walk forms them, bit for bit. Returns the largest of those outputs
+    (0.0 if none), or ``None`` (use the full count) when every pair could exceed ``floor`` or
+    the sieve keeps more than an eighth of them.
+    """
+    d, n_pos = w.neurons, int(lengths.shape[0])
+    n_pairs = n_pos * (n_pos - 1) // 2
+    if n_pairs == 0 or not a_i / (1.0 + d) <= floor:
+        return None  # every pair could exceed floor: nothing to sieve
+    # the strong holders' excess over floor, i's included, pair by pair
+    strong = (a > floor)[neuron] & (neuron != i)
+    on, op = neuron[strong], pos[strong]
+    order = np.argsort(on, kind="stable")  # positions stay increasing within a neuron
+    mc, mo = _pair_codes(on[order], op[order], n_pos)
+    excess = np.bincount(mc, weights=a[mo] - floor, minlength=n_pos * n_pos) + (a_i - floor)
+    # the silent holders among a prefix of the neurons
+    lone = int(a_i / floor)  # the most silent holders a pair held by i alone may have
+    while lone >= 0 and not a_i / (1.0 + lone) > floor:
+        lone -= 1
+    while a_i / (2.0 + lone) > floor:
+        lone += 1
+    silent = ~firing_mask[neuron]
+    sn, sp = neuron[silent], pos[silent]
+    per = np.bincount(sn, minlength=d)
+    cum = np.cumsum(per * (per - 1) // 2)
+    want = SIEVE_MEAN * (lone + 1) * n_pairs
+    last = d if cum[-1] <= want else int(np.searchsorted(cum, want)) + 1
+    keep = sn < last
+    order = np.argsort(sn[keep], kind="stable")
+    codes, _ = _pair_codes(sn[keep][order], sp[keep][order], n_pos)
+    partial = np.bincount(codes, minlength=n_pos * n_pos)
+    cand = excess > floor * partial * (1.0 - 1e-9) + 1e-300
+    cand = np.triu(cand.reshape(n_pos, n_pos), 1).ravel()
+    codes = np.flatnonzero(cand)
+    if codes.shape[0] == 0:
+        return 0.0
+    if codes.shape[0] * 8 > n_pairs:
+        return None
+    # exact holders of the kept pairs: the neurons of feature u that also hold feature v
+    u, v = codes // n_pos, codes % n_pos
+    held = np.zeros((d, n_pos), dtype=np.bool_)
+    held[neuron, pos] = True
+    seg = np.concatenate([[0], np.cumsum(lengths)])
+    span = lengths[u]
+    rows = neuron[ranges(seg[u], span)]
+    both = held[rows, np.repeat(v, span)]
+    owner = np.repeat(np.arange(codes.shape[0], dtype=np.int64), span)[both]
+    j = rows[both]  # the holders, by pair then neuron
+    count = np.bincount(owner, minlength=codes.shape[0])
+    fire = firing_mask[j]
+    owner, vals = owner[fire], a[j[fire]]
+    first = np.searchsorted(owner, np.arange(codes.shape[0]))
+    size = np.bincount(owner, minlength=codes.shape[0])
+    num = np.zeros(codes.shape[0])
+    for r in range(int(size.max())):  # left to right in neuron order, all pairs at once
+        alive = size > r
+        num = np.where(alive, num + vals[np.where(alive, first + r, 0)], num)
+    return float(np.max(num / count.astype(np.float64)))
 
 
 # ---------------------------------------------------------------- sparse matrices: CSR and X @ S

@@ -835,6 +835,116 @@ def width_trial(
     WidthTrial
     """
     start = time.perf_counter()
+    if stop_above is not None:
+        stop_above = check_real("stop_above", stop_above, low=0.0)
+    layer = trial_layer(
+        n_features, neurons, sparsity, embed_dim=embed_dim, weights=weights,
+        n_samples=n_samples, seed=seed, p=p, p_scale=p_scale, phi=phi, inputs_kind=inputs_kind,
+    )  # fmt: skip
+    xp = layer.namespace
+    net = layer.net
+    rows, firing = [], []
+    if layer.scale is None:  # Bernoulli: the mean readout over Γ(k, l)
+        wiring = net.W.to(xp)
+        for g, a in zip(layer.groups, layer.activations(), strict=True):
+            r = bernoulli_worst_errors(wiring, a, asarray(g, xp), stop_above=stop_above)
+            rows.append(r.per_input)
+            firing.append(r.firing)
+            if r.stopped:
+                break
+    else:
+        weights64 = asarray(net.W, xp)  # (d, m) float64
+        signs64 = weights64 if layer.weights == "rademacher" else xp.sign(weights64)
+        signs = xp.astype(signs64, xp.float32)
+        for g, a in zip(layer.groups, layer.activations(), strict=True):
+            per_g, fire_g = _sign_rows(signs, signs64, a, asarray(g, xp), layer.scale, stop_above)
+            rows.append(per_g)
+            firing.append(fire_g)
+            if per_g.shape[0] < g.shape[0]:
+                break
+    per = np.concatenate(rows, axis=0) if rows else np.zeros((0, 3))
+    return WidthTrial(
+        layer.neurons,
+        layer.embed_dim,
+        layer.p,
+        per,
+        layer.n_samples,
+        np.concatenate(firing).astype(np.int64),
+        time.perf_counter() - start,
+        name_of(xp),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class TrialLayer:
+    r"""The network and inputs of one width trial (:func:`trial_layer`).
+
+    Attributes
+    ----------
+    net : superposition.uand.UAnd
+        The layer (:math:`W` and its bias).
+    groups : list of int arrays, shape ``(k_g, s_g)``
+        Active features of the inputs, in groups of equal count (:func:`trial_inputs`).
+    readouts : list of arrays, shape ``(k_g, m)``
+        What the neurons read of each input, :math:`\Phi^\top\Phi x` (:math:`x` itself for
+        basis-aligned inputs), in the evaluation namespace.
+    weights : str
+    neurons, n_samples : int
+    embed_dim : int or None
+    p : float
+        The connection probability used (1 for sign-symmetric weights).
+    scale : float or None
+        The sign readout's :math:`1/(d\,c)` (:func:`superposed_sign_constant`); ``None`` for
+        Bernoulli weights (mean readout).
+    namespace : module
+        The array namespace of ``readouts`` (:func:`superposition.backend.evaluation_namespace`).
+    """
+
+    net: UAnd
+    groups: list[np.ndarray]
+    readouts: list[Any]
+    weights: str
+    neurons: int
+    n_samples: int
+    embed_dim: int | None
+    p: float
+    scale: float | None
+    namespace: Any
+
+    def activations(self) -> list[Any]:
+        """The ReLU activations of each group, float64 ``(k_g, d)``, in :attr:`namespace`."""
+        xp = self.namespace
+        if self.scale is None:
+            wiring = self.net.W.to(xp)
+            return [
+                relu(wiring.product(xp.astype(z, xp.float64), self.net.bias)) for z in self.readouts
+            ]
+        weights64 = asarray(self.net.W, xp)
+        return [
+            relu(xp.astype(z, xp.float64) @ xp.matrix_transpose(weights64)) for z in self.readouts
+        ]
+
+
+def trial_layer(
+    n_features: int,
+    neurons: int,
+    sparsity: int,
+    *,
+    embed_dim: int | str | None = EMBED_TIED,
+    weights: str = "bernoulli",
+    n_samples: int = 16,
+    seed: int = 0,
+    p: float | str | None = None,
+    p_scale: float = 1.0,
+    phi: str = "seeded",
+    inputs_kind: str = "uniform",
+) -> TrialLayer:
+    r"""The random network and inputs :func:`width_trial` evaluates (same arguments, same draws).
+
+    For a benchmark or a figure that needs the trial's layer and activations without the
+    search: the network from ``SeedSequence([seed, neurons, d0])``, the inputs from
+    ``SeedSequence([seed, 1])``.
+    """
     m = check_int("n_features", n_features, low=2)
     d = check_int("neurons", neurons, low=1)
     s = check_sparsity(sparsity, m)
@@ -846,8 +956,6 @@ def width_trial(
     if mode == "sampled" and d0 is None:
         raise ValueError("phi='sampled' needs an embed_dim (basis-aligned inputs have no Φ)")
     scale = check_real("p_scale", p_scale, low=0.0, low_open=True)
-    if stop_above is not None:
-        stop_above = check_real("stop_above", stop_above, low=0.0)
     if w == "bernoulli":
         prob = min(1.0, scale * resolve_p(p, m, d, s, d0))
     elif p is not None or scale != 1.0:
@@ -872,38 +980,12 @@ def width_trial(
         net = build_uand(m, d, s, weights=w, p=prob_arg, seed=np.random.default_rng(w_seed))
         zs = sample_feature_readouts(m, d0, list(groups), seed=phi_seed)
         readouts = [asarray(z, xp) for z in zs]
-    rows, firing = [], []
-    if w == "bernoulli":
-        wiring = net.W.to(xp)
-        for g, z in zip(groups, readouts, strict=True):
-            a = relu(wiring.product(xp.astype(z, xp.float64), net.bias))
-            r = bernoulli_worst_errors(wiring, a, asarray(g, xp), stop_above=stop_above)
-            rows.append(r.per_input)
-            firing.append(r.firing)
-            if r.stopped:
-                break
-    else:
-        c = superposed_sign_constant(s, w, 0.0 if d0 is None else embedding_noise_var(m, s, d0))
-        weights64 = asarray(net.W, xp)  # (d, m) float64
-        signs64 = weights64 if w == "rademacher" else xp.sign(weights64)
-        signs = xp.astype(signs64, xp.float32)
-        for g, z in zip(groups, readouts, strict=True):
-            a = relu(xp.astype(z, xp.float64) @ xp.matrix_transpose(weights64))
-            per_g, fire_g = _sign_rows(signs, signs64, a, asarray(g, xp), 1.0 / (d * c), stop_above)
-            rows.append(per_g)
-            firing.append(fire_g)
-            if per_g.shape[0] < g.shape[0]:
-                break
-    per = np.concatenate(rows, axis=0) if rows else np.zeros((0, 3))
-    return WidthTrial(
-        d,
-        d0,
-        prob if w == "bernoulli" else 1.0,
-        per,
-        k,
-        np.concatenate(firing).astype(np.int64),
-        time.perf_counter() - start,
-        name_of(xp),
+    c = None
+    if w != "bernoulli":
+        const = superposed_sign_constant(s, w, 0.0 if d0 is None else embedding_noise_var(m, s, d0))
+        c = 1.0 / (d * const)
+    return TrialLayer(
+        net, list(groups), readouts, w, d, k, d0, prob if w == "bernoulli" else 1.0, c, xp
     )
 
 

@@ -68,7 +68,8 @@ of the largest count that could still matter (see :func:`bernoulli_worst_errors`
 value counts more neurons up front and leaves fewer pairs to count exactly."""
 
 TRIU_CACHE_BYTES = 256 * 2**20
-"""Bytes of triangle indices :func:`_triu` keeps (least recently used first out)."""
+"""Bytes of triangle indices (``np.triu_indices`` of a support's size) the kernels keep cached,
+least recently used first out."""
 
 
 def sign_readout_tolerance(n_firing: int, scale: float, activation_sum: float) -> float:
@@ -988,7 +989,7 @@ def bernoulli_worst_errors(
     reported number are unchanged.
 
     Where :math:`m` is larger, most of a neuron's :math:`\binom{|S_i|}2` pairs cannot exceed the
-    worst error found so far: the sieve (:func:`_sieved_pairs`) bounds each pair's output from
+    worst error found so far: the sieve bounds each pair's output from
     its strong holders (activations above that worst) and the silent holders among a prefix
     of the neurons, both from pair codes (no GEMM over :math:`d`), and counts exactly only the
     few pairs the bound keeps. The worst error of each input, the pattern-1 and pattern-2

@@ -571,9 +571,9 @@ CASES: dict[str, dict[str, object]] = {
         "variants": ["ours", "dense"],
     },
     "superposed_bern_3e4": {
-        "fn": lambda v: case_superposed(v, "bernoulli", 30_000, 24_196, kappa=1.41),
+        "fn": lambda v: case_superposed(v, "bernoulli", 30_000, 23_170, kappa=1.41),
         "label": "U-AND superposed, sieve",
-        "size": "m=3e4 d=d0=24196 s=2",
+        "size": "m=3e4 d=d0=23170 s=2",
         "variants": ["ours", "loop"],
     },
     "superposed_rad": {

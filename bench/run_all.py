@@ -438,8 +438,8 @@ def case_superposed(
     Bernoulli p at its best multiple ``kappa`` of the rule. Ours: the evaluator of the width
     searches (:func:`bernoulli_worst_errors`, exact, no early stop; :func:`sign_pair_errors` in
     float32 tiles). Loop (Bernoulli): the same walk with every pair of a neuron's support
-    counted by one GEMM over all d neurons (``route="walk"``), the kernel the sieve replaced
-    beyond the pair table's m. Dense: the Gram route, Ŷ = (Wᵀ diag(a) W) / (WᵀW) for Bernoulli (Γ once,
+    counted by one GEMM over all d neurons (``route="walk"``), what runs beyond the pair
+    table's m. Dense: the Gram route, Ŷ = (Wᵀ diag(a) W) / (WᵀW) for Bernoulli (Γ once,
     shared by the ``k`` inputs, the numerator over the firing neurons per input) and
     Ŷ = σᵀ diag(a) σ over all d neurons for Rademacher (512 rows timed, scaled). Set-up (drawing
     W, Φ's readouts, the activations) is not timed.
@@ -569,12 +569,6 @@ CASES: dict[str, dict[str, object]] = {
         "label": "U-AND superposed, Bernoulli",
         "size": "m=1e4 d=d0=11585 s=2",
         "variants": ["ours", "dense"],
-    },
-    "superposed_bern_3e4": {
-        "fn": lambda v: case_superposed(v, "bernoulli", 30_000, 23_170, kappa=1.41),
-        "label": "U-AND superposed, sieve",
-        "size": "m=3e4 d=d0=23170 s=2",
-        "variants": ["ours", "loop"],
     },
     "superposed_rad": {
         "fn": lambda v: case_superposed(v, "rademacher", 10_000, 7_512),

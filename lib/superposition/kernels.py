@@ -1312,7 +1312,7 @@ def _neuron_pairs(
     count = xp.take(flat, x * n_pos + y)
     top = int(xp.max(count)) if count.shape[0] else 0
     hist = bincount(count, top + 1)  # pairs by the number of other neurons holding them
-    shared, num, _, first, allo = _shared_sums(w, i, neuron, pos, n_pos, a, firing_mask)
+    shared, num, first, allo = _shared_sums(w, i, neuron, pos, n_pos, a, firing_mask)
     best = 0.0
     if shared.shape[0]:
         c_shared = xp.take(flat, shared)
@@ -1335,14 +1335,13 @@ def _neuron_pairs(
 
 def _shared_sums(
     w: Wiring, i: int, neuron: Any, pos: Any, n_pos: int, a: Any, firing_mask: Any
-) -> tuple[Any, Any, Any, Any, Any]:
+) -> tuple[Any, Any, Any, Any]:
     """The pairs of neuron ``i``'s support also held by another firing neuron.
 
-    Returns ``(codes, numerators, holders, first, owners)``: the distinct pair codes
-    ``u * n_pos + v``, the sum of the activations of their firing holders (``i`` included)
-    added left to right in increasing neuron order, the number of those holders, and the
-    index of each pair's first entry in ``owners`` (its firing holders, sorted by pair then
-    neuron).
+    Returns ``(codes, numerators, first, owners)``: the distinct pair codes ``u * n_pos + v``,
+    the sum of the activations of their firing holders (``i`` included) added left to right in
+    increasing neuron order, and the index of each pair's first entry in ``owners`` (its firing
+    holders, sorted by pair then neuron).
     """
     xp = namespace(neuron)
     empty = xp.zeros(0, dtype=xp.int64)
@@ -1353,7 +1352,7 @@ def _shared_sums(
     neuron, pos = xp.take(neuron, order), xp.take(pos, order)
     mc, mo = _pair_codes(neuron, pos, n_pos)
     if mc.shape[0] == 0:
-        return empty, xp.zeros(0, dtype=xp.float64), empty, empty, empty
+        return empty, xp.zeros(0, dtype=xp.float64), empty, empty
     shared = _distinct(mc)
     # every firing holder of a shared pair, i included, sorted by (pair, neuron)
     allc = xp.concat([mc, shared])
@@ -1362,12 +1361,18 @@ def _shared_sums(
     allc, allo = xp.take(allc, key), xp.take(allo, key)
     first = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), allc[1:] != allc[:-1]]))[0]
     size = xp.concat([first[1:], xp.asarray([allc.shape[0]], dtype=first.dtype)]) - first
-    vals = xp.take(a, allo)
+    return shared, _run_sums(xp.take(a, allo), first, size), first, allo
+
+
+def _run_sums(vals: Any, first: Any, size: Any) -> Any:
+    """Float64 sum of each run ``vals[first[q] : first[q] + size[q]]`` (every ``size >= 1``),
+    added left to right (``((0 + v0) + v1) + …``), all runs at once."""
+    xp = namespace(vals)
     num = xp.zeros(first.shape[0], dtype=xp.float64)
-    for r in range(int(xp.max(size))):  # left to right in neuron order, all pairs at once
+    for r in range(int(xp.max(size))):
         alive = size > r
         num = xp.where(alive, num + xp.take(vals, xp.where(alive, first + r, first)), num)
-    return shared, num, size, first, allo
+    return num
 
 
 def _sieved_pairs(
@@ -1445,11 +1450,7 @@ def _sieved_pairs(
     fire = firing_mask[j]
     owner, vals = owner[fire], a[j[fire]]
     first = np.searchsorted(owner, np.arange(codes.shape[0]))
-    size = np.bincount(owner, minlength=codes.shape[0])
-    num = np.zeros(codes.shape[0])
-    for r in range(int(size.max())):  # left to right in neuron order, all pairs at once
-        alive = size > r
-        num = np.where(alive, num + vals[np.where(alive, first + r, 0)], num)
+    num = _run_sums(vals, first, np.bincount(owner, minlength=codes.shape[0]))
     return float(np.max(num / count.astype(np.float64)))
 
 

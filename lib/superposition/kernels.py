@@ -735,19 +735,29 @@ def _contains(sorted_set: Any, x: Any) -> Any:
 def _overlap_plan(supports: list[Any], m: int, xp: ModuleType) -> tuple[str, Any] | None:
     """Where the pairs inside at least two ``supports`` lie (listed again for each Gram row tile).
 
-    Few supports: their pairwise intersections (``("few", [both, ...])``); many: the features
-    in at least two supports and the 0/1 membership of each (``("many", (shared, member))``).
-    ``None`` when no pair is shared.
+    Few supports: the codes ``k * m + l`` (``k < l``) of the pairs inside their pairwise
+    intersections, distinct and sorted, and which supports hold each pair
+    (``("few", (codes, cover))``, ``cover`` bool ``(supports, pairs)``: a tile's pairs are one
+    slice of both); many: the features in at least two supports and the 0/1 membership of each
+    (``("many", (shared, member))``). ``None`` when no pair is shared.
     """
     f = len(supports)
     if f * (f - 1) // 2 <= 512:
-        inter = []
+        codes = []
         for u in range(f):
             for v in range(u + 1, f):
-                both = supports[u][_contains(supports[v], supports[u])]
+                both = xp.astype(supports[u][_contains(supports[v], supports[u])], xp.int64)
                 if both.shape[0] >= 2:
-                    inter.append(xp.astype(both, xp.int64))
-        return ("few", inter) if inter else None
+                    r, c = _triu(int(both.shape[0]), xp)
+                    codes.append(xp.take(both, r) * m + xp.take(both, c))
+        if not codes:
+            return None
+        codes = _distinct(xp.concat(codes))
+        first, second = codes // m, codes % m
+        cover = xp.stack(
+            [_contains(sup, first) & _contains(sup, second) for sup in supports], axis=0
+        )
+        return "few", (codes, cover)
     sizes = [int(sup.shape[0]) for sup in supports]
     flat = xp.concat([xp.astype(sup, xp.int64) for sup in supports])
     owner = xp.repeat(xp.arange(f, dtype=xp.int64), asarray(np.array(sizes, np.int64), xp))
@@ -761,7 +771,7 @@ def _overlap_plan(supports: list[Any], m: int, xp: ModuleType) -> tuple[str, Any
 def _plan_nbytes(plan: tuple[str, Any]) -> int:
     kind, data = plan
     if kind == "few":
-        return sum(int(b.shape[0]) * 8 for b in data)
+        return int(data[1].shape[0] * data[1].shape[1]) + int(data[0].shape[0]) * 8
     return int(data[0].shape[0]) * 8 + int(data[1].shape[0] * data[1].shape[1]) * 4
 
 
@@ -792,27 +802,16 @@ _TRIU_BYTES = [0]
 
 def _shared_pairs(
     plan: tuple[str, Any], m: int, k0: int, k1: int, xp: ModuleType
-) -> tuple[Any, Any]:
-    """Pairs ``k < l`` with ``k0 <= k < k1`` inside at least two supports, sorted."""
+) -> tuple[Any, Any, Any]:
+    """Pairs ``k < l`` with ``k0 <= k < k1`` inside at least two supports, sorted, and the
+    supports holding each (bool ``(supports, pairs)``, or ``None`` if the plan does not say)."""
     kind, data = plan
     empty = xp.zeros(0, dtype=xp.int64)
     if kind == "few":
-        keys = []
-        bounds = xp.asarray([k0, k1], dtype=xp.int64)
-        for b64 in data:
-            i0, i1 = (int(v) for v in xp.searchsorted(b64, bounds))
-            if i0 >= i1:
-                continue
-            n = b64.shape[0]
-            r, c = _triu(n, xp)  # row-major: the pairs of rows [i0, i1) are one slice
-            lo, hi = i0 * n - i0 * (i0 + 1) // 2, i1 * n - i1 * (i1 + 1) // 2
-            if hi > lo:
-                keys.append(xp.take(b64, r[lo:hi]) * m + xp.take(b64, c[lo:hi]))
-        if not keys:
-            return empty, empty
-        key = xp.sort(xp.concat(keys))
-        key = key[xp.concat([xp.ones(1, dtype=xp.bool), key[1:] != key[:-1]])]  # distinct
-        return key // m, key % m
+        codes, cover = data
+        bounds = xp.asarray([k0 * m, k1 * m], dtype=xp.int64)
+        lo, hi = (int(v) for v in xp.searchsorted(codes, bounds))
+        return codes[lo:hi] // m, codes[lo:hi] % m, cover[:, lo:hi]
     shared, mq = data
     q0, q1 = (int(v) for v in xp.searchsorted(shared, xp.asarray([k0, k1], dtype=shared.dtype)))
     mk, ml = [empty], [empty]
@@ -824,7 +823,7 @@ def _shared_pairs(
         up = c > r
         mk.append(xp.take(shared, a0 + r[up]))
         ml.append(xp.take(shared, a0 + c[up]))
-    return xp.concat(mk), xp.concat(ml)
+    return xp.concat(mk), xp.concat(ml), None
 
 
 def _pattern0(
@@ -882,13 +881,14 @@ def _pattern0(
                 0, a_i / xp.astype(g, xp.float64), weight=wts, nonzero=float(xp.sum(wts)), inputs=t
             )
         for t, supports, plan, aF in multi:
-            mk, ml = _shared_pairs(plan, m, k0, k1, xp)
+            mk, ml, cov = _shared_pairs(plan, m, k0, k1, xp)
             if mk.shape[0] == 0:
                 continue
             gam = xp.astype(xp.take(flat_gram, (mk - k0) * (m - k0) + (ml - k0)), xp.float64)
-            cov = xp.stack(
-                [_contains(sup, mk) & _contains(sup, ml) for sup in supports], axis=0
-            )  # (firing neurons, pairs)
+            if cov is None:  # (firing neurons, pairs)
+                cov = xp.stack(
+                    [_contains(sup, mk) & _contains(sup, ml) for sup in supports], axis=0
+                )
             true = (aF @ xp.astype(cov, xp.float64)) / gam  # the pair's output, counted once
             single = (aF[:, None] / gam[None, :])[cov]  # what the single-neuron pass counted
             vals = xp.concat([true, single])

@@ -733,12 +733,11 @@ def _contains(sorted_set: Any, x: Any) -> Any:
 
 
 def _overlap_plan(supports: list[Any], m: int, xp: ModuleType) -> tuple[str, Any] | None:
-    """Where the pairs inside at least two ``supports`` lie (listed again for each Gram row tile).
+    """Where the pairs inside at least two ``supports`` lie, for each Gram row tile to read.
 
     Few supports: the codes ``k * m + l`` (``k < l``) of the pairs inside their pairwise
-    intersections, distinct and sorted, and which supports hold each pair
-    (``("few", (codes, cover))``, ``cover`` bool ``(supports, pairs)``: a tile's pairs are one
-    slice of both); many: the features in at least two supports and the 0/1 membership of each
+    intersections, distinct and sorted (``("few", codes)``: a tile's pairs are one slice); many:
+    the features in at least two supports and the 0/1 membership of each
     (``("many", (shared, member))``). ``None`` when no pair is shared.
     """
     f = len(supports)
@@ -752,12 +751,7 @@ def _overlap_plan(supports: list[Any], m: int, xp: ModuleType) -> tuple[str, Any
                     codes.append(xp.take(both, r) * m + xp.take(both, c))
         if not codes:
             return None
-        codes = _distinct(xp.concat(codes))
-        first, second = codes // m, codes % m
-        cover = xp.stack(
-            [_contains(sup, first) & _contains(sup, second) for sup in supports], axis=0
-        )
-        return "few", (codes, cover)
+        return "few", _distinct(xp.concat(codes))
     sizes = [int(sup.shape[0]) for sup in supports]
     flat = xp.concat([xp.astype(sup, xp.int64) for sup in supports])
     owner = xp.repeat(xp.arange(f, dtype=xp.int64), asarray(np.array(sizes, np.int64), xp))
@@ -771,7 +765,7 @@ def _overlap_plan(supports: list[Any], m: int, xp: ModuleType) -> tuple[str, Any
 def _plan_nbytes(plan: tuple[str, Any]) -> int:
     kind, data = plan
     if kind == "few":
-        return int(data[1].shape[0] * data[1].shape[1]) + int(data[0].shape[0]) * 8
+        return int(data.shape[0]) * 8
     return int(data[0].shape[0]) * 8 + int(data[1].shape[0] * data[1].shape[1]) * 4
 
 
@@ -802,16 +796,14 @@ _TRIU_BYTES = [0]
 
 def _shared_pairs(
     plan: tuple[str, Any], m: int, k0: int, k1: int, xp: ModuleType
-) -> tuple[Any, Any, Any]:
-    """Pairs ``k < l`` with ``k0 <= k < k1`` inside at least two supports, sorted, and the
-    supports holding each (bool ``(supports, pairs)``, or ``None`` if the plan does not say)."""
+) -> tuple[Any, Any]:
+    """Pairs ``k < l`` with ``k0 <= k < k1`` inside at least two supports, sorted."""
     kind, data = plan
     empty = xp.zeros(0, dtype=xp.int64)
     if kind == "few":
-        codes, cover = data
         bounds = xp.asarray([k0 * m, k1 * m], dtype=xp.int64)
-        lo, hi = (int(v) for v in xp.searchsorted(codes, bounds))
-        return codes[lo:hi] // m, codes[lo:hi] % m, cover[:, lo:hi]
+        lo, hi = (int(v) for v in xp.searchsorted(data, bounds))
+        return data[lo:hi] // m, data[lo:hi] % m
     shared, mq = data
     q0, q1 = (int(v) for v in xp.searchsorted(shared, xp.asarray([k0, k1], dtype=shared.dtype)))
     mk, ml = [empty], [empty]
@@ -823,7 +815,7 @@ def _shared_pairs(
         up = c > r
         mk.append(xp.take(shared, a0 + r[up]))
         ml.append(xp.take(shared, a0 + c[up]))
-    return xp.concat(mk), xp.concat(ml), None
+    return xp.concat(mk), xp.concat(ml)
 
 
 def _pattern0(
@@ -881,14 +873,13 @@ def _pattern0(
                 0, a_i / xp.astype(g, xp.float64), weight=wts, nonzero=float(xp.sum(wts)), inputs=t
             )
         for t, supports, plan, aF in multi:
-            mk, ml, cov = _shared_pairs(plan, m, k0, k1, xp)
+            mk, ml = _shared_pairs(plan, m, k0, k1, xp)
             if mk.shape[0] == 0:
                 continue
             gam = xp.astype(xp.take(flat_gram, (mk - k0) * (m - k0) + (ml - k0)), xp.float64)
-            if cov is None:  # (firing neurons, pairs)
-                cov = xp.stack(
-                    [_contains(sup, mk) & _contains(sup, ml) for sup in supports], axis=0
-                )
+            cov = xp.stack(
+                [_contains(sup, mk) & _contains(sup, ml) for sup in supports], axis=0
+            )  # (firing neurons, pairs)
             true = (aF @ xp.astype(cov, xp.float64)) / gam  # the pair's output, counted once
             single = (aF[:, None] / gam[None, :])[cov]  # what the single-neuron pass counted
             vals = xp.concat([true, single])

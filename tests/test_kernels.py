@@ -322,10 +322,15 @@ def test_bernoulli_worst_errors_bit_for_bit(m: int, d: int, s: int, p, d0) -> No
             [[err[t][pat[t] == j].max(initial=0.0) for j in range(3)] for t in range(4)]
         )
         # exact worst error per input (the walk stops early): bit for bit, by every route, and
-        # the routes walk the same neurons; the walk and the table report the same bits, the
-        # sieve the same pattern-0 worst wherever it exceeds the other patterns
+        # the routes walk the same neurons and report the same bits; the walk's pair counts by
+        # the sparse product or by the dense GEMM too
         walk = K.bernoulli_worst_errors(snet.net.W, acts, active, route="walk")
-        above = walk.per_input[:, 0] > walk.per_input[:, 1:].max(axis=1)
+        for cost in (0.0, float("inf")):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(K, "SPARSE_COUNT_COST", cost)
+                other = K.bernoulli_worst_errors(snet.net.W, acts, active, route="walk")
+            assert_array_equal(other.per_input, walk.per_input)
+            assert_array_equal(other.processed, walk.processed)
         for route in K.ROUTES:
             got = K.bernoulli_worst_errors(snet.net.W, acts, active, route=route)
             assert_array_equal(got.input_max_abs, want.max(axis=1))
@@ -333,11 +338,7 @@ def test_bernoulli_worst_errors_bit_for_bit(m: int, d: int, s: int, p, d0) -> No
             assert (got.per_input[:, 0] <= want[:, 0]).all()
             assert got.firing.tolist() == (acts > 0).sum(axis=1).tolist() and not got.stopped
             assert_array_equal(got.processed, walk.processed)
-            if route == "sieve":
-                assert (got.per_input[:, 0] <= walk.per_input[:, 0]).all()
-                assert_array_equal(got.per_input[above, 0], walk.per_input[above, 0])
-            else:
-                assert_array_equal(got.per_input, walk.per_input)
+            assert_array_equal(got.per_input, walk.per_input)
         # with statistics: every output, every pattern maximum, and the sums
         acc = _Collect(4)
         acc.add_counts(m, s, 4)
@@ -371,36 +372,27 @@ def test_bernoulli_worst_errors_bit_for_bit(m: int, d: int, s: int, p, d0) -> No
                 )
                 assert_array_equal(other.per_input, dec.per_input)
                 assert_array_equal(other.processed, dec.processed)
-            sieved = K.bernoulli_worst_errors(
-                snet.net.W, acts, active, stop_above=eps, route="sieve"
-            )
-            assert_array_equal(sieved.input_max_abs, dec.input_max_abs)
-            assert_array_equal(sieved.per_input[:, 1:], dec.per_input[:, 1:])
-            assert_array_equal(sieved.processed, dec.processed)
 
 
-def test_bernoulli_sieve_decides_without_the_full_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sieve decides most neurons itself (it does not fall back to the full count), and
-    where it evaluates pairs they are the walk's worst: same worst error per input."""
-    from superposition import superposed as SP
-
-    outcomes: list[float | None] = []
-    sieve = K._sieved_pairs
-
-    def spy(*args, **kwargs):
-        outcomes.append(sieve(*args, **kwargs))
-        return outcomes[-1]
-
-    monkeypatch.setattr(K, "_sieved_pairs", spy)
-    snet = SP.build_superposed_uand(1000, 3000, 2, 3000, seed=1)
-    active = sp.sample_sparse(1000, 2, 6, seed=3)
-    acts = snet.activations(active)
-    got = K.bernoulli_worst_errors(snet.net.W, acts, active, route="sieve")
-    walk = K.bernoulli_worst_errors(snet.net.W, acts, active, route="walk")
-    assert_array_equal(got.input_max_abs, walk.input_max_abs)
-    decided = [r for r in outcomes if r is not None]
-    assert len(decided) == len(outcomes) == int(got.processed.sum()) > 0
-    assert any(r == 0.0 for r in decided) and any(r > 0.0 for r in decided)
+@pytest.mark.parametrize("cost", [0.0, float("inf")])
+def test_support_gram_counts_every_pair(cost: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """W_S^T W_S by the sparse product (cost 0) and by the dense GEMM (cost inf): the number of
+    neurons holding each pair of the support, against the dense 0/1 matrix."""
+    monkeypatch.setattr(K, "SPARSE_COUNT_COST", cost)
+    w = K.sample_wiring(300, 500, 0.05, seed=4)
+    dense = w.toarray().astype(np.int64)
+    sup_w = w.supports()
+    for i in (0, 7, 499):
+        S = sup_w.indices[sup_w.indptr[i] : sup_w.indptr[i + 1]].astype(np.int64)
+        starts = w.indptr[S]
+        lengths = w.indptr[S + 1] - starts
+        neuron = np.concatenate(
+            [w.indices[a : a + n] for a, n in zip(starts, lengths, strict=True)]
+        )
+        pos = np.repeat(np.arange(S.size), lengths)
+        got = K._support_gram(w, neuron.astype(np.int64), pos, lengths, S.size)
+        assert got.dtype == np.int64
+        assert_array_equal(got, dense[:, S].T @ dense[:, S])
 
 
 def test_triu_cache_is_bounded_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -440,9 +432,6 @@ def test_bernoulli_worst_errors_edge_cases() -> None:
     with pytest.raises(ValueError, match="route='table' needs NumPy arrays, no acc"):
         acc = ErrorAccumulator(2, 2, None, np)
         K.bernoulli_worst_errors(w, acts, np.array([[0, 1], [2, 3]]), acc=acc, route="table")
-    with pytest.raises(ValueError, match="route='sieve' needs NumPy arrays and no acc"):
-        acc = ErrorAccumulator(2, 2, None, np)
-        K.bernoulli_worst_errors(w, acts, np.array([[0, 1], [2, 3]]), acc=acc, route="sieve")
     big = K.sample_wiring(K.PAIR_TABLE_MAX_FEATURES + 1, 8, 0.01, seed=1)
     with pytest.raises(ValueError, match=f"n_features={K.PAIR_TABLE_MAX_FEATURES + 1}"):
         K.bernoulli_worst_errors(big, np.zeros((1, 8)), np.array([[0, 1]]), route="table")

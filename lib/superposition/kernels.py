@@ -49,7 +49,7 @@ F32_UNIT_ROUNDOFF = 2.0**-24
 """Unit roundoff :math:`u` of float32."""
 
 PAIR_TABLE_MAX_FEATURES = 10_000
-"""Up to this many features :func:`bernoulli_worst_errors` may read pattern 0 from an
+r"""Up to this many features :func:`bernoulli_worst_errors` may read pattern 0 from an
 :math:`m \times m` table (float64 outputs and float32 counts: 1.2 GB at the limit) instead of
 neuron by neuron."""
 
@@ -58,14 +58,17 @@ PAIR_TABLE_AFTER = 2
 input before it builds that input's pair table (the table costs about as much as a few neurons
 of the walk, and most inputs stop before)."""
 
-ROUTES = ("auto", "walk", "table", "sieve")
+ROUTES = ("auto", "walk", "table")
 """How :func:`bernoulli_worst_errors` reads pattern 0 (every route gives the same worst error
 per input, bit for bit)."""
 
-SIEVE_MEAN = 4.0
-"""With ``route="sieve"``, the mean lower bound on a pair's count the sieve aims for, per unit
-of the largest count that could still matter (see :func:`bernoulli_worst_errors`): a larger
-value counts more neurons up front and leaves fewer pairs to count exactly."""
+SPARSE_COUNT_COST = 350.0
+r"""On NumPy, what one entry of a sparse product costs in multiply-adds of the float32 GEMM
+(measured on two CPU cores, one thread each: about 4 ns against 0.012 ns). The walk of
+:func:`bernoulli_worst_errors` counts a neuron's pairs as the sparse product
+:math:`W_S^\top W_S` (``scipy.sparse``, :math:`\sum_j |S_j\cap S|^2` entries) where that is
+cheaper than the dense GEMM (:math:`d\,|S|^2` multiply-adds), which is where :math:`p` is
+small: the counts are the same integers either way."""
 
 TRIU_CACHE_BYTES = 256 * 2**20
 """Bytes of triangle indices (``np.triu_indices`` of a support's size) the kernels keep cached,
@@ -979,17 +982,9 @@ def bernoulli_worst_errors(
     then reads each neuron's pairs from the table. The walk, its stopping rule and every
     reported number are unchanged.
 
-    Where :math:`m` is larger, most of a neuron's :math:`\binom{|S_i|}2` pairs cannot exceed the
-    worst error found so far: the sieve bounds each pair's output from
-    its strong holders (activations above that worst) and the silent holders among a prefix
-    of the neurons, both from pair codes (no GEMM over :math:`d`), and counts exactly only the
-    few pairs the bound keeps. The worst error of each input, the pattern-1 and pattern-2
-    columns and the neurons walked are the walk's, bit for bit; the pattern-0 column is the
-    walk's where it exceeds the other two and otherwise a lower bound at most the walk's (the
-    pairs that cannot change the input's worst are not evaluated). It pays only where the worst
-    error found is large against the activations walked: at :math:`m = 3\cdot10^4` near the
-    threshold one input took 90 CPU s through the sieve against 81 s through the walk (one
-    thread), so ``route="auto"`` does not choose it.
+    A neuron's pair counts come from the dense GEMM above or, on NumPy where it is cheaper
+    (small :math:`p`, :data:`SPARSE_COUNT_COST`), from the sparse product
+    :math:`W_S^\top W_S` (``scipy.sparse``): the same integers.
 
     Every numerator is summed left to right over :math:`\Gamma` in increasing neuron order,
     then divided once, so on NumPy each output is bit for bit the obvious dense loop's
@@ -1015,14 +1010,12 @@ def bernoulli_worst_errors(
         pattern counts are not touched: :meth:`~superposition.errors.ErrorAccumulator.add_counts`).
         The per-pattern maxima are then all exact. Costs :math:`|F|` neurons per input instead
         of the few above the worst error. Not with ``stop_above``.
-    route : {"auto", "walk", "table", "sieve"}
+    route : {"auto", "walk", "table"}
         Pattern 0 neuron by neuron with every pair counted (``"walk"``), from the pair table
         (``"table"``: NumPy, :math:`m \le` :data:`PAIR_TABLE_MAX_FEATURES`, not with ``acc``),
-        neuron by neuron through the sieve (``"sieve"``: NumPy, not with ``acc``), or
-        (``"auto"``) the table for an input once the walk has taken :data:`PAIR_TABLE_AFTER`
-        neurons where the table is allowed, else the walk.
-        The walk and the table give the same numbers; the sieve the same worst error per input
-        (see above).
+        or (``"auto"``) the table for an input once the walk has taken :data:`PAIR_TABLE_AFTER`
+        neurons where the table is allowed, else the walk. The walk and the table give the same
+        numbers.
 
     Returns
     -------
@@ -1055,14 +1048,7 @@ def bernoulli_worst_errors(
             f"{PAIR_TABLE_MAX_FEATURES}; got namespace {name_of(xp)!r}, "
             f"acc {'given' if acc is not None else 'None'}, n_features={m}"
         )
-    sieve_ok = is_numpy(xp) and acc is None
-    if route == "sieve" and not sieve_ok:
-        raise ValueError(
-            f"route='sieve' needs NumPy arrays and no acc; got namespace {name_of(xp)!r}, "
-            f"acc {'given' if acc is not None else 'None'}"
-        )
     table_after = {"table": 0, "auto": PAIR_TABLE_AFTER if table_ok else None}.get(route)
-    sieve = route == "sieve"  # measured no faster than the walk at m = 30,000: never "auto"
     k_all, s = act_host.shape
     cptr, sptr = w.host_indptr, sup_w.host_indptr
     per = np.zeros((k_all, 3))
@@ -1126,9 +1112,7 @@ def bernoulli_worst_errors(
                 table = _pattern0_table(w, to_numpy(a), fire_host, keep_host)
             processed[t] += 1
             if table is None:
-                top = _neuron_pairs(
-                    w, i, a_i, sup, a, firing_mask, acc, t, floor=worst if sieve else None
-                )
+                top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
             else:
                 x, y = _triu(int(sup.shape[0]), np)
                 top = float(np.max(table[sup[x] + sup[y] * m]))
@@ -1262,21 +1246,15 @@ def _neuron_pairs(
     firing_mask: Any,
     acc: ErrorAccumulator | None,
     t: int,
-    floor: float | None = None,
 ) -> float:
     r"""Worst output over the pairs inside ``sup`` (sorted features of firing neuron ``i``).
 
     Neuron ``i`` holds every pair, so :math:`|\Gamma| = 1 + c` with ``c`` the other neurons
-    holding the pair. The counts of all pairs come from one GEMM of the 0/1 columns of ``sup``
-    (:math:`W_S^\top W_S`, exact integers in float32 below :math:`2^{24}` neurons); the pairs
+    holding the pair. The counts of all pairs come from :math:`W_S^\top W_S`, the 0/1 columns of
+    ``sup`` (:func:`_support_gram`: a dense GEMM or a sparse product, exact integers); the pairs
     also held by another *firing* neuron (whose numerators need more than :math:`a_i`) come
     from the pair codes of the firing neurons only. With ``acc``: adds the outputs of the pairs
     whose first firing neuron is ``i``.
-
-    With ``floor`` (NumPy, no ``acc``): only the outputs above ``floor`` are needed exactly, and
-    the pairs that cannot exceed it are sieved out first (:func:`_sieved_pairs`); the value
-    returned is then the exact worst output when it exceeds ``floor`` and at most ``floor``
-    otherwise.
     """
     xp = namespace(sup)
     n_pos = sup.shape[0]
@@ -1284,20 +1262,8 @@ def _neuron_pairs(
     lengths = xp.take(w.indptr, sup + 1) - starts
     neuron = xp.astype(xp.take(w.indices, ranges(starts, lengths)), xp.int64)
     pos = xp.repeat(xp.arange(n_pos, dtype=xp.int64), lengths)
-    if floor is not None and acc is None and is_numpy(xp):
-        top = _sieved_pairs(w, i, a_i, neuron, pos, lengths, a, firing_mask, floor)
-        if top is not None:
-            return top
     # every pair's count: (W_S^T W_S)_uv - 1 (neuron i holds them all), upper triangle
-    exact = xp.float32 if w.neurons < 2**24 else xp.float64  # counts are at most w.neurons
-    if is_numpy(xp):  # set the ones in place: no scatter-add needed
-        cols = np.zeros((w.neurons, n_pos), dtype=exact)
-        cols[neuron, pos] = 1
-    else:
-        cols = xp.reshape(
-            xp.astype(bincount(neuron * n_pos + pos, w.neurons * n_pos), exact), (w.neurons, n_pos)
-        )
-    gram = xp.astype(xp.matrix_transpose(cols) @ cols, xp.int64) - 1
+    gram = _support_gram(w, neuron, pos, lengths, n_pos) - 1
     x, y = _triu(n_pos, xp)
     flat = xp.reshape(gram, (-1,))
     count = xp.take(flat, x * n_pos + y)
@@ -1322,6 +1288,33 @@ def _neuron_pairs(
         wts = xp.astype(xp.take(hist, c), xp.float64)
         acc.add(0, vals, weight=wts, nonzero=float(xp.sum(wts)), inputs=t)
     return max(best, float(xp.max(vals)))
+
+
+def _support_gram(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: int) -> Any:
+    r""":math:`W_S^\top W_S`, int64 ``(n_pos, n_pos)``: how many neurons hold each pair of ``S``.
+
+    ``neuron``, ``pos``: the ones of the 0/1 columns :math:`W_S` (column by column, neurons
+    increasing), ``lengths`` their number per column. A dense float32 GEMM (exact integers below
+    :math:`2^{24}` neurons), or on NumPy the sparse product where :data:`SPARSE_COUNT_COST` says
+    it is cheaper; the same integers either way.
+    """
+    xp = namespace(neuron)
+    d = w.neurons
+    if is_numpy(xp):
+        per_neuron = np.bincount(neuron, minlength=d).astype(np.float64)
+        if float(per_neuron @ per_neuron) * SPARSE_COUNT_COST < d * float(n_pos) ** 2:
+            import scipy.sparse as sps
+
+            indptr = np.concatenate(([0], np.cumsum(lengths)))
+            ones = np.ones(neuron.shape[0], dtype=np.int32)
+            cols = sps.csc_array((ones, neuron.astype(np.int32), indptr), shape=(d, n_pos))
+            return (cols.T @ cols).toarray().astype(np.int64)
+        cols = np.zeros((d, n_pos), dtype=np.float32 if d < 2**24 else np.float64)
+        cols[neuron, pos] = 1  # set the ones in place: no scatter-add needed
+        return (cols.T @ cols).astype(np.int64)
+    exact = xp.float32 if d < 2**24 else xp.float64  # counts are at most d
+    cols = xp.reshape(xp.astype(bincount(neuron * n_pos + pos, d * n_pos), exact), (d, n_pos))
+    return xp.astype(xp.matrix_transpose(cols) @ cols, xp.int64)
 
 
 def _shared_sums(
@@ -1364,85 +1357,6 @@ def _run_sums(vals: Any, first: Any, size: Any) -> Any:
         alive = size > r
         num = xp.where(alive, num + xp.take(vals, xp.where(alive, first + r, first)), num)
     return num
-
-
-def _sieved_pairs(
-    w: Wiring,
-    i: int,
-    a_i: float,
-    neuron: np.ndarray,
-    pos: np.ndarray,
-    lengths: np.ndarray,
-    a: np.ndarray,
-    firing_mask: np.ndarray,
-    floor: float,
-) -> float | None:
-    r"""The worst output of neuron ``i``'s pairs where it exceeds ``floor``, counting few pairs.
-
-    A pair's output :math:`y = \sum_{j\in\Gamma} a_j / |\Gamma|` exceeds ``floor`` only if
-    :math:`\sum_{j\in\Gamma}(a_j - \text{floor}) > 0`. Holders with :math:`a_j \le` ``floor``
-    (silent or weakly firing) only lower that sum, so it needs
-    :math:`\sum_{j \in S}(a_j - \text{floor}) > \text{floor}\cdot P`, with :math:`S` the
-    *strong* holders (``i`` and the other neurons above ``floor``, from their pair codes) and
-    :math:`P` the silent holders among a prefix of the neurons (from their pair codes too; the
-    prefix is taken long enough that :math:`P` averages :data:`SIEVE_MEAN` times the largest
-    count of silent holders a pair held by ``i`` alone may have and still exceed ``floor``).
-    Only the pairs passing this test (with a relative slack of :math:`10^{-9}` against
-    rounding) are evaluated exactly: their holders are read from the 0/1 matrix of the
-    support's columns, their activations summed left to right in increasing neuron order and divided by
-    :math:`|\Gamma|`, as the walk forms them, bit for bit. Returns the largest of those outputs
-    (0.0 if none), or ``None`` (use the full count) when every pair could exceed ``floor`` or
-    the sieve keeps more than an eighth of them.
-    """
-    d, n_pos = w.neurons, int(lengths.shape[0])
-    n_pairs = n_pos * (n_pos - 1) // 2
-    if n_pairs == 0 or not a_i / (1.0 + d) <= floor:
-        return None  # every pair could exceed floor: nothing to sieve
-    # the strong holders' excess over floor, i's included, pair by pair
-    strong = (a > floor)[neuron] & (neuron != i)
-    on, op = neuron[strong], pos[strong]
-    order = np.argsort(on, kind="stable")  # positions stay increasing within a neuron
-    mc, mo = _pair_codes(on[order], op[order], n_pos)
-    excess = np.bincount(mc, weights=a[mo] - floor, minlength=n_pos * n_pos) + (a_i - floor)
-    # the silent holders among a prefix of the neurons
-    lone = int(a_i / floor)  # the most silent holders a pair held by i alone may have
-    while lone >= 0 and not a_i / (1.0 + lone) > floor:
-        lone -= 1
-    while a_i / (2.0 + lone) > floor:
-        lone += 1
-    silent = ~firing_mask[neuron]
-    sn, sp = neuron[silent], pos[silent]
-    per = np.bincount(sn, minlength=d)
-    cum = np.cumsum(per * (per - 1) // 2)
-    want = SIEVE_MEAN * (lone + 1) * n_pairs
-    last = d if cum[-1] <= want else int(np.searchsorted(cum, want)) + 1
-    keep = sn < last
-    order = np.argsort(sn[keep], kind="stable")
-    codes, _ = _pair_codes(sn[keep][order], sp[keep][order], n_pos)
-    partial = np.bincount(codes, minlength=n_pos * n_pos)
-    cand = excess > floor * partial * (1.0 - 1e-9) + 1e-300
-    cand = np.triu(cand.reshape(n_pos, n_pos), 1).ravel()
-    codes = np.flatnonzero(cand)
-    if codes.shape[0] == 0:
-        return 0.0
-    if codes.shape[0] * 8 > n_pairs:
-        return None
-    # exact holders of the kept pairs: the neurons of feature u that also hold feature v
-    u, v = codes // n_pos, codes % n_pos
-    held = np.zeros((d, n_pos), dtype=np.bool_)
-    held[neuron, pos] = True
-    seg = np.concatenate([[0], np.cumsum(lengths)])
-    span = lengths[u]
-    rows = neuron[ranges(seg[u], span)]
-    both = held[rows, np.repeat(v, span)]
-    owner = np.repeat(np.arange(codes.shape[0], dtype=np.int64), span)[both]
-    j = rows[both]  # the holders, by pair then neuron
-    count = np.bincount(owner, minlength=codes.shape[0])
-    fire = firing_mask[j]
-    owner, vals = owner[fire], a[j[fire]]
-    first = np.searchsorted(owner, np.arange(codes.shape[0]))
-    num = _run_sums(vals, first, np.bincount(owner, minlength=codes.shape[0]))
-    return float(np.max(num / count.astype(np.float64)))
 
 
 # ---------------------------------------------------------------- sparse matrices: CSR and X @ S

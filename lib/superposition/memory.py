@@ -197,8 +197,9 @@ def width_search_bytes(
     holds nothing of size :math:`m^2` above
     :data:`~superposition.kernels.PAIR_TABLE_MAX_FEATURES` features, and a float64 and a
     float32 :math:`m \times m` pair table up to it), the 0/1 columns of one neuron's support (float32
-    :math:`d \times pm`, about twice for the GEMM that counts its pairs), three float64
-    :math:`(pm)^2` arrays of the sieve's bounds, the readouts and the embedding cache.
+    :math:`d \times pm`, about twice for the GEMM that counts its pairs), four 8-byte
+    :math:`(pm)^2` arrays (its pair counts, by the GEMM or the sparse product, and their
+    triangle indices), the readouts and the embedding cache.
     """
     m = check_int("n_features", n_features, low=1)
     d = check_int("neurons", neurons, low=1)
@@ -218,7 +219,7 @@ def width_search_bytes(
         2 * 4 * q * d * m
         + 2 * _F64 * (d + m)
         + 2 * _F32 * d * support
-        + 3 * _F64 * support**2
+        + 4 * _F64 * support**2
         + table
         + rest
     )

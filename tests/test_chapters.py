@@ -121,6 +121,7 @@ def test_the_documented_large_sweep_config_is_valid() -> None:
                         in_config.add((w, s, m, k))
     bern, ks = "bernoulli", v["p_scales"]
     read = {(bern, 2, m, k) for m in v["kept_features"] for k in ks}
+    read |= {(bern, 2, m, k) for m in v["kept_features"] for k in v["p_scales_above"].get(m, [])}
     read |= {(bern, 3, m, k) for m in v["kept_s3_features"] for k in ks}
     read |= {
         (bern, 2, m, k) for m in v["p_curve_features"] for k in v["p_curve_scales"] if k not in ks

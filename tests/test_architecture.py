@@ -139,3 +139,24 @@ def test_only_the_package_and_cli_import_the_package_root() -> None:
         if src == "__init__" and mod != "__init__"
     ]
     assert not bad, bad
+
+
+def test_no_docstring_math_loses_a_command_to_a_python_escape() -> None:
+    r"""A string with math that is not raw turns ``\top``, ``\times``, ``\frac``, ``\binom``,
+    ``\nu`` … into a tab, form feed, backspace or newline followed by letters: the rendered API
+    shows the command broken. Every such string in the library must be raw."""
+    import io
+    import re
+    import tokenize
+
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            prefix = re.match(r"[A-Za-z]*", tok.string).group(0).lower()  # type: ignore[union-attr]
+            if tok.type != tokenize.STRING or "r" in prefix:
+                continue
+            if ":math:" not in tok.string and "$" not in tok.string:
+                continue
+            if re.search(r"(?<!\\)\\[tfbarvn][a-zA-Z]", tok.string):
+                bad.append(f"{path.name}:{tok.start[0]}")
+    assert not bad, f"strings with math that are not raw: {bad}"

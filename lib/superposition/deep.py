@@ -262,7 +262,7 @@ class CorrectionArrays:
 
     @cached_property
     def mean(self) -> CSR:
-        """:math:`B^\top / c` ``(n_units, n_features)``: a feature's value from its units."""
+        r""":math:`B^\top / c` ``(n_units, n_features)``: a feature's value from its units."""
         b = self.incidence
         inc = sp.csr_array(
             (to_numpy(b.data), to_numpy(b.indices), to_numpy(b.indptr)), shape=b.shape

@@ -294,7 +294,7 @@ def _width_bytes(a: Mapping[str, Any]) -> float:
 
 
 def _capacity_bytes(a: Mapping[str, Any]) -> float:
-    """The largest trial the search can make: ``high`` (default :math:`64d`), or the budget's
+    r"""The largest trial the search can make: ``high`` (default :math:`64d`), or the budget's
     :math:`m = \text{budget}/2` for the denoiser (every larger trial is refused unbuilt)."""
     d = check_int("embed_dim", a["embed_dim"], low=1)
     top = 64 * d if a["high"] is None else a["high"]

@@ -451,7 +451,7 @@ class PatternMax:
 
     @property
     def mean_abs_error(self) -> float:
-        """Mean :math:`|\text{err}|` over every output of every input."""
+        r"""Mean :math:`|\text{err}|` over every output of every input."""
         return float(self.sum_abs.sum() / max(int(self.count.sum()), 1))
 
     def pattern(self, j: int) -> dict[str, float | int | None]:

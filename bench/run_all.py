@@ -439,8 +439,9 @@ def case_superposed(
     searches (:func:`bernoulli_worst_errors`, exact, no early stop; :func:`sign_pair_errors` in
     float32 tiles). Loop (Bernoulli): the walk (``route="walk"``, what runs beyond the pair
     table's m) with every pair of a neuron's support counted by one dense GEMM over all d
-    neurons, as before the sparse count (``SPARSE_COUNT_COST`` set to infinity). Dense: the Gram route, Ŷ = (Wᵀ diag(a) W) / (WᵀW) for Bernoulli (Γ once,
-    shared by the ``k`` inputs, the numerator over the firing neurons per input) and
+    neurons, as before the sparse count (``SPARSE_COUNT_COST`` set to infinity). Dense: the
+    Gram route, Ŷ = (Wᵀ diag(a) W) / (WᵀW) for Bernoulli (Γ once, shared by the ``k``
+    inputs, the numerator over the firing neurons per input) and
     Ŷ = σᵀ diag(a) σ over all d neurons for Rademacher (512 rows timed, scaled). Set-up (drawing
     W, Φ's readouts, the activations) is not timed.
     """

@@ -307,6 +307,45 @@ def test_seed_widths_restart_below_a_passing_low() -> None:
     assert b[0] <= 4 * a[0] // 2 + 1 and b[0] < 4 * a[0]
 
 
+def test_an_interrupted_width_search_resumes_at_its_last_trial(tmp_path, monkeypatch) -> None:
+    """With a checkpoint, a search stopped after two trials resumes with the third: the first
+    two are read back, not run again, and the result is the uninterrupted search's."""
+    from superposition.store import Checkpoint
+
+    kw = dict(weights="bernoulli", n_samples=4, low=16, seed=3)
+    plain = S.seed_width(60, 2, 0.5, **kw)
+    assert len(plain.trials) >= 4
+    real, ran = S.width_trial, []
+
+    def counted(m, d, *args, **options):
+        if len(ran) == 2 and options.get("stop_above") == 0.5 and stop[0]:
+            raise KeyboardInterrupt  # the session ends
+        ran.append(d)
+        return real(m, d, *args, **options)
+
+    monkeypatch.setattr(S, "width_trial", counted)
+    point = ("superposition.experiments.superposed_width", {"n_features": 60}, 3, "algorithm 1")
+    stop = [True]
+    with pytest.raises(KeyboardInterrupt):
+        S.seed_width(60, 2, 0.5, checkpoint=Checkpoint(tmp_path, *point), **kw)
+    assert len(list(tmp_path.glob("*.json"))) == 2  # two finished trials kept
+    stop[0] = False
+    ck = Checkpoint(tmp_path, *point)
+    resumed = S.seed_width(60, 2, 0.5, checkpoint=ck, **kw)
+    assert ck.replayed == 2 and ck.replayed_cpu > 0
+    assert ran[2:] == [tr["neurons"] for tr in plain.trials[2:]]  # only the rest ran
+    assert (resumed.neurons, resumed.bracket) == (plain.neurons, plain.bracket)
+    drop = ("seconds",)
+    assert [{k: v for k, v in t.items() if k not in drop} for t in resumed.trials] == [
+        {k: v for k, v in t.items() if k not in drop} for t in plain.trials
+    ]
+    kept = [json.loads(f.read_text())["metrics"] for f in tmp_path.glob("*.json")]
+    kept_seconds = {t["neurons"]: t["seconds"] for t in kept}
+    assert [t["seconds"] for t in resumed.trials[:2]] == [
+        kept_seconds[t["neurons"]] for t in resumed.trials[:2]
+    ]  # read back as they were measured
+
+
 def test_width_trial_is_deterministic() -> None:
     a = S.width_trial(50, 300, 3, embed_dim=40, seed=4).per_input
     b = S.width_trial(50, 300, 3, embed_dim=40, seed=4).per_input

@@ -205,6 +205,86 @@ def test_interrupted_in_process_sweep_keeps_finished_points(tmp_path) -> None:
     assert len(ST.Store(tmp_path).keys()) == 3
 
 
+def _stepped(n: int, seed: int, checkpoint=None) -> dict:
+    """Four steps, each a long dot product; ``STEPS`` logs the steps computed and ``STOP_AT``
+    interrupts the run before that many have been (a session that ends mid-point)."""
+
+    def compute(i: int) -> dict:
+        if len(STEPS) == STOP_AT[0]:
+            raise KeyboardInterrupt
+        STEPS.append((n, seed, i))
+        return _dot(n + i, seed)
+
+    run = (lambda step, f: f()) if checkpoint is None else checkpoint.step
+    values = [run({"i": i}, lambda i=i: compute(i)) for i in range(4)]
+    return {"dots": [v["dot"] for v in values], "head": values[-1]["head"]}
+
+
+STEPS: list = []
+STOP_AT = [-1]
+
+
+def test_an_interrupted_point_resumes_at_its_last_finished_step(tmp_path) -> None:
+    plain = S.sweep(_stepped, {"n": [1000]}, seeds=[2], progress=False)
+    STEPS.clear()
+    STOP_AT[0] = 3
+    with pytest.raises(KeyboardInterrupt):
+        S.sweep(_stepped, {"n": [1000]}, seeds=[2], store=tmp_path, progress=False)
+    (key,) = [r["key"] for r in plain]
+    partial = tmp_path / ST.PARTIAL / key
+    assert len(list(partial.glob("*.json"))) == 3 and not ST.Store(tmp_path).keys()
+    STEPS.clear()
+    STOP_AT[0] = -1
+    resumed = S.sweep(_stepped, {"n": [1000]}, seeds=[2], store=tmp_path, progress=False)
+    assert STEPS == [(1000, 2, 3)]  # only the step not finished before
+    assert _metrics(resumed) == _metrics(plain)  # the same bits as straight through
+    (rec,) = list(resumed)
+    assert rec["resumed_steps"] == 3 and rec["cpu_time"] > 0
+    assert not partial.exists()  # removed once the point's record is written
+    status, stored = ST.Store(tmp_path).read(key)
+    assert status == "ok" and stored["metrics"] == rec["metrics"]
+
+
+def test_checkpoint_steps_are_keyed_by_point_and_checked(tmp_path) -> None:
+    calls = []
+
+    def value() -> dict:
+        calls.append(1)
+        return {"x": np.float64(0.1) * 3, "v": np.arange(2)}
+
+    point = ("f", {"n": 3}, 0, "algorithm 1")
+    a = ST.Checkpoint(tmp_path / "a", *point).step({"d": 8}, value)
+    assert a == {"x": 0.1 * 3, "v": [0, 1]} and type(a["x"]) is float  # a JSON round trip
+    ck = ST.Checkpoint(tmp_path / "a", *point)
+    assert ck.step({"d": 8}, value) == a and len(calls) == 1 and ck.replayed == 1
+    ck.step({"d": 9}, value)  # another step is computed
+    assert len(calls) == 2
+    other = ST.Checkpoint(tmp_path / "a", "f", {"n": 4}, 0, "algorithm 1")
+    other.step({"d": 8}, value)  # the same step of another point is not read
+    assert len(calls) == 3 and other.replayed == 0
+    (f,) = [p for p in (tmp_path / "a").glob("*.json") if json.loads(p.read_text())["params"]
+            == {"point": {"n": 3}, "step": {"d": 8}}]  # fmt: skip
+    f.write_text(f.read_text().replace("0.3", "0.4"))  # damaged: recomputed, never read
+    assert ST.Checkpoint(tmp_path / "a", *point).step({"d": 8}, value) == a and len(calls) == 4
+    with pytest.raises(ValueError, match="must return a mapping"):
+        ST.Checkpoint(tmp_path / "b", *point).step({"d": 1}, lambda: 3)
+    with pytest.raises(ValueError, match="checkpoint is given by the sweep"):
+        S.sweep(_stepped, {"n": [10], "checkpoint": [None]}, seeds=[0], progress=False)
+
+
+def test_a_checkpointed_point_on_a_process_pool(tmp_path) -> None:
+    """The checkpoint's directory reaches the workers; the record is the in-process one."""
+    grid = {"n_features": [40], "sparsity": [2], "target_error": [0.5], "n_samples": [2]}
+    fn = X.EXPERIMENTS["width"]
+    here = S.sweep(fn, grid, seeds=[1], store=tmp_path / "a", progress=False)
+    pool = S.sweep(fn, grid, seeds=[1], store=tmp_path / "b", executor="processes",
+                   workers=1, progress=False)  # fmt: skip
+    assert _metrics(here) == _metrics(pool)
+    for d in "ab":  # the steps were kept (the directory was made) and removed at the end
+        assert (tmp_path / d / ST.PARTIAL).is_dir()
+        assert not list((tmp_path / d / ST.PARTIAL).iterdir())
+
+
 SLOW_MODULE = """
 import os, time
 import numpy as np

@@ -26,6 +26,7 @@ from ._validate import check_int
 from .circuits import DEFAULT_GATES, compile_circuit, emulate, random_circuit
 from .deep import capacity_search
 from .memory import circuit_bytes, deep_bytes, embed_bytes, uand_bytes, width_search_bytes
+from .store import Checkpoint
 from .superposed import seed_width, superposed_p
 from .theory import coherence_scale, readout_error_scale
 from .uand import build_uand, connection_probability, evaluate_uand
@@ -151,6 +152,7 @@ def superposed_width(
     phi: str = "seeded",
     inputs_kind: str = "uniform",
     seed: int = 0,
+    checkpoint: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """One seed's minimal width for U-AND on superposed inputs (one point of a width sweep).
 
@@ -162,6 +164,8 @@ def superposed_width(
     (:func:`superposition.superposed.best_p_scale`). Metrics: ``neurons`` (``high + 1`` when no
     width up to ``high`` passed), ``bracket``, ``p`` (at ``neurons``) and the search's
     ``trials`` (``neurons``, ``p``, ``max_abs_error``, ``passed``, ``inputs`` evaluated).
+    ``checkpoint`` (given by the sweep, not part of the result): the search's finished trials,
+    so a search that runs for hours resumes at its last finished trial.
     """
     m = check_int("n_features", n_features, low=2)
     start = width_guess(m) if low == "auto" else check_int("low", low, low=1)
@@ -169,6 +173,7 @@ def superposed_width(
         m, sparsity, target_error, seed=check_int("seed", seed, low=0), weights=weights,
         embed_dim=embed_dim, n_samples=n_samples, low=start, high=max(high, start),
         resolution=resolution, p=p, p_scale=p_scale, phi=phi, inputs_kind=inputs_kind,
+        checkpoint=checkpoint,
     )  # fmt: skip
     trials = [{k: v for k, v in tr.items() if k not in ("seed", "seconds")} for tr in r.trials]
     at = [tr["p"] for tr in trials if tr["neurons"] == r.neurons]

@@ -23,6 +23,7 @@ import os
 import platform
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ from ._version import __version__
 
 __all__ = [
     "FORMAT",
+    "PARTIAL",
     "STORE_ENV",
+    "Checkpoint",
     "Store",
     "canonical_json",
     "default_store",
@@ -50,6 +53,8 @@ FORMAT = 1
 """Version of the on-disk record layout."""
 STORE_ENV = "SUPERPOSITION_STORE"
 """Environment variable naming the default results store."""
+PARTIAL = "partial"
+"""Subdirectory of a store holding the finished steps of points in progress (:class:`Checkpoint`)."""
 
 
 def default_store() -> Path:
@@ -280,6 +285,79 @@ class Store:
             pid, host = int(parts[1]), ".".join(parts[2:-2])
             if host == _host() and not _alive(pid):
                 tmp.unlink(missing_ok=True)
+
+
+class Checkpoint:
+    """The finished steps of one point in progress, so a point that runs for hours resumes mid-way.
+
+    An experiment that takes a ``checkpoint`` argument receives one from the sweep
+    (:func:`superposition.sweep.sweep`) when the sweep has a store: the steps of the point
+    ``(function, params, seed, version)`` live in ``<store>/partial/<the point's key>/``, one
+    atomically written, checksummed record per step (a :class:`Store`), and are removed when the
+    point's own record is written. A step is anything the experiment can name by a
+    JSON-serialisable mapping (a width search names its trials by their width) whose value is a
+    JSON-serialisable mapping that depends only on the point and the step: so a resumed point
+    gives the same bits as one run straight through.
+
+    Parameters
+    ----------
+    root : path
+        The point's directory of steps (created if missing).
+    function, params, seed, version
+        The point, as in :func:`result_key`: each step's record is keyed by the point and the
+        step, so a step file copied under another point is never read.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        function: str,
+        params: Mapping[str, Any],
+        seed: int | None,
+        version: str,
+    ) -> None:
+        self.store = Store(root)
+        self.function = str(function)
+        self.params = normalize(dict(params), "params")
+        self.seed = seed
+        self.version = str(version)
+        self.replayed = 0
+        """Steps read back instead of computed, in this run."""
+        self.replayed_cpu = 0.0
+        """CPU seconds the replayed steps cost when they were computed."""
+        self.replayed_wall = 0.0
+        """Wall seconds the replayed steps cost when they were computed."""
+
+    def step(self, step: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]]) -> dict:
+        """The value of ``step``: read back if a run before this one finished it, else
+        ``compute()``, written atomically before it is returned. Either way the value after a
+        JSON round trip (the same bits fresh or resumed)."""
+        params = {"point": self.params, "step": normalize(dict(step), "step")}
+        key = result_key(self.function, params, self.seed, self.version)
+        status, rec = self.store.read(key)
+        if status == "ok" and rec is not None:
+            self.replayed += 1
+            self.replayed_cpu += float(rec.get("cpu_time", 0.0))
+            self.replayed_wall += float(rec.get("wall_time", 0.0))
+            return rec["metrics"]
+        wall, cpu = time.perf_counter(), time.process_time()
+        value = compute()
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                f"a checkpointed step must return a mapping, got {type(value).__name__}"
+            )
+        record = {
+            "key": key,
+            "function": self.function,
+            "params": params,
+            "seed": self.seed,
+            "metrics": normalize(dict(value), "a checkpointed step's value"),
+            "version": self.version,
+            "wall_time": time.perf_counter() - wall,
+            "cpu_time": time.process_time() - cpu,
+        }
+        self.store.write(record)
+        return record["metrics"]
 
 
 def _host() -> str:

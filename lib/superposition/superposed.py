@@ -66,6 +66,7 @@ from .kernels import (
     sign_readout_tolerance,
 )
 from .search import fraction_passing, smallest_passing
+from .store import Checkpoint
 from .uand import (
     WEIGHTS,
     MeanReadout,
@@ -1102,6 +1103,7 @@ def seed_width(
     p_scale: float = 1.0,
     phi: str = "seeded",
     inputs_kind: str = "uniform",
+    checkpoint: Checkpoint | None = None,
 ) -> WidthSearch:
     r"""One seed's threshold: the smallest number of neurons at which that seed's network passes.
 
@@ -1109,7 +1111,9 @@ def seed_width(
     first input above ``target_error``), to relative ``resolution``; ``high + 1`` if none
     passed. When ``low`` already passes the search restarts from ``low // 2``, so ``low`` may be
     a guess. With ``p="paper"`` the search starts above :math:`\ln^4 m`, where the paper's
-    :math:`p` is a probability.
+    :math:`p` is a probability. ``checkpoint``: each trial is a step of it
+    (:class:`superposition.store.Checkpoint`, named by its width), so an interrupted search
+    resumes at its last finished trial with the same result.
     """
     if p == "best":  # a choice over several networks per seed, not one network's threshold
         raise ValueError(
@@ -1122,24 +1126,25 @@ def seed_width(
     seed = check_int("seed", seed, low=0)
     trials: list[dict[str, Any]] = []
 
-    def passes(d: int) -> bool:
+    def trial(d: int) -> dict[str, Any]:
         r = width_trial(
             m, d, s, embed_dim=embed_dim, weights=weights, n_samples=n_samples, seed=seed,
             stop_above=eps, p=p, p_scale=p_scale, phi=phi, inputs_kind=inputs_kind,
         )  # fmt: skip
-        ok = r.max_abs_error <= eps
-        trials.append(
-            {
-                "neurons": d,
-                "seed": seed,
-                "p": r.p,
-                "max_abs_error": r.max_abs_error,
-                "passed": ok,
-                "inputs": int(r.per_input.shape[0]),
-                "seconds": r.seconds,
-            }
-        )
-        return ok
+        return {
+            "neurons": d,
+            "seed": seed,
+            "p": r.p,
+            "max_abs_error": r.max_abs_error,
+            "passed": bool(r.max_abs_error <= eps),
+            "inputs": int(r.per_input.shape[0]),
+            "seconds": r.seconds,
+        }
+
+    def passes(d: int) -> bool:
+        tr = trial(d) if checkpoint is None else checkpoint.step({"neurons": d}, lambda: trial(d))
+        trials.append(tr)
+        return bool(tr["passed"])
 
     # the paper's p is a probability only above ln⁴ m: the search never goes below its start
     floor = low if p == "paper" else 1

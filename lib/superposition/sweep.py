@@ -17,6 +17,16 @@ written atomically, so an interrupted sweep resumes where it stopped. Points run
 executor (:func:`superposition.executors.open_executor`): this process, a process pool or a
 Dask cluster.
 
+Points that run for hours
+    An experiment with a ``checkpoint`` parameter receives a
+    :class:`superposition.store.Checkpoint` (when the sweep has a store): its finished steps
+    (a width search's trials) are kept in ``<store>/partial/<key>/`` as they finish, so an
+    interrupted point resumes at its last finished step, not from its start, with the same
+    bits; they are removed when the point's record is written, whose ``wall_time`` and
+    ``cpu_time`` then count the replayed steps' original cost (``resumed_steps`` says how
+    many). On a Dask cluster this needs the store's directory on a file system the workers
+    share.
+
 Same bits on every executor
     A point's result depends only on its parameters and seed. Metrics are stored and returned
     as their JSON round trip (floats round-trip exactly), so a fresh result and a stored one are
@@ -44,6 +54,7 @@ import itertools
 import json
 import os
 import pickle
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,6 +69,8 @@ from .backend import blas_threads
 from .executors import check_executor, is_dask, open_executor
 from .search import largest_passing, seeds_needed, smallest_passing
 from .store import (
+    PARTIAL,
+    Checkpoint,
     Store,
     canonical_json,
     function_name,
@@ -87,26 +100,39 @@ class _Task:
 
 
 def _evaluate(
-    fn: Any, params: Mapping[str, Any], seed: int | None
-) -> tuple[str, float, str, dict[str, Any], float]:
+    fn: Any,
+    params: Mapping[str, Any],
+    seed: int | None,
+    checkpoint: tuple[str, str, str] | None = None,
+) -> tuple[str, float, str, dict[str, Any], float, int]:
     """Worker side: run one point with one BLAS thread; metrics as canonical JSON, wall-clock
-    seconds, the worker's library version (checked against the sweep's), its :func:`machine`
-    and the CPU seconds of the worker process (on a shared machine, the cost without the wait)."""
+    seconds, the worker's library version (checked against the sweep's), its :func:`machine`,
+    the CPU seconds of the worker process (on a shared machine, the cost without the wait) and
+    the steps read back from a checkpoint. ``checkpoint``: ``(directory, function, version)``
+    of the point's :class:`Checkpoint`, for an experiment that takes one; the seconds then
+    include those its replayed steps cost when they were computed."""
     if isinstance(fn, bytes):
         fn = pickle.loads(fn)
     kwargs = dict(params)
     if seed is not None:
         kwargs["seed"] = seed
+    ck = None
+    if checkpoint is not None:
+        ck = Checkpoint(checkpoint[0], checkpoint[1], params, seed, checkpoint[2])
+        kwargs["checkpoint"] = ck
     with blas_threads(BLAS_THREADS):
         start, cpu = time.perf_counter(), time.process_time()
         metrics = fn(**kwargs)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    replayed = 0
+    if ck is not None:
+        wall, cpu, replayed = wall + ck.replayed_wall, cpu + ck.replayed_cpu, ck.replayed
     if not isinstance(metrics, Mapping):
         raise ValueError(
             f"an experiment must return a mapping of metrics, {function_name(fn)} returned "
             f"{type(metrics).__name__}"
         )
-    return _normalize_metrics(metrics), wall, library_version(), machine(), cpu
+    return _normalize_metrics(metrics), wall, library_version(), machine(), cpu, replayed
 
 
 def _normalize_metrics(metrics: Mapping[str, Any]) -> str:
@@ -132,6 +158,8 @@ def _record(task: _Task, out: tuple[Any, ...], version: str) -> dict[str, Any]:
         rec["machine"] = out[3]
     if len(out) > 4:
         rec["cpu_time"] = out[4]
+    if len(out) > 5 and out[5]:
+        rec["resumed_steps"] = out[5]  # finished in an earlier, interrupted run
     return rec
 
 
@@ -210,12 +238,19 @@ class _Runner:
             )
         if self.executor is None:
             for task in todo:
-                self._finish(task, _evaluate(task.fn, task.params, task.seed), done)
+                out = _evaluate(task.fn, task.params, task.seed, self._checkpoint(task))
+                self._finish(task, out, done)
         else:
             self._run_futures(todo, done)
         return done
 
-    def _finish(self, task: _Task, out: tuple[str, float, str], done: dict[str, Any]) -> None:
+    def _checkpoint(self, task: _Task) -> tuple[str, str, str] | None:
+        """Where the point's finished steps live, for an experiment that takes a checkpoint."""
+        if self.store is None or not _takes_checkpoint(task.fn):
+            return None
+        return str(self.store.root / PARTIAL / task.key), task.function, self.version
+
+    def _finish(self, task: _Task, out: tuple[Any, ...], done: dict[str, Any]) -> None:
         if out[2] != self.library:
             raise ValueError(
                 f"a worker runs superposition {out[2]}, this sweep {self.library}: install the "
@@ -224,6 +259,7 @@ class _Runner:
         rec = _record(task, out, self.version)
         if self.store is not None:
             self.store.write(rec)
+            shutil.rmtree(self.store.root / PARTIAL / task.key, ignore_errors=True)
         done[task.key] = rec
         self._count("computed")
         if self.bar is not None:
@@ -236,7 +272,14 @@ class _Runner:
         for task in todo:
             if id(task.fn) not in self.shipped:
                 self.shipped[id(task.fn)] = _ship(task.fn, ex)
-            fut = ex.submit(_evaluate, self.shipped[id(task.fn)], task.params, task.seed, **extra)
+            fut = ex.submit(
+                _evaluate,
+                self.shipped[id(task.fn)],
+                task.params,
+                task.seed,
+                self._checkpoint(task),
+                **extra,
+            )
             futures[fut] = task
         error: BaseException | None = None
         try:
@@ -255,6 +298,14 @@ class _Runner:
             raise
         if error is not None:
             raise error
+
+
+def _takes_checkpoint(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` has a ``checkpoint`` parameter (:class:`Checkpoint`)."""
+    try:
+        return "checkpoint" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _as_completed(futures: Mapping[Any, Any]) -> Iterator[Any]:
@@ -430,6 +481,11 @@ def _tasks(
         params = normalize(dict(point), "params")
         if "seed" in params and seeds[0] is not None:
             raise ValueError("seed must be given by seeds, not in grid or params")
+        if "checkpoint" in params and _takes_checkpoint(fn):
+            raise ValueError(
+                "checkpoint is given by the sweep (the point's finished steps, kept in its "
+                "store), not in grid or params"
+            )
         names = tuple(sorted(params))
         if names not in checked:
             _check_signature(fn, params, seeds[0] is not None)

@@ -85,3 +85,41 @@ def test_a_capacity_record_recomputes_to_what_the_cli_prints() -> None:
     assert fn("denoiser", 256, budget=None, depth=5, n_samples=10)["relus"] is None
     with pytest.raises(ValueError, match="budget"):
         fn("grouped", 256, budget="3d", depth=5, n_samples=10)
+
+
+def test_kept_steps_of_points_in_progress_belong_to_a_kept_sweep() -> None:
+    """The finished trials of searches still in progress (``book/sweeps/store/partial``, kept so
+    that a search of hours resumes in another session): each directory is a point of a kept
+    sweep with no record yet, and each of its steps is a valid record of that point."""
+    import yaml
+
+    from superposition.store import PARTIAL, normalize
+    from superposition.sweep import grid_points
+
+    partial = STORE / PARTIAL
+    dirs = sorted(p for p in partial.iterdir() if p.is_dir()) if partial.is_dir() else []
+    if not dirs:
+        pytest.skip("no searches in progress kept in book/sweeps/store/partial")
+    points = {}
+    for name, config in KEPT.items():
+        cfg = yaml.safe_load((STORE.parents[2] / config).read_text())
+        fn = EXPERIMENTS[name]
+        seeds = range(cfg["seeds"]) if isinstance(cfg["seeds"], int) else cfg["seeds"]
+        for grid in cfg["grids"]:
+            for point in grid_points(grid, cfg["params"]):
+                params = normalize(point, "params")
+                for seed in seeds:
+                    key = result_key(function_name(fn), params, seed, result_version(fn))
+                    points[key] = (params, seed)
+    for where in dirs:
+        assert where.name in points, f"{where}: not a point of {sorted(KEPT.values())}"
+        assert Store(STORE).read(where.name)[0] == "missing", (
+            f"{where}: the point is finished, its steps should have been removed"
+        )
+        params, seed = points[where.name]
+        steps = Store(where)
+        assert steps.keys(), f"{where}: empty"
+        for key in steps.keys():
+            status, rec = steps.read(key)
+            assert status == "ok", f"{steps.path(key)}: {status}"
+            assert rec["params"]["point"] == params and rec["seed"] == seed

@@ -233,6 +233,10 @@ def test_an_interrupted_point_resumes_at_its_last_finished_step(tmp_path) -> Non
     (key,) = [r["key"] for r in plain]
     partial = tmp_path / ST.PARTIAL / key
     assert len(list(partial.glob("*.json"))) == 3 and not ST.Store(tmp_path).keys()
+    (busy,) = S.partial_points(_stepped, {"n": [1000]}, seeds=[1, 2], store=tmp_path)
+    assert (busy["params"], busy["seed"]) == ({"n": 1000}, 2)
+    assert [v["dot"] for v in busy["steps"]] == plain[0]["metrics"]["dots"][:3]  # in order
+    assert busy["cpu_time"] > 0
     STEPS.clear()
     STOP_AT[0] = -1
     resumed = S.sweep(_stepped, {"n": [1000]}, seeds=[2], store=tmp_path, progress=False)
@@ -241,6 +245,7 @@ def test_an_interrupted_point_resumes_at_its_last_finished_step(tmp_path) -> Non
     (rec,) = list(resumed)
     assert rec["resumed_steps"] == 3 and rec["cpu_time"] > 0
     assert not partial.exists()  # removed once the point's record is written
+    assert S.partial_points(_stepped, {"n": [1000]}, seeds=[1, 2], store=tmp_path) == []
     status, stored = ST.Store(tmp_path).read(key)
     assert status == "ok" and stored["metrics"] == rec["metrics"]
 

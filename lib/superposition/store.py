@@ -355,6 +355,7 @@ class Checkpoint:
             "version": self.version,
             "wall_time": time.perf_counter() - wall,
             "cpu_time": time.process_time() - cpu,
+            "finished": time.time(),  # UNIX seconds: the order the steps finished in
         }
         self.store.write(record)
         return record["metrics"]

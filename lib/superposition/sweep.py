@@ -81,7 +81,15 @@ from .store import (
     result_version,
 )
 
-__all__ = ["BLAS_THREADS", "Table", "grid_points", "run_grid", "sweep", "threshold_sweep"]
+__all__ = [
+    "BLAS_THREADS",
+    "Table",
+    "grid_points",
+    "partial_points",
+    "run_grid",
+    "sweep",
+    "threshold_sweep",
+]
 
 BLAS_THREADS = 1
 """BLAS threads used while evaluating a point (see the module docstring)."""
@@ -555,6 +563,45 @@ def sweep(
     return _run_table(
         tasks, store, executor, workers, scheduler, progress, desc or fname, version, read_only
     )
+
+
+def partial_points(
+    fn: Callable[..., Mapping[str, Any]],
+    grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
+    seeds: int | Sequence[int] | None = (0,),
+    *,
+    params: Mapping[str, Any] | None = None,
+    store: str | os.PathLike[str] | Store,
+    name: str | None = None,
+) -> list[dict[str, Any]]:
+    """The points of a sweep that are in progress: not finished, with finished steps kept.
+
+    For an experiment with a ``checkpoint`` parameter (:class:`superposition.store.Checkpoint`),
+    the points of ``grid`` × ``seeds`` that have no record in ``store`` but whose finished
+    steps are kept there (an interrupted run's), in grid order, seeds inner: ``params``,
+    ``seed``, ``steps`` (their values, in the order they finished) and ``cpu_time`` (what they
+    cost so far, CPU seconds). Reads only.
+    """
+    fname = function_name(fn) if name is None else str(name)
+    version = result_version(fn)
+    st = _open_store(store)
+    out = []
+    for task in _tasks(fn, fname, grid_points(grid, params), _seed_list(seeds), version):
+        where = st.root / PARTIAL / task.key
+        if st.read(task.key)[0] == "ok" or not where.is_dir():
+            continue
+        ck = Store(where)
+        steps = [rec for rec in map(ck.read, ck.keys()) if rec[0] == "ok"]
+        if not steps:
+            continue
+        recs = sorted((rec for _, rec in steps), key=lambda r: r.get("finished", 0.0))
+        out.append({
+            "params": task.params,
+            "seed": task.seed,
+            "steps": [r["metrics"] for r in recs],
+            "cpu_time": sum(float(r.get("cpu_time", 0.0)) for r in recs),
+        })  # fmt: skip
+    return out
 
 
 def _run_table(

@@ -250,6 +250,21 @@ def test_an_interrupted_point_resumes_at_its_last_finished_step(tmp_path) -> Non
     assert status == "ok" and stored["metrics"] == rec["metrics"]
 
 
+def test_the_progress_bar_counts_the_steps_of_points_in_progress(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(S, "STEP_POLL_SECONDS", 0.02)
+
+    def slow(n: int, seed: int, checkpoint=None) -> dict:
+        for i in range(3):
+            checkpoint.step({"i": i}, lambda i=i: time.sleep(0.1) or {"i": i})
+        return {"n": n}
+
+    S.sweep(slow, {"n": [1]}, seeds=[0], store=tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert any(f"in progress: 1, steps kept: {k}" in err for k in (1, 2))  # while it ran
+
+
 def test_checkpoint_steps_are_keyed_by_point_and_checked(tmp_path) -> None:
     calls = []
 

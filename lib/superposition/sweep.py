@@ -59,6 +59,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -93,6 +94,8 @@ __all__ = [
 
 BLAS_THREADS = 1
 """BLAS threads used while evaluating a point (see the module docstring)."""
+STEP_POLL_SECONDS = 30.0
+"""How often the progress bar counts the finished steps of points in progress."""
 
 
 # ------------------------------------------------------------------ evaluation
@@ -244,13 +247,40 @@ class _Runner:
                 f"read_only: {len(todo)} of {len(unique)} points are not in the store {where} "
                 f"(first: {todo[0].function} {canonical_json(todo[0].params)} seed {todo[0].seed})"
             )
-        if self.executor is None:
-            for task in todo:
-                out = _evaluate(task.fn, task.params, task.seed, self._checkpoint(task))
-                self._finish(task, out, done)
-        else:
-            self._run_futures(todo, done)
+        with self._watch_steps(todo, done):
+            if self.executor is None:
+                for task in todo:
+                    out = _evaluate(task.fn, task.params, task.seed, self._checkpoint(task))
+                    self._finish(task, out, done)
+            else:
+                self._run_futures(todo, done)
         return done
+
+    @contextlib.contextmanager
+    def _watch_steps(self, todo: Sequence[_Task], done: Mapping[str, Any]) -> Iterator[None]:
+        """While points that keep steps run, the progress bar counts their finished steps
+        (a point may take hours; its steps show it moving), looked up every
+        :data:`STEP_POLL_SECONDS`."""
+        dirs = {t.key: where[0] for t in todo if (where := self._checkpoint(t)) is not None}
+        bar = self.bar
+        if not dirs or bar is None or getattr(bar, "disable", True):
+            yield
+            return
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.wait(STEP_POLL_SECONDS):
+                busy = [d for key, d in dirs.items() if key not in done]
+                steps = sum(len(list(Path(d).glob("*.json"))) for d in busy)
+                bar.set_postfix_str(f"in progress: {len(busy)}, steps kept: {steps}")
+
+        watcher = threading.Thread(target=poll, name="sweep-steps", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
 
     def _checkpoint(self, task: _Task) -> tuple[str, str, str] | None:
         """Where the point's finished steps live, for an experiment that takes a checkpoint."""

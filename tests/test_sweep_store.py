@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,6 +247,10 @@ def test_an_interrupted_point_resumes_at_its_last_finished_step(tmp_path) -> Non
     assert rec["resumed_steps"] == 3 and rec["cpu_time"] > 0
     assert not partial.exists()  # removed once the point's record is written
     assert S.partial_points(_stepped, {"n": [1000]}, seeds=[1, 2], store=tmp_path) == []
+    # steps left by a run killed between its record and their removal go on the next run
+    ST.Checkpoint(partial, rec["function"], {"n": 1000}, 2, rec["version"]).step({"i": 0}, dict)
+    S.sweep(_stepped, {"n": [1000]}, seeds=[2], store=tmp_path, progress=False)
+    assert not partial.exists()
     status, stored = ST.Store(tmp_path).read(key)
     assert status == "ok" and stored["metrics"] == rec["metrics"]
 
@@ -290,6 +295,37 @@ def test_checkpoint_steps_are_keyed_by_point_and_checked(tmp_path) -> None:
         ST.Checkpoint(tmp_path / "b", *point).step({"d": 1}, lambda: 3)
     with pytest.raises(ValueError, match="checkpoint is given by the sweep"):
         S.sweep(_stepped, {"n": [10], "checkpoint": [None]}, seeds=[0], progress=False)
+
+
+def test_checkpoints_count_cost_once_survive_removal_and_are_pruned(tmp_path) -> None:
+    """A step asked twice in one run is not "resumed"; a step written after another sweep
+    removed the directory is kept; prune drops the steps of finished points and of other
+    versions; a worker of another library refuses a checkpointed point before any work;
+    partial_points only reads."""
+    point = ("f", {"n": 3}, 0, ST.library_version())
+    ck = ST.Checkpoint(tmp_path / "store" / ST.PARTIAL / "k1", *point)
+    ck.step({"d": 1}, lambda: {"x": 1})
+    ck.step({"d": 1}, lambda: {"x": 2})  # the search asks again: read back, not resumed
+    assert ck.replayed == 0 and ck.replayed_cpu == 0.0
+    shutil.rmtree(ck.store.root)
+    assert ck.step({"d": 2}, lambda: {"x": 3}) == {"x": 3}  # written again
+    assert len(list(ck.store.root.glob("*.json"))) == 1
+    old = ST.Checkpoint(tmp_path / "store" / ST.PARTIAL / "k2", "f", {"n": 3}, 0, "0.0.0+src.x")
+    old.step({"d": 1}, lambda: {"x": 1})
+    store = ST.Store(tmp_path / "store")
+    done = {"key": "k3", "function": "f", "params": {}, "seed": 0, "metrics": {},
+            "version": ST.library_version()}  # fmt: skip
+    done["key"] = ST.result_key("f", {}, 0, ST.library_version())
+    store.write(done)
+    left = ST.Checkpoint(tmp_path / "store" / ST.PARTIAL / done["key"], *point)
+    left.step({"d": 1}, lambda: {"x": 1})
+    assert store.prune() == 2  # another version's steps, a finished point's leftovers
+    assert sorted(p.name for p in (tmp_path / "store" / ST.PARTIAL).iterdir()) == ["k1"]
+    with pytest.raises(ValueError, match="a worker runs superposition"):
+        S._evaluate(_stepped, {"n": 10}, 0, (str(tmp_path / "w"), "f", "v", "0.0.0"))
+    assert not (tmp_path / "w").exists()  # refused before anything was written
+    assert S.partial_points(_stepped, {"n": [1]}, store=tmp_path / "none") == []
+    assert not (tmp_path / "none").exists()  # read only
 
 
 def test_a_checkpointed_point_on_a_process_pool(tmp_path) -> None:

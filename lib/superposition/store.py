@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import socket
 import tempfile
 import time
@@ -186,16 +187,19 @@ class Store:
     root : path
         The directory (created if missing). Temporary files left by processes of this host that
         no longer run (a sweep killed mid-write) are removed when a store is opened.
+    writable : bool
+        ``False``: only read (nothing created or removed; a missing directory holds no keys).
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, writable: bool = True) -> None:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(
                 f"store must be a directory (one file per point), but {str(self.root)!r} is a file"
             )
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_temporaries()
+        if writable:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._remove_stale_temporaries()
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
@@ -260,6 +264,8 @@ class Store:
         """Delete the records of other library versions (and unreadable files); returns how many.
 
         Records keyed by an experiment's own algorithm version (:func:`result_version`) stay.
+        The kept steps of a point in progress (:class:`Checkpoint`, ``partial/<key>/``) go with
+        their version, and once their point has its record (a run killed in between).
 
         Parameters
         ----------
@@ -274,6 +280,16 @@ class Store:
                 continue  # keyed by an experiment's own algorithm version: not the library's
             if status != "ok" or rec is None or rec["version"] != keep:
                 self.path(key).unlink(missing_ok=True)
+                removed += 1
+        # the steps of points in progress (Checkpoint): gone with their point's version, or
+        # left over once the point was written
+        partial = self.root / PARTIAL
+        for where in sorted(partial.iterdir()) if partial.is_dir() else []:
+            steps = Store(where, writable=False)
+            versions = {rec["version"] for st, rec in map(steps.read, steps.keys()) if st == "ok"}
+            current = {v for v in versions if v == keep or v.startswith(ALGORITHM_PREFIX)}
+            if self.read(where.name)[0] == "ok" or not current:
+                shutil.rmtree(where, ignore_errors=True)
                 removed += 1
         return removed
 
@@ -322,7 +338,8 @@ class Checkpoint:
         self.seed = seed
         self.version = str(version)
         self.replayed = 0
-        """Steps read back instead of computed, in this run."""
+        """Steps read back instead of computed, finished by an earlier run."""
+        self._mine: set[str] = set()  # the steps this run computed (a search may ask twice)
         self.replayed_cpu = 0.0
         """CPU seconds the replayed steps cost when they were computed."""
         self.replayed_wall = 0.0
@@ -336,9 +353,10 @@ class Checkpoint:
         key = result_key(self.function, params, self.seed, self.version)
         status, rec = self.store.read(key)
         if status == "ok" and rec is not None:
-            self.replayed += 1
-            self.replayed_cpu += float(rec.get("cpu_time", 0.0))
-            self.replayed_wall += float(rec.get("wall_time", 0.0))
+            if key not in self._mine:  # finished before this run: its cost counts once
+                self.replayed += 1
+                self.replayed_cpu += float(rec.get("cpu_time", 0.0))
+                self.replayed_wall += float(rec.get("wall_time", 0.0))
             return rec["metrics"]
         wall, cpu = time.perf_counter(), time.process_time()
         value = compute()
@@ -357,7 +375,12 @@ class Checkpoint:
             "cpu_time": time.process_time() - cpu,
             "finished": time.time(),  # UNIX seconds: the order the steps finished in
         }
-        self.store.write(record)
+        try:
+            self.store.write(record)
+        except FileNotFoundError:  # another sweep finished this point and removed its steps
+            self.store.root.mkdir(parents=True, exist_ok=True)
+            self.store.write(record)
+        self._mine.add(key)
         return record["metrics"]
 
 

@@ -57,9 +57,9 @@ import pickle
 import shutil
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -114,14 +114,17 @@ def _evaluate(
     fn: Any,
     params: Mapping[str, Any],
     seed: int | None,
-    checkpoint: tuple[str, str, str] | None = None,
+    checkpoint: tuple[str, str, str, str] | None = None,
 ) -> tuple[str, float, str, dict[str, Any], float, int]:
     """Worker side: run one point with one BLAS thread; metrics as canonical JSON, wall-clock
     seconds, the worker's library version (checked against the sweep's), its :func:`machine`,
     the CPU seconds of the worker process (on a shared machine, the cost without the wait) and
-    the steps read back from a checkpoint. ``checkpoint``: ``(directory, function, version)``
-    of the point's :class:`Checkpoint`, for an experiment that takes one; the seconds then
-    include those its replayed steps cost when they were computed."""
+    the steps read back from a checkpoint. ``checkpoint``: ``(directory, function, version,
+    the sweep's library version)`` of the point's :class:`Checkpoint`, for an experiment that
+    takes one; the seconds then include those its replayed steps cost when they were computed.
+    A worker whose library differs from the sweep's refuses such a point before computing
+    anything (its steps would be kept under the sweep's keys). A directory the worker cannot
+    write (a Dask worker without the store's file system) runs the point without one."""
     if isinstance(fn, bytes):
         fn = pickle.loads(fn)
     kwargs = dict(params)
@@ -129,7 +132,20 @@ def _evaluate(
         kwargs["seed"] = seed
     ck = None
     if checkpoint is not None:
-        ck = Checkpoint(checkpoint[0], checkpoint[1], params, seed, checkpoint[2])
+        if library_version() != checkpoint[3]:
+            raise ValueError(
+                f"a worker runs superposition {library_version()}, this sweep {checkpoint[3]}: "
+                "install the same version on every worker"
+            )
+        try:
+            ck = Checkpoint(checkpoint[0], checkpoint[1], params, seed, checkpoint[2])
+        except OSError as exc:
+            warnings.warn(
+                f"no checkpoint for this point ({exc}): it runs from its start, and an "
+                "interruption loses it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         kwargs["checkpoint"] = ck
     with blas_threads(BLAS_THREADS):
         start, cpu = time.perf_counter(), time.process_time()
@@ -233,6 +249,8 @@ class _Runner:
             if status == "ok":
                 done[key] = _public(rec)
                 self._count("cached")
+                if self.store is not None:  # steps left by a run killed after its record
+                    shutil.rmtree(self.store.root / PARTIAL / key, ignore_errors=True)
             else:
                 if status == "corrupt":
                     self._count("corrupt")
@@ -270,9 +288,16 @@ class _Runner:
 
         def poll() -> None:
             while not stop.wait(STEP_POLL_SECONDS):
-                busy = [d for key, d in dirs.items() if key not in done]
-                steps = sum(len(list(Path(d).glob("*.json"))) for d in busy)
-                bar.set_postfix_str(f"in progress: {len(busy)}, steps kept: {steps}")
+                started, steps = 0, 0
+                for key, where in list(dirs.items()):
+                    if key in done:
+                        continue
+                    try:  # a point's directory goes when its record is written
+                        n = sum(name.endswith(".json") for name in os.listdir(where))
+                    except OSError:
+                        continue
+                    started, steps = started + 1, steps + n
+                bar.set_postfix_str(f"in progress: {started}, steps kept: {steps}")
 
         watcher = threading.Thread(target=poll, name="sweep-steps", daemon=True)
         watcher.start()
@@ -282,11 +307,13 @@ class _Runner:
             stop.set()
             watcher.join()
 
-    def _checkpoint(self, task: _Task) -> tuple[str, str, str] | None:
-        """Where the point's finished steps live, for an experiment that takes a checkpoint."""
+    def _checkpoint(self, task: _Task) -> tuple[str, str, str, str] | None:
+        """Where the point's finished steps live (an absolute path, for workers elsewhere), for
+        an experiment that takes a checkpoint."""
         if self.store is None or not _takes_checkpoint(task.fn):
             return None
-        return str(self.store.root / PARTIAL / task.key), task.function, self.version
+        where = (self.store.root / PARTIAL / task.key).resolve()
+        return str(where), task.function, self.version, self.library
 
     def _finish(self, task: _Task, out: tuple[Any, ...], done: dict[str, Any]) -> None:
         if out[2] != self.library:
@@ -583,8 +610,11 @@ def sweep(
         One record per (point, seed), points in grid order, seeds inner: ``key``,
         ``function``, ``params``, ``seed``, ``metrics``, ``version`` (the library version, or
         the experiment's own algorithm version: :func:`superposition.store.result_version`),
-        ``wall_time`` (seconds spent in ``fn``), ``machine`` (:func:`superposition.store.machine`)
-        and, when the version is an algorithm version, ``library_version``.
+        ``wall_time`` (seconds spent in ``fn``), ``cpu_time`` (CPU seconds of the worker
+        process), ``machine`` (:func:`superposition.store.machine`), when the version is an
+        algorithm version ``library_version``, and for a point resumed from its checkpoint
+        ``resumed_steps`` (the steps finished by an earlier, interrupted run; the two times
+        then include what those steps cost when they ran).
     """
     check_executor(executor, workers, scheduler)
     fname = function_name(fn) if name is None else str(name)
@@ -614,13 +644,12 @@ def partial_points(
     """
     fname = function_name(fn) if name is None else str(name)
     version = result_version(fn)
-    st = _open_store(store)
+    st = store if isinstance(store, Store) else Store(store, writable=False)
     out = []
     for task in _tasks(fn, fname, grid_points(grid, params), _seed_list(seeds), version):
-        where = st.root / PARTIAL / task.key
-        if st.read(task.key)[0] == "ok" or not where.is_dir():
+        if st.read(task.key)[0] == "ok":
             continue
-        ck = Store(where)
+        ck = Store(st.root / PARTIAL / task.key, writable=False)
         steps = [rec for rec in map(ck.read, ck.keys()) if rec[0] == "ok"]
         if not steps:
             continue

@@ -249,7 +249,7 @@ class _Runner:
             if status == "ok":
                 done[key] = _public(rec)
                 self._count("cached")
-                if self.store is not None:  # steps left by a run killed after its record
+                if self.store is not None and not self.read_only:  # a run killed in between
                     shutil.rmtree(self.store.root / PARTIAL / key, ignore_errors=True)
             else:
                 if status == "corrupt":

@@ -429,6 +429,46 @@ def _superposed_layer(weights: str, m: int, d: int, kappa: float, k: int):
     return layer.net, active, np.asarray(acts), layer.scale
 
 
+DENSE_BYTES = 4 * 2**30  # a dense float32 W larger than this is timed on a block of features
+BLOCK_FEATURES = 4096
+
+
+def _bernoulli_dense_block(net, active, a: np.ndarray, k: int) -> Result:
+    """The dense Gram route on the first ``BLOCK_FEATURES`` features, scaled by (m / c)².
+
+    For sizes whose dense W (d x m, float32) does not fit: Γ = WᵀW and one input's numerator
+    and errors are computed on the c x c block of outputs of features 0..c-1 (all d neurons),
+    and the time is scaled by the number of such blocks in the m x m outputs.
+    """
+    m, d = net.n_features, net.neurons
+    c = min(m, BLOCK_FEATURES)
+    Wc = sp_to_numpy(net.W.columns(np.arange(c), dtype=np.float32))
+    x = sp_to_numpy(active)
+    X = np.zeros(c, dtype=np.float32)
+    X[x[0][x[0] < c]] = 1
+    fire = a > 0
+    t0 = time.perf_counter()
+    G = Wc.T @ Wc
+    t_gram = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    Wf = Wc[fire]
+    N = (Wf * a[fire][:, None].astype(np.float32)).T @ Wf
+    Y = np.divide(N, G, out=np.zeros_like(N), where=G > 0)
+    E = np.triu(Y - np.outer(X, X), 1)
+    np.abs(E).max(), np.abs(E).sum(dtype=np.float64), (E * E).sum(dtype=np.float64)
+    per = time.perf_counter() - t1
+    blocks = (m / c) ** 2
+    return {
+        "seconds": (t_gram / k + per) * blocks,
+        "extrapolated": True,
+        "how": (
+            f"dense W would take {4 * d * m / 2**30:.1f} GiB: Γ and 1 input on a {c} x {c} block "
+            f"of the m x m outputs timed, x {blocks:.3g} blocks"
+        ),
+        "flops": 2.0 * m * m * (d / k + fire.sum()),
+    }
+
+
 def case_superposed(
     variant: str, weights: str, m: int, d: int, kappa: float = 1.0, k: int = 2
 ) -> Result:
@@ -471,6 +511,8 @@ def case_superposed(
             "dtype": "float32",
             "info": {"max_abs_error": r.max_abs_error, "mean_firing": firing},
         }
+    if weights == "bernoulli" and 4 * d * m > DENSE_BYTES:
+        return _bernoulli_dense_block(net, active, acts[0], k)
     if weights == "bernoulli":
         Wd = net.W.toarray().astype(np.float32)
         x = sp_to_numpy(active)
@@ -578,6 +620,12 @@ CASES: dict[str, dict[str, object]] = {
         "label": "U-AND superposed, Bernoulli",
         "size": "m=3e4 d=d0=23170 s=2",
         "variants": ["ours", "loop"],
+    },
+    "superposed_bern_1e5": {
+        "fn": lambda v: case_superposed(v, "bernoulli", 100_000, 46_341, kappa=1.41, k=1),
+        "label": "U-AND superposed, Bernoulli",
+        "size": "m=1e5 d=d0=46341 s=2",
+        "variants": ["ours", "dense"],
     },
     "superposed_rad": {
         "fn": lambda v: case_superposed(v, "rademacher", 10_000, 7_512),

@@ -125,9 +125,12 @@ def _bernoulli_loop(net, active, n_pairs: int = 20_000) -> tuple[float, str]:
     )
 
 
-def _bernoulli_dense_per_input(net, x: np.ndarray, a: np.ndarray, Wd, G, rows: int) -> None:
-    """Dense: Ŷ = (Wᵀ diag(a) W) / Γ over all m² pairs (float32, exact here), errors on k < l."""
-    m = net.n_features
+def _bernoulli_dense_per_input(x: np.ndarray, a: np.ndarray, Wd, G, rows: int) -> None:
+    """Dense: Ŷ = (Wᵀ diag(a) W) / Γ over all m² pairs (float32, exact here), errors on k < l.
+
+    ``Wd``: the 0/1 rows of W (d' x m, float32) whose activations are ``a``; ``G``: Γ (m x m).
+    """
+    m = Wd.shape[1]
     Wa = Wd * a[:, None].astype(np.float32)
     for k0 in range(0, m, rows):
         k1 = min(k0 + rows, m)
@@ -179,7 +182,7 @@ def case_uand(variant: str, m: int, d: int, k: int, dense_inputs: int = 2) -> Re
     t_gram = time.perf_counter() - t0
     t1 = time.perf_counter()
     for t in range(dense_inputs):
-        _bernoulli_dense_per_input(net, X[t], A[t], Wd, G, rows)
+        _bernoulli_dense_per_input(X[t], A[t], Wd, G, rows)
     per = (time.perf_counter() - t1) / dense_inputs
     return {
         "seconds": t_gram + per * k,
@@ -451,11 +454,7 @@ def _bernoulli_dense_block(net, active, a: np.ndarray, k: int) -> Result:
     G = Wc.T @ Wc
     t_gram = time.perf_counter() - t0
     t1 = time.perf_counter()
-    Wf = Wc[fire]
-    N = (Wf * a[fire][:, None].astype(np.float32)).T @ Wf
-    Y = np.divide(N, G, out=np.zeros_like(N), where=G > 0)
-    E = np.triu(Y - np.outer(X, X), 1)
-    np.abs(E).max(), np.abs(E).sum(dtype=np.float64), (E * E).sum(dtype=np.float64)
+    _bernoulli_dense_per_input(X, a[fire], Wc[fire], G, rows=c)
     per = time.perf_counter() - t1
     blocks = (m / c) ** 2
     return {
@@ -525,7 +524,7 @@ def case_superposed(
         G = Wd.T @ Wd
         t_gram = time.perf_counter() - t0
         t1 = time.perf_counter()
-        _bernoulli_dense_per_input(net, X, a[fire], Wd[fire], G, rows)
+        _bernoulli_dense_per_input(X, a[fire], Wd[fire], G, rows)
         per = time.perf_counter() - t1
         return {
             "seconds": t_gram / k + per,

@@ -476,8 +476,8 @@ def case_superposed(
     s = 2 and d0 = d, the chapter's headline setting, with ``d`` near the measured d*(m) and the
     Bernoulli p at its best multiple ``kappa`` of the rule. Ours: the evaluator of the width
     searches (:func:`bernoulli_worst_errors`, exact, no early stop; :func:`sign_pair_errors` in
-    float32 tiles). Loop (Bernoulli): the walk (``route="walk"``, what runs beyond the pair
-    table's m) with every pair of a neuron's support counted by one dense GEMM over all d
+    float32 tiles). Loop (Bernoulli): the walk (``route="walk"``, what runs where the pair
+    table does not fit) with every pair of a neuron's support counted by one dense GEMM over all d
     neurons, as before the sparse count (``SPARSE_COUNT_COST`` set to infinity). Dense: the
     Gram route, Ŷ = (Wᵀ diag(a) W) / (WᵀW) for Bernoulli (Γ once, shared by the ``k``
     inputs, the numerator over the firing neurons per input) and

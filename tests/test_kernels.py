@@ -432,9 +432,41 @@ def test_bernoulli_worst_errors_edge_cases() -> None:
     with pytest.raises(ValueError, match="route='table' needs NumPy arrays, no acc"):
         acc = ErrorAccumulator(2, 2, None, np)
         K.bernoulli_worst_errors(w, acts, np.array([[0, 1], [2, 3]]), acc=acc, route="table")
-    big = K.sample_wiring(K.PAIR_TABLE_MAX_FEATURES + 1, 8, 0.01, seed=1)
-    with pytest.raises(ValueError, match=f"n_features={K.PAIR_TABLE_MAX_FEATURES + 1}"):
+    big = K.sample_wiring(10**6, 8, 1e-6, seed=1)  # a table of 11 TiB fits nowhere
+    with pytest.raises(ValueError, match=r"n_features=1000000 \(1.12e\+04 GiB\) within 0.75"):
         K.bernoulli_worst_errors(big, np.zeros((1, 8)), np.array([[0, 1]]), route="table")
+
+
+def test_bernoulli_pair_table_only_where_it_fits(monkeypatch) -> None:
+    """The pair table is built only within PAIR_TABLE_SHARE of the memory available (never when
+    that is unknown); otherwise "auto" walks, with the same numbers, and "table" refuses."""
+    from superposition import memory
+    from superposition import superposed as SP
+
+    snet = SP.build_superposed_uand(120, 300, 2, 90, p=0.3, seed=0)
+    active = sp.sample_sparse(120, 2, 4, seed=7)
+    acts = snet.activations(active)
+    walk = K.bernoulli_worst_errors(snet.net.W, acts, active, route="walk")
+    assert walk.processed.max() > K.PAIR_TABLE_AFTER  # "auto" reaches the table where allowed
+    need = memory.pair_table_bytes(120)
+    built = []
+    table = K._pattern0_table
+    monkeypatch.setattr(K, "_pattern0_table", lambda *a: built.append(1) or table(*a))
+    for avail, allowed in [
+        (None, False),
+        (int(need / K.PAIR_TABLE_SHARE) - 1, False),
+        (int(need / K.PAIR_TABLE_SHARE) + 1, True),
+    ]:
+        monkeypatch.setattr(K, "available_bytes", lambda a=avail: a)
+        w = K.Wiring.from_sparse(sps.csr_array(snet.net.W.toarray()))  # no counts cached
+        built.clear()
+        got = K.bernoulli_worst_errors(w, acts, active, route="auto")
+        assert_array_equal(got.per_input, walk.per_input)
+        assert_array_equal(got.processed, walk.processed)
+        assert bool(built) is allowed
+        if not allowed:
+            with pytest.raises(ValueError, match="within 0.75 of the available memory"):
+                K.bernoulli_worst_errors(w, acts, active, route="table")
 
 
 # ---------------------------------------------------------------- sparse matrices: CSR and X @ S

@@ -44,14 +44,17 @@ from ._validate import (
 )
 from .backend import asarray, bincount, is_numpy, name_of, namespace, ranges, to_numpy
 from .errors import ErrorAccumulator, UAndErrors
+from .memory import GiB, available_bytes, pair_table_bytes
 
 F32_UNIT_ROUNDOFF = 2.0**-24
 """Unit roundoff :math:`u` of float32."""
 
-PAIR_TABLE_MAX_FEATURES = 10_000
-r"""Up to this many features :func:`bernoulli_worst_errors` may read pattern 0 from an
-:math:`m \times m` table (float64 outputs and float32 counts: 1.2 GB at the limit) instead of
-neuron by neuron."""
+PAIR_TABLE_SHARE = 0.75
+r"""The share of the memory available (:func:`superposition.memory.available_bytes`) that the
+:math:`m \times m` pair table of :func:`bernoulli_worst_errors` may take
+(:func:`superposition.memory.pair_table_bytes`: 1.2 GB at :math:`m = 10^4`, 10 GiB at
+:math:`3 \cdot 10^4`). Where it does not fit, or the available memory is unknown, pattern 0 is
+walked neuron by neuron: the same numbers, more time."""
 
 PAIR_TABLE_AFTER = 2
 """With ``route="auto"``, the neurons :func:`bernoulli_worst_errors` walks one by one on an
@@ -974,9 +977,10 @@ def bernoulli_worst_errors(
       far (every pair not yet reached reads at most that :math:`a_i`): the input's worst error
       is then exact, and the pattern-0 column a lower bound where another pattern is worse.
 
-    Where many neurons must be walked and :math:`m` is small, one input's pattern-0 outputs are
-    cheaper as a table: on NumPy with :math:`m \le` :data:`PAIR_TABLE_MAX_FEATURES`, the
-    numerators of every pair are accumulated over the firing neurons in increasing order
+    Where many neurons must be walked, one input's pattern-0 outputs are cheaper as a table:
+    on NumPy, where the :math:`m \times m` table fits in :data:`PAIR_TABLE_SHARE` of the memory
+    then available, the numerators of every pair are accumulated over the firing neurons in
+    increasing order
     (``np.add.at``, the same additions in the same order) and divided by the counts
     :math:`|\Gamma(k,l)|` of the whole wiring (float32 ``ssyrk``, cached on the wiring); the walk
     then reads each neuron's pairs from the table. The walk, its stopping rule and every
@@ -1012,10 +1016,10 @@ def bernoulli_worst_errors(
         of the few above the worst error. Not with ``stop_above``.
     route : {"auto", "walk", "table"}
         Pattern 0 neuron by neuron with every pair counted (``"walk"``), from the pair table
-        (``"table"``: NumPy, :math:`m \le` :data:`PAIR_TABLE_MAX_FEATURES`, not with ``acc``),
-        or (``"auto"``) the table for an input once the walk has taken :data:`PAIR_TABLE_AFTER`
-        neurons where the table is allowed, else the walk. The walk and the table give the same
-        numbers.
+        (``"table"``: NumPy, not with ``acc``, the table within :data:`PAIR_TABLE_SHARE` of the
+        available memory), or (``"auto"``) the table for an input once the walk has taken
+        :data:`PAIR_TABLE_AFTER` neurons where the table is allowed, else the walk. The walk
+        and the table give the same numbers.
 
     Returns
     -------
@@ -1041,12 +1045,15 @@ def bernoulli_worst_errors(
         if acc is not None:
             raise ValueError("stop_above and acc exclude each other (statistics need every input)")
     route = check_choice("route", route, ROUTES)
-    table_ok = is_numpy(xp) and acc is None and m <= PAIR_TABLE_MAX_FEATURES
+    need, avail = _pair_table_need(w), available_bytes()
+    fits = avail is not None and need <= PAIR_TABLE_SHARE * avail
+    table_ok = is_numpy(xp) and acc is None and fits
     if route == "table" and not table_ok:
+        room = "unknown" if avail is None else f"{PAIR_TABLE_SHARE * avail / GiB:.3g} GiB"
         raise ValueError(
-            f"route='table' needs NumPy arrays, no acc and n_features <= "
-            f"{PAIR_TABLE_MAX_FEATURES}; got namespace {name_of(xp)!r}, "
-            f"acc {'given' if acc is not None else 'None'}, n_features={m}"
+            f"route='table' needs NumPy arrays, no acc and the pair table of n_features={m} "
+            f"({need / GiB:.3g} GiB) within {PAIR_TABLE_SHARE:g} of the available memory "
+            f"({room}); got namespace {name_of(xp)!r}, acc {'given' if acc is not None else 'None'}"
         )
     table_after = {"table": 0, "auto": PAIR_TABLE_AFTER if table_ok else None}.get(route)
     k_all, s = act_host.shape
@@ -1130,6 +1137,15 @@ def _mask(index: np.ndarray, n: int) -> np.ndarray:
     out = np.zeros(n, dtype=bool)
     out[index] = True
     return out
+
+
+def _pair_table_need(w: Wiring) -> float:
+    """Bytes the pair table of ``w`` still needs: all of it, or one input's outputs once the
+    counts are cached on ``w``."""
+    m = w.n_features
+    if "pair_table" in w.__dict__.get("_host", {}):
+        return 8.0 * m * m
+    return pair_table_bytes(m)
 
 
 def _pair_count_table(w: Wiring) -> np.ndarray:

@@ -19,7 +19,6 @@ from math import comb
 
 from ._validate import check_choice, check_int, check_real
 from .embedding import ERROR_CHUNK
-from .kernels import PAIR_TABLE_MAX_FEATURES
 
 __all__ = [
     "GiB",
@@ -28,6 +27,7 @@ __all__ = [
     "circuit_bytes",
     "deep_bytes",
     "embed_bytes",
+    "pair_table_bytes",
     "superposed_bytes",
     "trained_bytes",
     "uand_bytes",
@@ -193,13 +193,12 @@ def width_search_bytes(
     Sign-symmetric weights (``p=None``): :math:`W` as float64 and float32 ``(d, m)``, the Gram
     tiles of :func:`superposition.kernels.sign_pair_errors`, the readouts and the embedding
     cache. Bernoulli weights at connection probability ``p``: the wiring in compressed columns
-    and rows (:math:`2pdm` int32 indices, :func:`superposition.kernels.bernoulli_worst_errors`
-    holds nothing of size :math:`m^2` above
-    :data:`~superposition.kernels.PAIR_TABLE_MAX_FEATURES` features, and a float64 and a
-    float32 :math:`m \times m` pair table up to it), the 0/1 columns of one neuron's support (float32
+    and rows (:math:`2pdm` int32 indices), the 0/1 columns of one neuron's support (float32
     :math:`d \times pm`, about twice for the GEMM that counts its pairs), four 8-byte
     :math:`(pm)^2` arrays (its pair counts, by the GEMM or the sparse product, and their
-    triangle indices), the readouts and the embedding cache.
+    triangle indices), the readouts and the embedding cache. Not the :math:`m \times m` pair
+    table (:func:`pair_table_bytes`): :func:`superposition.kernels.bernoulli_worst_errors`
+    builds it only where it fits in the memory then available, and walks otherwise.
     """
     m = check_int("n_features", n_features, low=1)
     d = check_int("neurons", neurons, low=1)
@@ -210,19 +209,25 @@ def width_search_bytes(
         return (_F64 + _F32) * d * m + TILE_BUDGET + rest
     q = check_real("p", p, low=0.0, high=1.0)
     support = q * m + 4 * (q * m * (1 - q)) ** 0.5 + 1  # a neuron's support, a few std above p m
-    # up to PAIR_TABLE_MAX_FEATURES features, one input's pair table: float64 outputs and
-    # float32 counts (m × m) and a block of 0/1 rows while the counts are built
-    table = (
-        (_F64 + _F32) * m * m + _F32 * max(256 * m, 2**23) if m <= PAIR_TABLE_MAX_FEATURES else 0
-    )
     return (
         2 * 4 * q * d * m
         + 2 * _F64 * (d + m)
         + 2 * _F32 * d * support
         + 4 * _F64 * support**2
-        + table
         + rest
     )
+
+
+def pair_table_bytes(n_features: int) -> float:
+    r"""Bytes of the pattern-0 pair table of a Bernoulli layer with ``n_features`` features.
+
+    What :func:`superposition.kernels.bernoulli_worst_errors` holds when it reads pattern 0
+    from a table: the pair counts :math:`|\Gamma(k, l)|` (float32 :math:`m \times m`), one
+    input's outputs (float64 :math:`m \times m`) and a block of 0/1 rows of :math:`W` while the
+    counts are built (float32, :math:`\max(256m, 2^{23})`). At :math:`m = 30{,}000`: 10.1 GiB.
+    """
+    m = check_int("n_features", n_features, low=1)
+    return (_F64 + _F32) * m * m + _F32 * max(256 * m, 2**23)
 
 
 def trained_bytes(n_features: int, neurons: int, batch: int, *, arity: int = 2) -> float:

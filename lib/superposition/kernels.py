@@ -27,6 +27,7 @@ test oracle (``tests/test_kernels.py``).
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator
 from dataclasses import dataclass
 from math import comb
 from types import ModuleType
@@ -66,12 +67,14 @@ ROUTES = ("auto", "walk", "table")
 per input, bit for bit)."""
 
 SPARSE_COUNT_COST = 350.0
-r"""On NumPy, what one entry of a sparse product costs in multiply-adds of the float32 GEMM
-(measured on two CPU cores, one thread each: about 4 ns against 0.012 ns). The walk of
-:func:`bernoulli_worst_errors` counts a neuron's pairs as the sparse product
-:math:`W_S^\top W_S` (``scipy.sparse``, :math:`\sum_j |S_j\cap S|^2` entries) where that is
-cheaper than the dense GEMM (:math:`d\,|S|^2` multiply-adds), which is where :math:`p` is
-small: the counts are the same integers either way."""
+r"""On NumPy, what one entry of the sparse count costs in multiply-adds of the float32 GEMM
+(measured on two CPU cores, one thread each, for the ``scipy.sparse`` product
+:math:`W_S^\top W_S`: about 4 ns against 0.012 ns; the sparse count that replaced it costs
+less, so this errs towards the GEMM). The walk of :func:`bernoulli_worst_errors` counts a
+neuron's pairs sparsely (:math:`\sum_j |S_j\cap S|^2` entries: the pairs each neuron
+:math:`j` holds inside :math:`S`, counted by ``np.bincount``) where that is cheaper than the
+dense GEMM (:math:`d\,|S|^2` multiply-adds), which is where :math:`p` is small: the counts
+are the same integers either way."""
 
 TRIU_CACHE_BYTES = 256 * 2**20
 """Bytes of triangle indices (``np.triu_indices`` of a support's size) the kernels keep cached,
@@ -987,8 +990,8 @@ def bernoulli_worst_errors(
     reported number are unchanged.
 
     A neuron's pair counts come from the dense GEMM above or, on NumPy where it is cheaper
-    (small :math:`p`, :data:`SPARSE_COUNT_COST`), from the sparse product
-    :math:`W_S^\top W_S` (``scipy.sparse``): the same integers.
+    (small :math:`p`, :data:`SPARSE_COUNT_COST`), from the pairs each neuron holds inside
+    :math:`S` (their codes counted by ``np.bincount``): the same integers.
 
     Every numerator is summed left to right over :math:`\Gamma` in increasing neuron order,
     then divided once, so on NumPy each output is bit for bit the obvious dense loop's
@@ -1217,31 +1220,59 @@ def _sequential_sum(x: Any) -> float:
     return float(xp.cumulative_sum(x)[-1])
 
 
-def _pair_codes(neuron: Any, pos: Any, n_pos: int) -> tuple[Any, Any]:
-    """Codes ``u * n_pos + v`` (``u < v``) of the position pairs held by one neuron, and that neuron.
+def _pair_code_runs(neuron: Any, pos: Any, n_pos: int) -> Iterator[tuple[Any, Any, int]]:
+    """The position pairs held by each neuron, one run length at a time.
 
     ``neuron`` is sorted, and ``pos`` increasing within each run of equal neurons: a run of
-    ``c`` entries gives its ``c(c-1)/2`` pairs. Runs of the same length are handled together
-    (one gather per length).
+    ``c`` entries holds ``c(c-1)/2`` pairs. Yields, for each ``c >= 2`` in increasing order,
+    the codes ``u * n_pos + v`` (``u < v``) of the runs of length ``c``, shape
+    ``(runs, c(c-1)/2)``, and the runs' first entries (one gather per length).
     """
     xp = namespace(neuron)
     n = neuron.shape[0]
-    empty = xp.zeros(0, dtype=xp.int64)
     if n < 2:
-        return empty, empty
+        return
     starts = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), neuron[1:] != neuron[:-1]]))[0]
     runs = xp.concat([starts[1:], xp.asarray([n], dtype=starts.dtype)]) - starts
-    codes, owners = [], []
     for c in to_numpy(xp.unique_values(runs[runs >= 2])).tolist():
         st = starts[runs == c]
         x, y = _triu(int(c), xp)
-        u = xp.take(pos, xp.reshape(st[:, None] + x[None, :], (-1,)))
-        v = xp.take(pos, xp.reshape(st[:, None] + y[None, :], (-1,)))
-        codes.append(u * n_pos + v)
-        owners.append(xp.repeat(xp.take(neuron, st), x.shape[0]))
+        block = xp.take(pos, xp.reshape(st[:, None] + xp.arange(c)[None, :], (-1,)))
+        block = xp.reshape(block, (st.shape[0], c))  # the runs' positions, one row each
+        yield xp.take(block, x, axis=1) * n_pos + xp.take(block, y, axis=1), st, int(c)
+
+
+def _pair_codes(neuron: Any, pos: Any, n_pos: int) -> tuple[Any, Any]:
+    """Codes ``u * n_pos + v`` (``u < v``) of the position pairs held by one neuron, and that
+    neuron (:func:`_pair_code_runs`, concatenated)."""
+    xp = namespace(neuron)
+    codes, owners = [], []
+    for cd, st, _ in _pair_code_runs(neuron, pos, n_pos):
+        codes.append(xp.reshape(cd, (-1,)))
+        owners.append(xp.repeat(xp.take(neuron, st), cd.shape[1]))
     if not codes:
+        empty = xp.zeros(0, dtype=xp.int64)
         return empty, empty
     return xp.concat(codes), xp.concat(owners)
+
+
+def _run_pair_counts(neuron: np.ndarray, pos: np.ndarray, n_pos: int) -> np.ndarray:
+    r"""How many runs (neurons) hold each position pair: int64 ``(n_pos * n_pos,)`` at
+    ``u * n_pos + v``, ``u < v`` (0 elsewhere); ``neuron``, ``pos`` as :func:`_pair_code_runs`.
+
+    The codes are counted by ``np.bincount`` a few million at a time: time linear in the
+    pairs held, :math:`\sum_j |S_j \cap S|^2 / 2`."""
+    out = np.zeros(n_pos * n_pos, dtype=np.int64)
+    chunk, size = [], 0
+    for cd, _, _ in _pair_code_runs(neuron, pos, n_pos):
+        chunk.append(cd.ravel())
+        size += cd.size
+        if size >= 2**23:
+            out += np.bincount(np.concatenate(chunk), minlength=n_pos * n_pos)
+            chunk, size = [], 0
+    if chunk:
+        out += np.bincount(np.concatenate(chunk), minlength=n_pos * n_pos)
+    return out
 
 
 def _distinct(x: Any) -> Any:
@@ -1267,7 +1298,7 @@ def _neuron_pairs(
 
     Neuron ``i`` holds every pair, so :math:`|\Gamma| = 1 + c` with ``c`` the other neurons
     holding the pair. The counts of all pairs come from :math:`W_S^\top W_S`, the 0/1 columns of
-    ``sup`` (:func:`_support_gram`: a dense GEMM or a sparse product, exact integers); the pairs
+    ``sup`` (:func:`_support_gram`: a dense GEMM or a sparse count, exact integers); the pairs
     also held by another *firing* neuron (whose numerators need more than :math:`a_i`) come
     from the pair codes of the firing neurons only. With ``acc``: adds the outputs of the pairs
     whose first firing neuron is ``i``.
@@ -1311,8 +1342,9 @@ def _support_gram(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: int) ->
 
     ``neuron``, ``pos``: the ones of the 0/1 columns :math:`W_S` (column by column, neurons
     increasing), ``lengths`` their number per column. A dense float32 GEMM (exact integers below
-    :math:`2^{24}` neurons), or on NumPy the sparse product where :data:`SPARSE_COUNT_COST` says
-    it is cheaper; the same integers either way.
+    :math:`2^{24}` neurons), or on NumPy where :data:`SPARSE_COUNT_COST` says it is cheaper
+    the pairs each neuron holds inside ``S`` counted (:func:`_run_pair_counts`, time linear
+    in those pairs); the same integers either way.
     """
     xp = namespace(neuron)
     d = w.neurons
@@ -1322,9 +1354,16 @@ def _support_gram(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: int) ->
             import scipy.sparse as sps
 
             indptr = np.concatenate(([0], np.cumsum(lengths)))
-            ones = np.ones(neuron.shape[0], dtype=np.int32)
+            ones = np.ones(neuron.shape[0], dtype=np.int8)
             cols = sps.csc_array((ones, neuron.astype(np.int32), indptr), shape=(d, n_pos))
-            return (cols.T @ cols).toarray().astype(np.int64)
+            rows = cols.tocsr()  # by neuron, positions increasing within each (counting sort)
+            rows.sort_indices()
+            owner = np.repeat(np.arange(d, dtype=np.int64), np.diff(rows.indptr))
+            upper = _run_pair_counts(owner, rows.indices.astype(np.int64), n_pos)
+            gram = upper.reshape(n_pos, n_pos)
+            gram += gram.T
+            gram[np.arange(n_pos), np.arange(n_pos)] = lengths
+            return gram
         cols = np.zeros((d, n_pos), dtype=np.float32 if d < 2**24 else np.float64)
         cols[neuron, pos] = 1  # set the ones in place: no scatter-add needed
         return (cols.T @ cols).astype(np.int64)

@@ -195,7 +195,7 @@ def width_search_bytes(
     cache. Bernoulli weights at connection probability ``p``: the wiring in compressed columns
     and rows (:math:`2pdm` int32 indices), the 0/1 columns of one neuron's support (float32
     :math:`d \times pm`, about twice for the GEMM that counts its pairs), four 8-byte
-    :math:`(pm)^2` arrays (its pair counts, by the GEMM or the sparse product, and their
+    :math:`(pm)^2` arrays (its pair counts, by the GEMM or the sparse count, and their
     triangle indices), the readouts and the embedding cache. Not the :math:`m \times m` pair
     table (:func:`pair_table_bytes`): :func:`superposition.kernels.bernoulli_worst_errors`
     builds it only where it fits in the memory then available, and walks otherwise.

@@ -55,7 +55,9 @@ r"""The share of the memory available (:func:`superposition.memory.available_byt
 :math:`m \times m` pair table of :func:`bernoulli_worst_errors` may take
 (:func:`superposition.memory.pair_table_bytes`: 1.2 GB at :math:`m = 10^4`, 10 GiB at
 :math:`3 \cdot 10^4`). Where it does not fit, or the available memory is unknown, pattern 0 is
-walked neuron by neuron: the same numbers, more time."""
+walked neuron by neuron: the same numbers, more time. A check made once per call, not a
+reservation: processes that start together see the same free memory, so a sweep of such sizes
+runs one worker per table that fits."""
 
 PAIR_TABLE_AFTER = 2
 """With ``route="auto"``, the neurons :func:`bernoulli_worst_errors` walks one by one on an

@@ -375,9 +375,10 @@ def test_bernoulli_worst_errors_bit_for_bit(m: int, d: int, s: int, p, d0) -> No
 
 
 @pytest.mark.parametrize("cost", [0.0, float("inf")])
-def test_support_gram_counts_every_pair(cost: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    """W_S^T W_S by the sparse product (cost 0) and by the dense GEMM (cost inf): the number of
-    neurons holding each pair of the support, against the dense 0/1 matrix."""
+def test_support_pair_counts_count_every_pair(cost: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upper triangle of W_S^T W_S by the sparse count (cost 0) and by the dense GEMM
+    (cost inf): the number of neurons holding each pair of the support, against the dense 0/1
+    matrix."""
     monkeypatch.setattr(K, "SPARSE_COUNT_COST", cost)
     w = K.sample_wiring(300, 500, 0.05, seed=4)
     dense = w.toarray().astype(np.int64)
@@ -390,9 +391,10 @@ def test_support_gram_counts_every_pair(cost: float, monkeypatch: pytest.MonkeyP
             [w.indices[a : a + n] for a, n in zip(starts, lengths, strict=True)]
         )
         pos = np.repeat(np.arange(S.size), lengths)
-        got = K._support_gram(w, neuron.astype(np.int64), pos, lengths, S.size)
+        got = K._support_pair_counts(w, neuron.astype(np.int64), pos, lengths, S.size)
         assert got.dtype == np.int64
-        assert_array_equal(got, dense[:, S].T @ dense[:, S])
+        r, c = np.triu_indices(S.size, 1)
+        assert_array_equal(got, (dense[:, S].T @ dense[:, S])[r, c])
 
 
 def test_triu_cache_is_bounded_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:

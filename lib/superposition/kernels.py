@@ -1222,13 +1222,14 @@ def _sequential_sum(x: Any) -> float:
     return float(xp.cumulative_sum(x)[-1])
 
 
-def _pair_code_runs(neuron: Any, pos: Any, n_pos: int) -> Iterator[tuple[Any, Any, int]]:
-    """The position pairs held by each neuron, one run length at a time.
+def _run_blocks(neuron: Any, pos: Any, n_pos: int) -> Iterator[tuple[Any, Any, Any]]:
+    """The runs of equal neurons, grouped by length, for their pairs' triangle codes.
 
     ``neuron`` is sorted, and ``pos`` increasing within each run of equal neurons: a run of
-    ``c`` entries holds ``c(c-1)/2`` pairs. Yields, for each ``c >= 2`` in increasing order,
-    the codes ``u * n_pos + v`` (``u < v``) of the runs of length ``c``, shape
-    ``(runs, c(c-1)/2)``, and the runs' first entries (one gather per length).
+    ``c`` entries holds ``c(c-1)/2`` pairs, the pair of entries ``x < y`` coded
+    ``off[block[x]] + block[y]`` (:func:`_triangle_offsets`). Yields, for each run length
+    ``c >= 2`` in increasing order, ``(off[block], block, first)``: the offsets and positions of
+    the runs of length ``c``, shape ``(runs, c)`` (one row a run), and the runs' first entries.
     """
     xp = namespace(neuron)
     n = neuron.shape[0]
@@ -1236,22 +1237,31 @@ def _pair_code_runs(neuron: Any, pos: Any, n_pos: int) -> Iterator[tuple[Any, An
         return
     starts = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), neuron[1:] != neuron[:-1]]))[0]
     runs = xp.concat([starts[1:], xp.asarray([n], dtype=starts.dtype)]) - starts
+    off = _triangle_offsets(n_pos, xp)
     for c in to_numpy(xp.unique_values(runs[runs >= 2])).tolist():
         st = starts[runs == c]
-        x, y = _triu(int(c), xp)
-        block = xp.take(pos, xp.reshape(st[:, None] + xp.arange(c)[None, :], (-1,)))
-        block = xp.reshape(block, (st.shape[0], c))  # the runs' positions, one row each
-        yield xp.take(block, x, axis=1) * n_pos + xp.take(block, y, axis=1), st, int(c)
+        flat = xp.take(pos, xp.reshape(st[:, None] + xp.arange(c)[None, :], (-1,)))
+        shape = (st.shape[0], c)
+        yield xp.reshape(xp.take(off, flat), shape), xp.reshape(flat, shape), st
+
+
+def _triangle_offsets(n_pos: int, xp: ModuleType) -> Any:
+    """``off`` with ``off[u] + v`` the index of the pair ``u < v`` in ``np.triu_indices(n_pos, 1)``
+    (its *triangle code*), int64."""
+    u = xp.arange(n_pos, dtype=xp.int64)
+    return u * (2 * n_pos - u - 1) // 2 - u - 1
 
 
 def _pair_codes(neuron: Any, pos: Any, n_pos: int) -> tuple[Any, Any]:
-    """Codes ``u * n_pos + v`` (``u < v``) of the position pairs held by one neuron, and that
-    neuron (:func:`_pair_code_runs`, concatenated)."""
+    """Triangle codes of the position pairs held by each neuron (``neuron`` sorted, ``pos``
+    increasing within each neuron), and that neuron: one gather per run length
+    (:func:`_run_blocks`)."""
     xp = namespace(neuron)
     codes, owners = [], []
-    for cd, st, _ in _pair_code_runs(neuron, pos, n_pos):
-        codes.append(xp.reshape(cd, (-1,)))
-        owners.append(xp.repeat(xp.take(neuron, st), cd.shape[1]))
+    for lo, block, st in _run_blocks(neuron, pos, n_pos):
+        x, y = _triu(int(block.shape[1]), xp)
+        codes.append(xp.reshape(xp.take(lo, x, axis=1) + xp.take(block, y, axis=1), (-1,)))
+        owners.append(xp.repeat(xp.take(neuron, st), x.shape[0]))
     if not codes:
         empty = xp.zeros(0, dtype=xp.int64)
         return empty, empty
@@ -1259,21 +1269,25 @@ def _pair_codes(neuron: Any, pos: Any, n_pos: int) -> tuple[Any, Any]:
 
 
 def _run_pair_counts(neuron: np.ndarray, pos: np.ndarray, n_pos: int) -> np.ndarray:
-    r"""How many runs (neurons) hold each position pair: int64 ``(n_pos * n_pos,)`` at
-    ``u * n_pos + v``, ``u < v`` (0 elsewhere); ``neuron``, ``pos`` as :func:`_pair_code_runs`.
+    r"""How many runs (neurons) hold each position pair: int64 ``(n_pos (n_pos - 1) / 2,)``,
+    the pairs :math:`u < v` in the order of ``np.triu_indices(n_pos, 1)``; ``neuron``, ``pos``
+    as :func:`_pair_codes`.
 
-    The codes are counted by ``np.bincount`` a few million at a time: time linear in the
-    pairs held, :math:`\sum_j |S_j \cap S|^2 / 2`."""
-    out = np.zeros(n_pos * n_pos, dtype=np.int64)
+    The codes of the pairs ``k`` apart in the runs of one length are one slice each (no gather
+    per pair), counted by ``np.bincount`` a few million at a time: time linear in the pairs
+    held, :math:`\sum_j |S_j \cap S|^2 / 2`, into a table half the size of :math:`n_{pos}^2`."""
+    out = np.zeros(n_pos * (n_pos - 1) // 2, dtype=np.int64)
     chunk, size = [], 0
-    for cd, _, _ in _pair_code_runs(neuron, pos, n_pos):
-        chunk.append(cd.ravel())
-        size += cd.size
-        if size >= 2**23:
-            out += np.bincount(np.concatenate(chunk), minlength=n_pos * n_pos)
+    for lo, block, _ in _run_blocks(neuron, pos, n_pos):
+        c = block.shape[1]
+        for k in range(1, c):
+            chunk.append((lo[:, : c - k] + block[:, k:]).ravel())
+            size += chunk[-1].size
+        if size >= 2**22:
+            out += np.bincount(np.concatenate(chunk), minlength=out.shape[0])
             chunk, size = [], 0
     if chunk:
-        out += np.bincount(np.concatenate(chunk), minlength=n_pos * n_pos)
+        out += np.bincount(np.concatenate(chunk), minlength=out.shape[0])
     return out
 
 
@@ -1300,7 +1314,7 @@ def _neuron_pairs(
 
     Neuron ``i`` holds every pair, so :math:`|\Gamma| = 1 + c` with ``c`` the other neurons
     holding the pair. The counts of all pairs come from :math:`W_S^\top W_S`, the 0/1 columns of
-    ``sup`` (:func:`_support_gram`: a dense GEMM or a sparse count, exact integers); the pairs
+    ``sup`` (:func:`_support_pair_counts`: a dense GEMM or a sparse count, exact integers); the pairs
     also held by another *firing* neuron (whose numerators need more than :math:`a_i`) come
     from the pair codes of the firing neurons only. With ``acc``: adds the outputs of the pairs
     whose first firing neuron is ``i``.
@@ -1311,17 +1325,14 @@ def _neuron_pairs(
     lengths = xp.take(w.indptr, sup + 1) - starts
     neuron = xp.astype(xp.take(w.indices, ranges(starts, lengths)), xp.int64)
     pos = xp.repeat(xp.arange(n_pos, dtype=xp.int64), lengths)
-    # every pair's count: (W_S^T W_S)_uv - 1 (neuron i holds them all), upper triangle
-    gram = _support_gram(w, neuron, pos, lengths, n_pos) - 1
-    x, y = _triu(n_pos, xp)
-    flat = xp.reshape(gram, (-1,))
-    count = xp.take(flat, x * n_pos + y)
+    # every pair's count: (W_S^T W_S)_uv - 1 (neuron i holds them all), by triangle code
+    count = _support_pair_counts(w, neuron, pos, lengths, n_pos) - 1
     top = int(xp.max(count)) if count.shape[0] else 0
     hist = bincount(count, top + 1)  # pairs by the number of other neurons holding them
     shared, num, first, allo = _shared_sums(w, i, neuron, pos, n_pos, a, firing_mask)
     best = 0.0
     if shared.shape[0]:
-        c_shared = xp.take(flat, shared)
+        c_shared = xp.take(count, shared)
         hist = hist - bincount(c_shared, top + 1)
         y = num / xp.astype(c_shared + 1, xp.float64)
         best = float(xp.max(y))
@@ -1339,8 +1350,9 @@ def _neuron_pairs(
     return max(best, float(xp.max(vals)))
 
 
-def _support_gram(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: int) -> Any:
-    r""":math:`W_S^\top W_S`, int64 ``(n_pos, n_pos)``: how many neurons hold each pair of ``S``.
+def _support_pair_counts(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: int) -> Any:
+    r"""The upper triangle of :math:`W_S^\top W_S`, int64 ``(n_pos (n_pos - 1) / 2,)`` in the
+    order of ``np.triu_indices(n_pos, 1)``: how many neurons hold each pair of ``S``.
 
     ``neuron``, ``pos``: the ones of the 0/1 columns :math:`W_S` (column by column, neurons
     increasing), ``lengths`` their number per column. A dense float32 GEMM (exact integers below
@@ -1361,17 +1373,16 @@ def _support_gram(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: int) ->
             rows = cols.tocsr()  # by neuron, positions increasing within each (counting sort)
             rows.sort_indices()
             owner = np.repeat(np.arange(d, dtype=np.int64), np.diff(rows.indptr))
-            upper = _run_pair_counts(owner, rows.indices.astype(np.int64), n_pos)
-            gram = upper.reshape(n_pos, n_pos)
-            gram += gram.T
-            gram[np.arange(n_pos), np.arange(n_pos)] = lengths
-            return gram
+            return _run_pair_counts(owner, rows.indices.astype(np.int64), n_pos)
         cols = np.zeros((d, n_pos), dtype=np.float32 if d < 2**24 else np.float64)
         cols[neuron, pos] = 1  # set the ones in place: no scatter-add needed
-        return (cols.T @ cols).astype(np.int64)
-    exact = xp.float32 if d < 2**24 else xp.float64  # counts are at most d
-    cols = xp.reshape(xp.astype(bincount(neuron * n_pos + pos, d * n_pos), exact), (d, n_pos))
-    return xp.astype(xp.matrix_transpose(cols) @ cols, xp.int64)
+        gram = (cols.T @ cols).astype(np.int64)
+    else:
+        exact = xp.float32 if d < 2**24 else xp.float64  # counts are at most d
+        cols = xp.reshape(xp.astype(bincount(neuron * n_pos + pos, d * n_pos), exact), (d, n_pos))
+        gram = xp.astype(xp.matrix_transpose(cols) @ cols, xp.int64)
+    x, y = _triu(n_pos, xp)
+    return xp.take(xp.reshape(gram, (-1,)), x * n_pos + y)
 
 
 def _shared_sums(
@@ -1379,10 +1390,10 @@ def _shared_sums(
 ) -> tuple[Any, Any, Any, Any]:
     """The pairs of neuron ``i``'s support also held by another firing neuron.
 
-    Returns ``(codes, numerators, first, owners)``: the distinct pair codes ``u * n_pos + v``,
-    the sum of the activations of their firing holders (``i`` included) added left to right in
-    increasing neuron order, and the index of each pair's first entry in ``owners`` (its firing
-    holders, sorted by pair then neuron).
+    Returns ``(codes, numerators, first, owners)``: the distinct triangle codes of the pairs
+    (:func:`_triangle_offsets`), the sum of the activations of their firing holders (``i``
+    included) added left to right in increasing neuron order, and the index of each pair's
+    first entry in ``owners`` (its firing holders, sorted by pair then neuron).
     """
     xp = namespace(neuron)
     empty = xp.zeros(0, dtype=xp.int64)

@@ -397,6 +397,66 @@ def test_support_pair_counts_count_every_pair(cost: float, monkeypatch: pytest.M
         assert_array_equal(got, (dense[:, S].T @ dense[:, S])[r, c])
 
 
+@pytest.mark.parametrize("slices", [(1.0,), (0.1, 0.3, 1.0), (0.25, 0.5, 0.75, 1.0)])
+def test_neuron_top_bounds_the_pairs_and_keeps_the_bits(
+    slices: tuple[float, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk's partial counts: for every firing neuron and floors below, at and above its
+    worst output, the worst output bit for bit where it exceeds the floor (else at most the
+    floor), against the full count of every pair; the exact recount of the pairs left is used."""
+    from superposition import superposed as SP
+
+    monkeypatch.setattr(K, "SPARSE_COUNT_COST", 0.0)  # the sparse count, which the slices split
+    monkeypatch.setattr(K, "WALK_SLICES", slices)
+    recounts = []
+    held_by = K._held_by
+    monkeypatch.setattr(K, "_held_by", lambda *args: recounts.append(1) or held_by(*args))
+    snet = SP.build_superposed_uand(120, 400, 2, 60, p=0.15, seed=3)
+    active = sp.sample_sparse(120, 2, 3, seed=7)
+    acts = snet.activations(active)
+    w, sup_w = snet.net.W, snet.net.W.supports()
+    checked = 0
+    for t in range(3):
+        a = acts[t].astype(np.float64)
+        fire = a > 0
+        keep = np.ones(120, dtype=bool)
+        keep[active[t]] = False
+        for i in np.flatnonzero(fire)[:25]:
+            sup = sup_w.indices[sup_w.indptr[i] : sup_w.indptr[i + 1]].astype(np.int64)
+            sup = sup[keep[sup]]
+            if sup.size < 2:
+                continue
+            ref = K._neuron_pairs(w, int(i), float(a[i]), sup, a, fire, None, 0)
+            for floor in (0.0, 0.5 * ref, np.nextafter(ref, 0.0), ref, 1.5 * ref):
+                got = K._neuron_top(w, int(i), float(a[i]), sup, a, fire, float(floor))
+                if ref > floor:
+                    assert got == ref
+                else:
+                    assert got <= floor
+                checked += 1
+    assert checked > 100
+    if len(slices) > 1:
+        assert recounts  # some pairs were recounted from the byte matrix
+
+
+def test_triangle_codes_and_pair_recount_by_brute_force() -> None:
+    rng = np.random.default_rng(5)
+    n_pos, d = 9, 30
+    r, c = np.triu_indices(n_pos, 1)
+    u, v = K._triangle_pairs(np.arange(r.size), n_pos)
+    assert_array_equal(u, r)
+    assert_array_equal(v, c)
+    off = K._triangle_offsets(n_pos, np)
+    assert_array_equal(off[r] + c, np.arange(r.size))
+    holds = rng.random((n_pos, d)) < 0.4
+    lengths = holds.sum(axis=1)
+    neuron = np.concatenate([np.flatnonzero(row) for row in holds]).astype(np.int64)
+    at = np.cumsum(lengths) - lengths
+    pick = rng.permutation(r.size)[:20]
+    got = K._held_by(neuron, at, lengths, r[pick], c[pick], d)
+    assert_array_equal(got, (holds[r[pick]] & holds[c[pick]]).sum(axis=1))
+
+
 def test_triu_cache_is_bounded_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(K, "TRIU_CACHE_BYTES", 50 * 49 // 2 * 16 * 3)
     monkeypatch.setattr(K, "_TRIU_CACHE", {})

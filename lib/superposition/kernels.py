@@ -68,6 +68,18 @@ ROUTES = ("auto", "walk", "table")
 """How :func:`bernoulli_worst_errors` reads pattern 0 (every route gives the same worst error
 per input, bit for bit)."""
 
+WALK_SLICES = (0.5, 1.0)
+r"""Where the walk of :func:`bernoulli_worst_errors` (NumPy, no ``acc``) may stop counting a
+neuron's pairs: after the neurons below each of these fractions of :math:`d`. The partial
+counts bound every output from above; only the pairs whose bound exceeds the input's worst
+error so far are then counted exactly (a 0/1 byte matrix of :math:`S`'s neuron lists), once
+they cost less than the neurons left to count."""
+
+RECOUNT_COST = 3.0
+"""What checking one neuron of one pair in the byte matrix of :data:`WALK_SLICES` costs, in
+pairs of the sparse count (NumPy, one thread, m = 30,000: about 30 ns against 14 ns; set
+above the ratio, as a recount also builds its matrix)."""
+
 SPARSE_COUNT_COST = 350.0
 r"""On NumPy, what one entry of the sparse count costs in multiply-adds of the float32 GEMM
 (measured on two CPU cores, one thread each, for the ``scipy.sparse`` product
@@ -980,7 +992,9 @@ def bernoulli_worst_errors(
       firing neuron (found from the pair codes of the firing neurons only) is summed exactly.
       The walk stops at the first neuron with :math:`a_i` at most the worst error found so
       far (every pair not yet reached reads at most that :math:`a_i`): the input's worst error
-      is then exact, and the pattern-0 column a lower bound where another pattern is worse.
+      is then exact. A neuron's pattern-0 outputs count only where they exceed the input's
+      worst error so far, so the pattern-0 column is exact where pattern 0 is the input's
+      worst, and otherwise a lower bound (0 where it never led) — the same by every route.
 
     Where many neurons must be walked, one input's pattern-0 outputs are cheaper as a table:
     on NumPy, where the :math:`m \times m` table fits in :data:`PAIR_TABLE_SHARE` of the memory
@@ -993,7 +1007,10 @@ def bernoulli_worst_errors(
 
     A neuron's pair counts come from the dense GEMM above or, on NumPy where it is cheaper
     (small :math:`p`, :data:`SPARSE_COUNT_COST`), from the pairs each neuron holds inside
-    :math:`S` (their codes counted by ``np.bincount``): the same integers.
+    :math:`S` (their codes counted by ``np.bincount``): the same integers. Without ``acc``,
+    that sparse count stops after part of the neurons (:data:`WALK_SLICES`) once the pairs
+    it cannot yet rule out (their output, bounded with the partial counts, above the worst
+    error so far) are cheaper to recount one by one: the same outputs where they count.
 
     Every numerator is summed left to right over :math:`\Gamma` in increasing neuron order,
     then divided once, so on NumPy each output is bit for bit the obvious dense loop's
@@ -1123,12 +1140,15 @@ def bernoulli_worst_errors(
             if table is None and table_after is not None and processed[t] >= table_after:
                 table = _pattern0_table(w, to_numpy(a), fire_host, keep_host)
             processed[t] += 1
-            if table is None:
+            if table is None and acc is None and is_numpy(xp):
+                top = _neuron_top(w, i, a_i, sup, a, firing_mask, worst)
+            elif table is None:
                 top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
             else:
                 x, y = _triu(int(sup.shape[0]), np)
                 top = float(np.max(table[sup[x] + sup[y] * m]))
-            per[t, 0] = max(per[t, 0], top)
+            if acc is not None or top > worst:  # else the input's worst stands (see above)
+                per[t, 0] = max(per[t, 0], top)
             worst = max(worst, top)
             if stop_above is not None and worst > stop_above:
                 break
@@ -1350,6 +1370,135 @@ def _neuron_pairs(
     return max(best, float(xp.max(vals)))
 
 
+def _neuron_top(
+    w: Wiring, i: int, a_i: float, sup: np.ndarray, a: np.ndarray, fire: np.ndarray, floor: float
+) -> float:
+    r"""Worst output over the pairs inside ``sup`` (firing neuron ``i``), where it exceeds ``floor``.
+
+    NumPy. Returns the same bits as :func:`_neuron_pairs` when that exceeds ``floor``, else a
+    value at most ``floor``. The pairs are counted over the neurons below each fraction of
+    :data:`WALK_SLICES` in turn: a partial count :math:`c' \le c` bounds a pair held by ``i``
+    alone among the firing neurons by :math:`a_i/(1+c')`, and a shared pair by its numerator (a
+    float sum, rounded up) over :math:`1+c'`. Once the pairs whose bound exceeds ``floor``
+    cost less to count exactly (their neuron lists against a 0/1 byte matrix of :math:`S`)
+    than the neurons left, only they are counted; their outputs are then computed as
+    :func:`_neuron_pairs` computes them.
+    """
+    n_pos, d = int(sup.shape[0]), w.neurons
+    starts = w.indptr[sup]
+    lengths = w.indptr[sup + 1] - starts
+    neuron = w.indices[ranges(starts, lengths)].astype(np.int64)
+    pos = np.repeat(np.arange(n_pos, dtype=np.int64), lengths)
+    per_neuron = np.bincount(neuron, minlength=d)
+    if float(per_neuron @ per_neuron) * SPARSE_COUNT_COST >= d * float(n_pos) ** 2:
+        return _neuron_pairs(w, i, a_i, sup, a, fire, None, 0)  # the GEMM counts them all
+    n_pairs = n_pos * (n_pos - 1) // 2
+    # the other firing holders of each pair: a float sum of their activations bounds the
+    # numerator (h <= d terms >= 0, each sum within (h - 1) unit roundoffs: rounded up)
+    other = fire[neuron] & (neuron != i)
+    on, op = neuron[other], pos[other]
+    order = np.argsort(on * n_pos + op)
+    mc, mo = _pair_codes(on[order], op[order], n_pos)
+    others = np.bincount(mc, weights=a[mo], minlength=n_pairs)
+    held = others > 0  # firing neurons have a > 0
+    up = 1.0 + 8.0 * (d + 2) * 2.0**-53
+    left = np.cumsum((per_neuron * (per_neuron - 1) // 2)[::-1])[::-1]  # pairs from neuron j on
+    partial = np.zeros(n_pairs, dtype=np.int64)
+    lo = 0
+    for frac in WALK_SLICES:
+        hi = d if frac >= 1.0 else int(frac * d)
+        sel = (neuron >= lo) & (neuron < hi)
+        partial += _sparse_pair_counts(neuron[sel], pos[sel], n_pos, d)
+        lo = hi
+        c_low = partial - (1 if i < hi else 0)  # other neurons holding the pair, at least
+        den = (c_low + 1).astype(np.float64)
+        shared = np.flatnonzero(held & ((a_i + others) * up / den > floor))
+        alone = np.flatnonzero(~held & (a_i / den > floor))
+        if hi == d:
+            counts = partial - 1
+            c_sh, c_al = counts[shared], counts[alone]
+            break
+        cand = np.concatenate([shared, alone])
+        u, v = _triangle_pairs(cand, n_pos)
+        if RECOUNT_COST * float(lengths[u].sum()) <= float(left[hi]):
+            at = np.cumsum(lengths) - lengths  # where each position's neurons start in `neuron`
+            c = _held_by(neuron, at, lengths, u, v, d) - 1
+            c_sh, c_al = c[: shared.shape[0]], c[shared.shape[0] :]
+            break
+    best = 0.0
+    if alone.shape[0]:
+        best = float(np.max(a_i / (c_al + 1).astype(np.float64)))
+    if shared.shape[0]:
+        keep = np.zeros(n_pairs, dtype=bool)
+        keep[shared] = True
+        s = keep[mc]
+        allc = np.concatenate([mc[s], shared])
+        allo = np.concatenate([mo[s], np.full(shared.shape[0], i, dtype=np.int64)])
+        key = np.argsort(allc * d + allo)
+        allc, allo = allc[key], allo[key]
+        first = np.flatnonzero(np.concatenate(([True], allc[1:] != allc[:-1])))
+        size = np.diff(np.append(first, allc.shape[0]))
+        num = _run_sums(a[allo], first, size)
+        best = max(best, float(np.max(num / (c_sh + 1).astype(np.float64))))
+    return best
+
+
+def _triangle_pairs(codes: np.ndarray, n_pos: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs ``(u, v)``, ``u < v``, of triangle codes (:func:`_triangle_offsets`)."""
+    off = _triangle_offsets(n_pos, np)
+    u = np.searchsorted(off + np.arange(1, n_pos + 1), codes, side="right") - 1
+    return u, codes - off[u]
+
+
+def _held_by(
+    neuron: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    d: int,
+) -> np.ndarray:
+    """How many neurons hold both positions of each pair ``(u[q], v[q])``, int64: the neuron
+    list of ``u`` (``neuron[starts[u] : starts[u] + lengths[u]]``) against a 0/1 byte matrix of
+    the neurons of the positions ``v`` (one row each), a few million entries at a time."""
+    out = np.zeros(u.shape[0], dtype=np.int64)
+    if not u.shape[0]:
+        return out
+    rows, row = np.unique(v, return_inverse=True)
+    holds = np.zeros((rows.shape[0], d), dtype=bool)
+    holds[
+        np.repeat(np.arange(rows.shape[0]), lengths[rows]),
+        neuron[ranges(starts[rows], lengths[rows])],
+    ] = True
+    work = np.cumsum(lengths[u])
+    q0 = 0
+    while q0 < u.shape[0]:
+        q1 = max(
+            q0 + 1, int(np.searchsorted(work, work[q0] - lengths[u[q0]] + 2**22, side="right"))
+        )
+        uu = u[q0:q1]
+        pid = np.repeat(np.arange(q1 - q0), lengths[uu])
+        hit = holds[row[q0:q1][pid], neuron[ranges(starts[uu], lengths[uu])]]
+        out[q0:q1] = np.bincount(pid, weights=hit, minlength=q1 - q0).astype(np.int64)
+        q0 = q1
+    return out
+
+
+def _sparse_pair_counts(neuron: np.ndarray, pos: np.ndarray, n_pos: int, d: int) -> np.ndarray:
+    """:func:`_run_pair_counts` of entries given column by column (neurons increasing within a
+    position): regrouped by neuron first (``scipy.sparse``, a counting sort)."""
+    import scipy.sparse as sps
+
+    lengths = np.bincount(pos, minlength=n_pos)
+    indptr = np.concatenate(([0], np.cumsum(lengths)))
+    ones = np.ones(neuron.shape[0], dtype=np.int8)
+    cols = sps.csc_array((ones, neuron.astype(np.int32), indptr), shape=(d, n_pos))
+    rows = cols.tocsr()  # by neuron, positions increasing within each (counting sort)
+    rows.sort_indices()
+    owner = np.repeat(np.arange(d, dtype=np.int64), np.diff(rows.indptr))
+    return _run_pair_counts(owner, rows.indices.astype(np.int64), n_pos)
+
+
 def _support_pair_counts(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: int) -> Any:
     r"""The upper triangle of :math:`W_S^\top W_S`, int64 ``(n_pos (n_pos - 1) / 2,)`` in the
     order of ``np.triu_indices(n_pos, 1)``: how many neurons hold each pair of ``S``.
@@ -1365,15 +1514,7 @@ def _support_pair_counts(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: 
     if is_numpy(xp):
         per_neuron = np.bincount(neuron, minlength=d).astype(np.float64)
         if float(per_neuron @ per_neuron) * SPARSE_COUNT_COST < d * float(n_pos) ** 2:
-            import scipy.sparse as sps
-
-            indptr = np.concatenate(([0], np.cumsum(lengths)))
-            ones = np.ones(neuron.shape[0], dtype=np.int8)
-            cols = sps.csc_array((ones, neuron.astype(np.int32), indptr), shape=(d, n_pos))
-            rows = cols.tocsr()  # by neuron, positions increasing within each (counting sort)
-            rows.sort_indices()
-            owner = np.repeat(np.arange(d, dtype=np.int64), np.diff(rows.indptr))
-            return _run_pair_counts(owner, rows.indices.astype(np.int64), n_pos)
+            return _sparse_pair_counts(neuron, pos, n_pos, d)
         cols = np.zeros((d, n_pos), dtype=np.float32 if d < 2**24 else np.float64)
         cols[neuron, pos] = 1  # set the ones in place: no scatter-add needed
         gram = (cols.T @ cols).astype(np.int64)

@@ -1392,7 +1392,7 @@ def _neuron_top(
     neuron = w.indices[ranges(starts, lengths)].astype(np.int64)
     pos = np.repeat(np.arange(n_pos, dtype=np.int64), lengths)
     per_neuron = np.bincount(neuron, minlength=d)
-    if float(per_neuron @ per_neuron) * SPARSE_COUNT_COST >= d * float(n_pos) ** 2:
+    if not _sparse_count_cheaper(per_neuron, n_pos):
         return _neuron_pairs(w, i, a_i, sup, a, fire, None, 0)  # the GEMM counts them all
     n_pairs = n_pos * (n_pos - 1) // 2
     # the other firing holders of each pair: a float sum of their activations bounds the
@@ -1486,6 +1486,13 @@ def _held_by(
     return out
 
 
+def _sparse_count_cheaper(per_neuron: np.ndarray, n_pos: int) -> bool:
+    """Whether counting the pairs each neuron holds (``per_neuron[j]`` positions of ``S`` on
+    neuron ``j``) costs less than the GEMM over every neuron (:data:`SPARSE_COUNT_COST`)."""
+    held = per_neuron.astype(np.float64)
+    return float(held @ held) * SPARSE_COUNT_COST < per_neuron.shape[0] * float(n_pos) ** 2
+
+
 def _sparse_pair_counts(neuron: np.ndarray, pos: np.ndarray, n_pos: int, d: int) -> np.ndarray:
     """:func:`_run_pair_counts` of entries given column by column (neurons increasing within a
     position): regrouped by neuron first (``scipy.sparse``, a counting sort)."""
@@ -1514,8 +1521,7 @@ def _support_pair_counts(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: 
     xp = namespace(neuron)
     d = w.neurons
     if is_numpy(xp):
-        per_neuron = np.bincount(neuron, minlength=d).astype(np.float64)
-        if float(per_neuron @ per_neuron) * SPARSE_COUNT_COST < d * float(n_pos) ** 2:
+        if _sparse_count_cheaper(np.bincount(neuron, minlength=d), n_pos):
             return _sparse_pair_counts(neuron, pos, n_pos, d)
         cols = np.zeros((d, n_pos), dtype=np.float32 if d < 2**24 else np.float64)
         cols[neuron, pos] = 1  # set the ones in place: no scatter-add needed

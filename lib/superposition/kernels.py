@@ -1397,10 +1397,7 @@ def _neuron_top(
     n_pairs = n_pos * (n_pos - 1) // 2
     # the other firing holders of each pair: a float sum of their activations bounds the
     # numerator (h <= d terms >= 0, each sum within (h - 1) unit roundoffs: rounded up)
-    other = fire[neuron] & (neuron != i)
-    on, op = neuron[other], pos[other]
-    order = np.argsort(on * n_pos + op)
-    mc, mo = _pair_codes(on[order], op[order], n_pos)
+    mc, mo = _other_holders(i, neuron, pos, n_pos, fire)
     others = np.bincount(mc, weights=a[mo], minlength=n_pairs)
     held = others > 0  # firing neurons have a > 0
     up = 1.0 + 8.0 * (d + 2) * 2.0**-53
@@ -1434,13 +1431,7 @@ def _neuron_top(
         keep = np.zeros(n_pairs, dtype=bool)
         keep[shared] = True
         s = keep[mc]
-        allc = np.concatenate([mc[s], shared])
-        allo = np.concatenate([mo[s], np.full(shared.shape[0], i, dtype=np.int64)])
-        key = np.argsort(allc * d + allo)
-        allc, allo = allc[key], allo[key]
-        first = np.flatnonzero(np.concatenate(([True], allc[1:] != allc[:-1])))
-        size = np.diff(np.append(first, allc.shape[0]))
-        num = _run_sums(a[allo], first, size)
+        num, _, _ = _holder_sums(mc[s], mo[s], shared, i, a, d)
         best = max(best, float(np.max(num / (c_sh + 1).astype(np.float64))))
     return best
 
@@ -1534,35 +1525,58 @@ def _support_pair_counts(w: Wiring, neuron: Any, pos: Any, lengths: Any, n_pos: 
     return xp.take(xp.reshape(gram, (-1,)), x * n_pos + y)
 
 
+def _other_holders(i: int, neuron: Any, pos: Any, n_pos: int, firing_mask: Any) -> tuple[Any, Any]:
+    """The pairs of neuron ``i``'s support held by another firing neuron, one entry per holder.
+
+    ``neuron``, ``pos``: the neurons wired to each position of the support. Returns
+    ``(codes, owners)``: the triangle code of each pair (:func:`_triangle_offsets`) and the
+    firing neuron holding it, in increasing neuron order (a code repeats once per holder).
+    """
+    xp = namespace(neuron)
+    other = xp.take(firing_mask, neuron) & (neuron != i)
+    neuron, pos = neuron[other], pos[other]
+    order = xp.argsort(neuron * n_pos + pos)  # positions stay increasing within a neuron
+    return _pair_codes(xp.take(neuron, order), xp.take(pos, order), n_pos)
+
+
+def _holder_sums(
+    codes: Any, owners: Any, shared: Any, i: int, a: Any, d: int
+) -> tuple[Any, Any, Any]:
+    """Numerators of the pairs ``shared`` (distinct triangle codes): the activations of their
+    firing holders, ``i`` and the ``owners`` of their ``codes`` (every code in ``shared``),
+    added left to right in increasing neuron order.
+
+    Returns ``(numerators, first, owners)``: one sum per code of ``shared``, and every holder
+    sorted by (pair, neuron) with the index of each pair's first entry.
+    """
+    xp = namespace(codes)
+    allc = xp.concat([codes, shared])
+    allo = xp.concat([owners, xp.full(shared.shape[0], i, dtype=xp.int64)])
+    key = xp.argsort(allc * d + allo)
+    allc, allo = xp.take(allc, key), xp.take(allo, key)
+    first = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), allc[1:] != allc[:-1]]))[0]
+    size = xp.concat([first[1:], xp.asarray([allc.shape[0]], dtype=first.dtype)]) - first
+    return _run_sums(xp.take(a, allo), first, size), first, allo
+
+
 def _shared_sums(
     w: Wiring, i: int, neuron: Any, pos: Any, n_pos: int, a: Any, firing_mask: Any
 ) -> tuple[Any, Any, Any, Any]:
     """The pairs of neuron ``i``'s support also held by another firing neuron.
 
     Returns ``(codes, numerators, first, owners)``: the distinct triangle codes of the pairs
-    (:func:`_triangle_offsets`), the sum of the activations of their firing holders (``i``
-    included) added left to right in increasing neuron order, and the index of each pair's
-    first entry in ``owners`` (its firing holders, sorted by pair then neuron).
+    (:func:`_triangle_offsets`) and, from :func:`_holder_sums`, the sum of the activations of
+    their firing holders (``i`` included), the index of each pair's first entry in ``owners``
+    and ``owners`` (its firing holders, sorted by pair then neuron).
     """
     xp = namespace(neuron)
-    empty = xp.zeros(0, dtype=xp.int64)
-    # the other firing neurons, by neuron; positions stay increasing within a neuron
-    other = xp.take(firing_mask, neuron) & (neuron != i)
-    neuron, pos = neuron[other], pos[other]
-    order = xp.argsort(neuron * n_pos + pos)
-    neuron, pos = xp.take(neuron, order), xp.take(pos, order)
-    mc, mo = _pair_codes(neuron, pos, n_pos)
+    mc, mo = _other_holders(i, neuron, pos, n_pos, firing_mask)
     if mc.shape[0] == 0:
+        empty = xp.zeros(0, dtype=xp.int64)
         return empty, xp.zeros(0, dtype=xp.float64), empty, empty
     shared = _distinct(mc)
-    # every firing holder of a shared pair, i included, sorted by (pair, neuron)
-    allc = xp.concat([mc, shared])
-    allo = xp.concat([mo, xp.full(shared.shape[0], i, dtype=xp.int64)])
-    key = xp.argsort(allc * w.neurons + allo)
-    allc, allo = xp.take(allc, key), xp.take(allo, key)
-    first = xp.nonzero(xp.concat([xp.ones(1, dtype=xp.bool), allc[1:] != allc[:-1]]))[0]
-    size = xp.concat([first[1:], xp.asarray([allc.shape[0]], dtype=first.dtype)]) - first
-    return shared, _run_sums(xp.take(a, allo), first, size), first, allo
+    num, first, allo = _holder_sums(mc, mo, shared, i, a, w.neurons)
+    return shared, num, first, allo
 
 
 def _run_sums(vals: Any, first: Any, size: Any) -> Any:

@@ -1428,9 +1428,7 @@ def _neuron_top(
     if alone.shape[0]:
         best = float(np.max(a_i / (c_al + 1).astype(np.float64)))
     if shared.shape[0]:
-        keep = np.zeros(n_pairs, dtype=bool)
-        keep[shared] = True
-        s = keep[mc]
+        s = _contains(shared, mc)  # shared: increasing (flatnonzero)
         num, _, _ = _holder_sums(mc[s], mo[s], shared, i, a, d)
         best = max(best, float(np.max(num / (c_sh + 1).astype(np.float64))))
     return best

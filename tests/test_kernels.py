@@ -471,6 +471,41 @@ def test_triu_cache_is_bounded_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None
     assert (50, "numpy") in K._TRIU_CACHE  # the most recently used stays
 
 
+def test_lower_pairs_share_one_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every size reads the first j (j - 1) / 2 pairs of the largest kept; a size beyond
+    TRIU_CACHE_BYTES is returned and not kept."""
+    monkeypatch.setattr(K, "TRIU_CACHE_BYTES", 60 * 59 // 2 * 16)
+    monkeypatch.setattr(K, "_LOWER", [np.zeros(0, dtype=np.int64)] * 2)
+    kept = 0
+    for n in (40, 7, 60, 2, 1, 33, 61, 9):
+        y, x = K._lower_pairs(n)
+        want_y, want_x = np.tril_indices(n, -1)
+        assert_array_equal(y, want_y)
+        assert_array_equal(x, want_x)
+        kept = max(kept, n) if n <= 60 else kept
+        assert K._LOWER[0].shape[0] == kept * (kept - 1) // 2
+
+
+def test_pattern0_table_is_the_dense_mean() -> None:
+    """Each pattern-0 output (both features inactive) is the sum of a_i over its firing
+    neurons, left to right in increasing neuron order, over |Γ(k, l)|: bit for bit."""
+    m, d = 40, 90
+    w = K.sample_wiring(m, d, 0.3, seed=3)
+    W = w.toarray().astype(bool)
+    a = np.where(np.random.default_rng(4).random(d) < 0.4, np.random.default_rng(5).random(d), 0.0)
+    keep = np.ones(m, dtype=bool)
+    keep[[3, 17]] = False
+    got = K._pattern0_table(w, a, np.flatnonzero(a > 0), keep).reshape(m, m, order="F")
+    for u in range(m):
+        for v in range(u + 1, m):
+            gam = np.flatnonzero(W[:, u] & W[:, v])
+            num = 0.0
+            for i in gam:
+                num += a[i]
+            want = num / gam.size if (keep[u] and keep[v] and num > 0) else 0.0
+            assert got[u, v] == want, (u, v)
+
+
 def test_bernoulli_worst_errors_edge_cases() -> None:
     w = K.sample_wiring(30, 50, 0.3, seed=1)
     acts = np.zeros((2, 50))

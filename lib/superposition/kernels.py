@@ -819,6 +819,26 @@ _TRIU_CACHE: dict[tuple[int, str], tuple[Any, Any]] = {}
 _TRIU_BYTES = [0]
 
 
+def _lower_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs ``x < y`` of ``range(n)`` as ``(y, x)``, int64 NumPy, ordered by ``y`` then ``x``
+    (``np.tril_indices(n, -1)``), for uses that do not depend on the order (:func:`_triu` gives
+    the order of the triangle codes).
+
+    The pairs of ``range(j)`` are the first ``j (j - 1) / 2`` of ``range(n)``'s, so one array, the
+    largest asked for, serves every smaller size: kept while within :data:`TRIU_CACHE_BYTES`.
+    """
+    k = n * (n - 1) // 2
+    if _LOWER[0].shape[0] >= k:
+        return _LOWER[0][:k], _LOWER[1][:k]
+    y, x = (r.astype(np.int64) for r in np.tril_indices(n, -1))
+    if 16 * k <= TRIU_CACHE_BYTES:
+        _LOWER[:] = [y, x]
+    return y, x
+
+
+_LOWER = [np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)]
+
+
 def _shared_pairs(
     plan: tuple[str, Any], m: int, k0: int, k1: int, xp: ModuleType
 ) -> tuple[Any, Any]:
@@ -1147,7 +1167,7 @@ def bernoulli_worst_errors(
             elif table is None:
                 top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
             else:
-                x, y = _triu(int(sup.shape[0]), np)
+                y, x = _lower_pairs(int(sup.shape[0]))
                 top = float(np.max(table[sup[x] + sup[y] * m]))
             if acc is not None or top > worst:  # else the input's worst stands (see above)
                 per[t, 0] = max(per[t, 0], top)
@@ -1208,31 +1228,20 @@ def _pattern0_table(w: Wiring, a: np.ndarray, fire: np.ndarray, keep: np.ndarray
     r"""Every pattern-0 output of one input, flat ``(m * m,)`` at ``k + l * m`` (``k < l``; 0 elsewhere).
 
     The numerator of pair :math:`(k, l)` is :math:`a_i` added over its firing neurons in
-    increasing order (``np.add.at`` applies the additions in the order given, starting from 0),
-    so each output is bit for bit the walk's: the same sums, divided once by
+    increasing order (one ``np.add.at`` a neuron, starting from 0: each pair of its support
+    once), so each output is bit for bit the walk's: the same sums, divided once by
     :math:`|\Gamma(k, l)|` (float32 integers, exact in float64). ``fire``: the firing neurons,
     increasing; ``keep``: the features not active in the input.
     """
     m = w.n_features
     sup = w.supports().to(np)
     num = np.zeros(m * m)
-    codes: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    size = 0
     for i in fire.tolist():
         f = sup.indices[int(sup.indptr[i]) : int(sup.indptr[i + 1])]
         f = f[keep[f]].astype(np.int64)
-        if f.shape[0] < 2:
-            continue
-        x, y = _triu(int(f.shape[0]), np)
-        codes.append(f[x] + f[y] * m)
-        vals.append(np.full(x.shape[0], a[i]))
-        size += x.shape[0]
-        if size >= 2**22:  # in order, a block at a time
-            np.add.at(num, np.concatenate(codes), np.concatenate(vals))
-            codes, vals, size = [], [], 0
-    if codes:
-        np.add.at(num, np.concatenate(codes), np.concatenate(vals))
+        if f.shape[0] >= 2:
+            y, x = _lower_pairs(int(f.shape[0]))
+            np.add.at(num, f[x] + (f * m)[y], a[i])
     return np.divide(num, _pair_count_table(w), out=num, where=num > 0)
 
 

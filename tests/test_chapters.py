@@ -121,12 +121,13 @@ def test_the_documented_large_sweep_config_is_valid() -> None:
                         in_config.add((w, s, m, k))
     bern, ks = "bernoulli", v["p_scales"]
     read = {(bern, 2, m, k) for m in v["kept_features"] for k in ks}
-    read |= {(bern, 2, m, k) for m in v["kept_features"] for k in v["p_scales_above"].get(m, [])}
     read |= {(bern, 3, m, k) for m in v["kept_s3_features"] for k in ks}
+    above = v["p_scales_above"]
+    read |= {(bern, s, m, k) for s, by_m in above.items() for m, ks_ in by_m.items() for k in ks_}
     read |= {
         (bern, 2, m, k) for m in v["p_curve_features"] for k in v["p_curve_scales"] if k not in ks
     }
-    read |= {("rademacher", 2, m, None) for m in v["kept_sign_features"]}
+    read |= {("rademacher", s, m, None) for s, ms in v["kept_sign_features"].items() for m in ms}
     assert in_config == read
 
 

@@ -94,8 +94,8 @@ are the same integers either way."""
 
 TRIU_CACHE_BYTES = 256 * 2**20
 """Bytes of triangle indices the kernels keep cached, in each of two caches: ``np.triu_indices``
-of a support's size (:func:`_triu`, least recently used first out), and the largest
-``np.tril_indices`` asked for (:func:`_lower_pairs`, whose prefixes serve every smaller size)."""
+of a support's size (least recently used first out), and the largest ``np.tril_indices`` asked
+for (its prefixes serve every smaller size)."""
 
 
 def sign_readout_tolerance(n_firing: int, scale: float, activation_sum: float) -> float:

@@ -1168,8 +1168,7 @@ def bernoulli_worst_errors(
             elif table is None:
                 top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
             else:
-                y, x = _lower_pairs(int(sup.shape[0]))
-                top = float(np.max(table[sup[x] + sup[y] * m]))
+                top = float(np.max(table[_table_codes(sup, m)]))
             if acc is not None or top > worst:  # else the input's worst stands (see above)
                 per[t, 0] = max(per[t, 0], top)
             worst = max(worst, top)
@@ -1241,9 +1240,15 @@ def _pattern0_table(w: Wiring, a: np.ndarray, fire: np.ndarray, keep: np.ndarray
         f = sup.indices[int(sup.indptr[i]) : int(sup.indptr[i + 1])]
         f = f[keep[f]].astype(np.int64)
         if f.shape[0] >= 2:
-            y, x = _lower_pairs(int(f.shape[0]))
-            np.add.at(num, f[x] + (f * m)[y], a[i])
+            np.add.at(num, _table_codes(f, m), a[i])
     return np.divide(num, _pair_count_table(w), out=num, where=num > 0)
+
+
+def _table_codes(f: np.ndarray, m: int) -> np.ndarray:
+    """Where the pair table holds each pair ``f[x] < f[y]`` of the increasing features ``f``:
+    ``f[x] + f[y] * m``, every pair once (:func:`_lower_pairs`' order)."""
+    y, x = _lower_pairs(int(f.shape[0]))
+    return f[x] + (f * m)[y]
 
 
 def _sequential_sum(x: Any) -> float:

@@ -428,7 +428,8 @@ def test_neuron_top_bounds_the_pairs_and_keeps_the_bits(
                 continue
             ref = K._neuron_pairs(w, int(i), float(a[i]), sup, a, fire, None, 0)
             for floor in (0.0, 0.5 * ref, np.nextafter(ref, 0.0), ref, 1.5 * ref):
-                got = K._neuron_top(w, int(i), float(a[i]), sup, a, fire, float(floor))
+                got, work = K._neuron_top(w, int(i), float(a[i]), sup, a, fire, float(floor))
+                assert 0 <= work <= w.neurons * sup.size**2  # at most the dense GEMM's
                 if ref > floor:
                     assert got == ref
                 else:
@@ -561,9 +562,48 @@ def test_bernoulli_pair_table_only_where_it_fits(monkeypatch) -> None:
         assert_array_equal(got.per_input, walk.per_input)
         assert_array_equal(got.processed, walk.processed)
         assert bool(built) is allowed
+        assert K._pair_counts_cached(w) is allowed
         if not allowed:
             with pytest.raises(ValueError, match="within 0.75 of the available memory"):
                 K.bernoulli_worst_errors(w, acts, active, route="table")
+
+
+def test_bernoulli_pair_counts_only_where_they_pay_off(monkeypatch) -> None:
+    """With "auto", a wiring's pairs are counted only once the walk's work, projected over the
+    batch, reaches the counts' cost: never where they are dear (the walk takes every neuron),
+    early where they are cheap, and once counted the table serves later calls without asking;
+    the numbers are the walk's either way."""
+    from superposition import superposed as SP
+
+    snet = SP.build_superposed_uand(120, 300, 2, 90, p=0.3, seed=0)
+    active = sp.sample_sparse(120, 2, 4, seed=7)
+    acts = snet.activations(active)
+    monkeypatch.setattr(K, "available_bytes", lambda: 2**40)
+    walk = K.bernoulli_worst_errors(snet.net.W, acts, active, route="walk")
+    # the rule: the walk's work so far, at its mean per started input, against d m (m + 1) / 2
+    cost = 300 * 120 * 121 / 2
+    assert not K._pair_counts_pay_off(cost / 4 - 1, 1, 4, 120, 300)
+    assert K._pair_counts_pay_off(cost / 4, 1, 4, 120, 300)
+    assert K._pair_counts_pay_off(cost, 1, 1, 120, 300)
+    assert not K._pair_counts_pay_off(cost / 2, 2, 3, 120, 300)
+    rule = K._pair_counts_pay_off
+    for n_inputs, dear in [(1, 1e6), (4, 1e6), (1, 1e-6), (4, 1.0)]:
+        # the counts made dear or cheap (their cost scaled through d)
+        monkeypatch.setattr(
+            K, "_pair_counts_pay_off", lambda w, s, n, m, d, f=dear: rule(w, s, n, m, d * f)
+        )
+        w = K.Wiring.from_sparse(sps.csr_array(snet.net.W.toarray()))  # nothing cached
+        got = K.bernoulli_worst_errors(w, acts[:n_inputs], active[:n_inputs], route="auto")
+        assert_array_equal(got.per_input, walk.per_input[:n_inputs])
+        assert_array_equal(got.processed, walk.processed[:n_inputs])
+        assert K._pair_counts_cached(w) is (dear <= 1.0)
+    asked, built = [], []
+    table = K._pattern0_table
+    monkeypatch.setattr(K, "_pattern0_table", lambda *a: built.append(1) or table(*a))
+    monkeypatch.setattr(K, "_pair_counts_pay_off", lambda *x: asked.append(x) or False)
+    got = K.bernoulli_worst_errors(w, acts, active, route="auto")
+    assert_array_equal(got.per_input, walk.per_input)
+    assert built and not asked  # counted already: the table, after PAIR_TABLE_AFTER neurons
 
 
 # ---------------------------------------------------------------- sparse matrices: CSR and X @ S

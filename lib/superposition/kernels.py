@@ -61,8 +61,8 @@ runs one worker per table that fits."""
 
 PAIR_TABLE_AFTER = 2
 """With ``route="auto"``, the neurons :func:`bernoulli_worst_errors` walks one by one on an
-input before it builds that input's pair table (the table costs about as much as a few neurons
-of the walk, and most inputs stop before)."""
+input before it builds that input's pair table (once the counts exist, the table costs about
+as much as a few neurons of the walk, and most inputs stop before)."""
 
 ROUTES = ("auto", "walk", "table")
 """How :func:`bernoulli_worst_errors` reads pattern 0 (every route gives the same worst error
@@ -1022,11 +1022,11 @@ def bernoulli_worst_errors(
     Where many neurons must be walked, one input's pattern-0 outputs are cheaper as a table:
     on NumPy, where the :math:`m \times m` table fits in :data:`PAIR_TABLE_SHARE` of the memory
     then available, the numerators of every pair are accumulated over the firing neurons in
-    increasing order
-    (``np.add.at``, the same additions in the same order) and divided by the counts
-    :math:`|\Gamma(k,l)|` of the whole wiring (float32 ``ssyrk``, cached on the wiring); the walk
-    then reads each neuron's pairs from the table. The walk, its stopping rule and every
-    reported number are unchanged.
+    increasing order (``np.add.at``, the same additions in the same order) and divided by the
+    counts :math:`|\Gamma(k,l)|` of the whole wiring (float32 ``ssyrk``, cached on the wiring,
+    built only once the walk's work over the batch would exceed theirs); the walk then reads
+    each neuron's pairs from the table. The walk, its stopping rule and every reported number
+    are unchanged.
 
     A neuron's pair counts come from the dense GEMM above or, on NumPy where it is cheaper
     (small :math:`p`, :data:`SPARSE_COUNT_COST`), from the pairs each neuron holds inside
@@ -1063,8 +1063,9 @@ def bernoulli_worst_errors(
         Pattern 0 neuron by neuron with every pair counted (``"walk"``), from the pair table
         (``"table"``: NumPy, not with ``acc``, the table within :data:`PAIR_TABLE_SHARE` of the
         available memory), or (``"auto"``) the table for an input once the walk has taken
-        :data:`PAIR_TABLE_AFTER` neurons where the table is allowed, else the walk. The walk
-        and the table give the same numbers.
+        :data:`PAIR_TABLE_AFTER` neurons, where the table is allowed and its pair counts exist
+        or pay for themselves over the batch (the walk's work so far, projected over the
+        inputs, reaches theirs), else the walk. The walk and the table give the same numbers.
 
     Returns
     -------
@@ -1101,6 +1102,7 @@ def bernoulli_worst_errors(
             f"({room}); got namespace {name_of(xp)!r}, acc {'given' if acc is not None else 'None'}"
         )
     table_after = {"table": 0, "auto": PAIR_TABLE_AFTER if table_ok else None}.get(route)
+    walk_work = 0.0  # of this call, in GEMM multiply-adds (_pair_counts_pay_off)
     k_all, s = act_host.shape
     cptr, sptr = w.host_indptr, sup_w.host_indptr
     per = np.zeros((k_all, 3))
@@ -1160,11 +1162,21 @@ def bernoulli_worst_errors(
             sup = xp.astype(sup[xp.take(keep, xp.astype(sup, xp.int64))], xp.int64)
             if sup.shape[0] < 2:
                 continue
-            if table is None and table_after is not None and processed[t] >= table_after:
+            if (
+                table is None
+                and table_after is not None
+                and processed[t] >= table_after
+                and (
+                    route == "table"
+                    or _pair_counts_cached(w)
+                    or _pair_counts_pay_off(walk_work, t + 1, k_all, m, d)
+                )
+            ):
                 table = _pattern0_table(w, to_numpy(a), fire_host, keep_host)
             processed[t] += 1
             if table is None and acc is None and is_numpy(xp):
-                top = _neuron_top(w, i, a_i, sup, a, firing_mask, worst)
+                top, work = _neuron_top(w, i, a_i, sup, a, firing_mask, worst)
+                walk_work += work
             elif table is None:
                 top = _neuron_pairs(w, i, a_i, sup, a, firing_mask, acc, t)
             else:
@@ -1190,9 +1202,31 @@ def _pair_table_need(w: Wiring) -> float:
     """Bytes the pair table of ``w`` still needs: all of it, or one input's outputs once the
     counts are cached on ``w``."""
     m = w.n_features
-    if "pair_table" in w.__dict__.get("_host", {}):
+    if _pair_counts_cached(w):
         return 8.0 * m * m
     return pair_table_bytes(m)
+
+
+def _pair_counts_cached(w: Wiring) -> bool:
+    """Whether :func:`_pair_count_table` has counted ``w``'s pairs (cached on ``w``)."""
+    return "pair_table" in w.__dict__.get("_host", {})
+
+
+def _pair_counts_pay_off(walk_work: float, started: int, n_inputs: int, m: int, d: int) -> bool:
+    r"""Whether ``route="auto"`` builds the pair counts :math:`|\Gamma(k,l)|` of a wiring now.
+
+    The counts cost :math:`d\,m(m+1)/2` multiply-adds of ``ssyrk``, once per wiring; the walk
+    of :func:`bernoulli_worst_errors` has so far cost ``walk_work`` in the same units (each
+    neuron's pair count as a GEMM, :math:`d\,|S|^2`, or as :data:`SPARSE_COUNT_COST` times its
+    sparse entries, an upper bound) over the ``started`` inputs of a batch of ``n_inputs``.
+    The counts are built once the walk's work, projected over the batch at its mean per input
+    so far, reaches their cost: a batch of few cheap inputs is walked to the end (one input at
+    :math:`m = 3\cdot10^4`, ``bench/run_all.py``'s ``superposed_bern_3e4``), a batch of many
+    that walk far pays for the counts once and reads the rest from the table. Within one
+    input this is the rent-or-buy rule: the walk spends at most the counts' cost before it
+    buys them. The walk's work is an upper bound, so the rule errs towards the counts.
+    """
+    return walk_work * n_inputs / started >= d * m * (m + 1) / 2
 
 
 def _pair_count_table(w: Wiring) -> np.ndarray:
@@ -1389,8 +1423,9 @@ def _neuron_pairs(
 
 def _neuron_top(
     w: Wiring, i: int, a_i: float, sup: np.ndarray, a: np.ndarray, fire: np.ndarray, floor: float
-) -> float:
-    r"""Worst output over the pairs inside ``sup`` (firing neuron ``i``), where it exceeds ``floor``.
+) -> tuple[float, float]:
+    r"""Worst output over the pairs inside ``sup`` (firing neuron ``i``), where it exceeds ``floor``,
+    and what counting the pairs cost (:func:`_count_work`).
 
     NumPy. Returns the same bits as :func:`_neuron_pairs` when that exceeds ``floor``, else a
     value at most ``floor``. The pairs are counted over the neurons below each fraction of
@@ -1407,8 +1442,9 @@ def _neuron_top(
     neuron = w.indices[ranges(starts, lengths)].astype(np.int64)
     pos = np.repeat(np.arange(n_pos, dtype=np.int64), lengths)
     per_neuron = np.bincount(neuron, minlength=d)
+    work = _count_work(per_neuron, n_pos)
     if not _sparse_count_cheaper(per_neuron, n_pos):
-        return _neuron_pairs(w, i, a_i, sup, a, fire, None, 0)  # the GEMM counts them all
+        return _neuron_pairs(w, i, a_i, sup, a, fire, None, 0), work  # the GEMM counts them all
     n_pairs = n_pos * (n_pos - 1) // 2
     # the other firing holders of each pair: a float sum of their activations bounds the
     # numerator (h <= d terms >= 0, each sum within (h - 1) unit roundoffs: rounded up)
@@ -1446,7 +1482,7 @@ def _neuron_top(
         s = _contains(shared, mc)  # shared: increasing (flatnonzero)
         num, _, _ = _holder_sums(mc[s], mo[s], shared, i, a, d)
         best = max(best, float(np.max(num / (c_sh + 1).astype(np.float64))))
-    return best
+    return best, work
 
 
 def _triangle_pairs(codes: np.ndarray, n_pos: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1495,6 +1531,14 @@ def _sparse_count_cheaper(per_neuron: np.ndarray, n_pos: int) -> bool:
     neuron ``j``) costs less than the GEMM over every neuron (:data:`SPARSE_COUNT_COST`)."""
     held = per_neuron.astype(np.float64)
     return float(held @ held) * SPARSE_COUNT_COST < per_neuron.shape[0] * float(n_pos) ** 2
+
+
+def _count_work(per_neuron: np.ndarray, n_pos: int) -> float:
+    r"""What counting the pairs of ``S`` costs in multiply-adds of the float32 GEMM: the dense
+    GEMM's :math:`d\,|S|^2`, or the sparse count's entries times :data:`SPARSE_COUNT_COST`
+    where that is less (an upper bound: the walk may stop counting early)."""
+    held = per_neuron.astype(np.float64)
+    return min(float(held @ held) * SPARSE_COUNT_COST, per_neuron.shape[0] * float(n_pos) ** 2)
 
 
 def _sparse_pair_counts(neuron: np.ndarray, pos: np.ndarray, n_pos: int, d: int) -> np.ndarray:

@@ -1529,8 +1529,7 @@ def _held_by(
 def _sparse_count_cheaper(per_neuron: np.ndarray, n_pos: int) -> bool:
     """Whether counting the pairs each neuron holds (``per_neuron[j]`` positions of ``S`` on
     neuron ``j``) costs less than the GEMM over every neuron (:data:`SPARSE_COUNT_COST`)."""
-    held = per_neuron.astype(np.float64)
-    return float(held @ held) * SPARSE_COUNT_COST < per_neuron.shape[0] * float(n_pos) ** 2
+    return _count_work(per_neuron, n_pos) < per_neuron.shape[0] * float(n_pos) ** 2
 
 
 def _count_work(per_neuron: np.ndarray, n_pos: int) -> float:

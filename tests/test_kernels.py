@@ -535,15 +535,22 @@ def test_bernoulli_worst_errors_edge_cases() -> None:
         K.bernoulli_worst_errors(big, np.zeros((1, 8)), np.array([[0, 1]]), route="table")
 
 
-def test_bernoulli_pair_table_only_where_it_fits(monkeypatch) -> None:
-    """The pair table is built only within PAIR_TABLE_SHARE of the memory available (never when
-    that is unknown); otherwise "auto" walks, with the same numbers, and "table" refuses."""
-    from superposition import memory
+def _table_case():
+    """A superposed layer (m = 120, d = 300, p = 0.3) and 4 inputs whose walks reach the pair
+    table: the network, the active features and the activations."""
     from superposition import superposed as SP
 
     snet = SP.build_superposed_uand(120, 300, 2, 90, p=0.3, seed=0)
     active = sp.sample_sparse(120, 2, 4, seed=7)
-    acts = snet.activations(active)
+    return snet, active, snet.activations(active)
+
+
+def test_bernoulli_pair_table_only_where_it_fits(monkeypatch) -> None:
+    """The pair table is built only within PAIR_TABLE_SHARE of the memory available (never when
+    that is unknown); otherwise "auto" walks, with the same numbers, and "table" refuses."""
+    from superposition import memory
+
+    snet, active, acts = _table_case()
     walk = K.bernoulli_worst_errors(snet.net.W, acts, active, route="walk")
     assert walk.processed.max() > K.PAIR_TABLE_AFTER  # "auto" reaches the table where allowed
     need = memory.pair_table_bytes(120)
@@ -573,11 +580,7 @@ def test_bernoulli_pair_counts_only_where_they_pay_off(monkeypatch) -> None:
     batch, reaches the counts' cost: never where they are dear (the walk takes every neuron),
     early where they are cheap, and once counted the table serves later calls without asking;
     the numbers are the walk's either way."""
-    from superposition import superposed as SP
-
-    snet = SP.build_superposed_uand(120, 300, 2, 90, p=0.3, seed=0)
-    active = sp.sample_sparse(120, 2, 4, seed=7)
-    acts = snet.activations(active)
+    snet, active, acts = _table_case()
     monkeypatch.setattr(K, "available_bytes", lambda: 2**40)
     walk = K.bernoulli_worst_errors(snet.net.W, acts, active, route="walk")
     # the rule: the walk's work so far, at its mean per started input, against d m (m + 1) / 2

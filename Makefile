@@ -14,6 +14,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP_VERSION := 26.3
 
+# Same seed, same bits on every x86-64 machine: OpenBLAS's AVX-512 kernels round some float64
+# products differently from the AVX2 ones the stored results were computed with, so every
+# target asks for the AVX2 kernels where the processor has them (lib/superposition/_blas.py
+# does the same for `import superposition` before NumPy). A value set by the caller wins.
+ifneq ($(shell grep -qsw avx2 /proc/cpuinfo && echo yes),)
+export OPENBLAS_CORETYPE ?= Haswell
+endif
+
 # Chapters are MyST notebooks, executed in this order ("about" last: it reports on the others).
 CHAPTERS := background uand uand_superposed circuits correction interpretability dictionary about
 PAGES    := intro.md references.md glossary.md api.rst

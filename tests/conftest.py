@@ -1,6 +1,8 @@
 """Shared fixtures: fixed seeds, so every statistical check is reproducible bit for bit."""
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001
+
+import superposition  # noqa: F401  (first: it pins the OpenBLAS kernels before NumPy loads them)
 
 import numpy as np
 import pytest

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from superposition._blas import BLAS_CORETYPE, _has_avx2, blas_architecture, pin_kernels
 from superposition.experiments import EXPERIMENTS
 from superposition.store import Store, function_name, result_key, result_version
 
@@ -67,7 +68,9 @@ def test_the_cheapest_stored_records_are_recomputed_bit_for_bit(name: str) -> No
         (fresh,) = list(table)
         assert fresh["metrics"] == rec["metrics"], (
             f"{rec['key']} ({rec['params']}, seed {rec['seed']}): the code now computes other "
-            f"numbers than the stored ones; bump {fn.__name__}.algorithm_version and recompute"
+            f"numbers than the stored ones; bump {fn.__name__}.algorithm_version and recompute "
+            f"(OpenBLAS kernels here: {blas_architecture()}, stored with "
+            f"{rec['machine'].get('blas', 'unrecorded')})"
         )
 
 
@@ -123,3 +126,24 @@ def test_kept_steps_of_points_in_progress_belong_to_a_kept_sweep() -> None:
             status, rec = steps.read(key)
             assert status == "ok", f"{steps.path(key)}: {status}"
             assert rec["params"]["point"] == params and rec["seed"] == seed
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="no AVX2 on this processor: OpenBLAS's own choice")
+def test_import_pins_the_kernels_the_store_was_computed_with() -> None:
+    """``import superposition`` before NumPy asks OpenBLAS for the AVX2 kernels (the AVX-512
+    ones round some float64 products differently), and this process runs on them too."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    code = (
+        "import os, superposition; from superposition._blas import blas_architecture; "
+        "print(os.environ['OPENBLAS_CORETYPE'], blas_architecture())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == [BLAS_CORETYPE, BLAS_CORETYPE]
+    assert blas_architecture() == BLAS_CORETYPE  # the recomputations above ran on them
+    assert not pin_kernels()  # NumPy is loaded here: too late to ask, and nothing is changed

@@ -19,7 +19,8 @@ cli
     The ``superposition`` command.
 """
 
-from ._version import __version__ as __version__  # noqa: I001
+from ._blas import BLAS_CORETYPE as _BLAS_CORETYPE  # noqa: F401, I001  (first: pins OpenBLAS)
+from ._version import __version__ as __version__
 from .backend import asarray, backend_name, get_backend, gpu_available, namespace, to_numpy
 from .benchmark import (
     DictionaryScore,

@@ -147,7 +147,10 @@ def result_version(fn: Callable[..., Any]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """What computed a result: host name, processor, cores, operating system and Python."""
+    """What computed a result: host name, processor, cores, operating system, Python and the
+    OpenBLAS kernels (:func:`superposition._blas.blas_architecture`)."""
+    from ._blas import blas_architecture
+
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
@@ -163,6 +166,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "system": platform.platform(terse=True),
         "python": platform.python_version(),
+        "blas": blas_architecture(),
     }
 
 

@@ -148,7 +148,7 @@ def result_version(fn: Callable[..., Any]) -> str:
 
 def machine() -> dict[str, Any]:
     """What computed a result: host name, processor, cores, operating system, Python and the
-    OpenBLAS kernels (:func:`superposition._blas.blas_architecture`)."""
+    OpenBLAS kernels (``blas``: what ``threadpoolctl`` reports, e.g. ``"Haswell"``)."""
     from ._blas import blas_architecture
 
     cpu = platform.processor() or platform.machine()

@@ -1435,10 +1435,9 @@ def _neuron_top(
     alone among the firing neurons by :math:`a_i/(1+c')`, and a shared pair by its numerator (a
     float sum, rounded up) over :math:`1+c'+h'`, where :math:`h'` counts its other firing
     holders beyond the neurons counted so far (known from their pair codes, and distinct from
-    those counted). Once the pairs whose bound exceeds ``floor``
-    cost less to count exactly (their neuron lists against a 0/1 byte matrix of :math:`S`)
-    than the neurons left, only they are counted; their outputs are then computed as
-    :func:`_neuron_pairs` computes them.
+    those counted). Once the pairs whose bound exceeds ``floor`` cost less to count exactly
+    (their neuron lists against a 0/1 byte matrix of :math:`S`) than the neurons left, only
+    they are counted; their outputs are then computed as :func:`_neuron_pairs` computes them.
     """
     n_pos, d = int(sup.shape[0]), w.neurons
     starts = w.indptr[sup]
@@ -1486,9 +1485,7 @@ def _neuron_top(
     if alone.shape[0]:
         best = float(np.max(a_i / (c_al + 1).astype(np.float64)))
     if shared.shape[0]:
-        s = np.zeros(n_pairs, dtype=bool)
-        s[shared] = True
-        s = s[mc]  # the holders of the pairs in shared (a gather, not a search per holder)
+        s = _mask(shared, n_pairs)[mc]  # their holders: a gather, not a search per holder
         num, _, _ = _holder_sums(mc[s], mo[s], shared, i, a, d)
         best = max(best, float(np.max(num / (c_sh + 1).astype(np.float64))))
     return best, work

@@ -409,8 +409,10 @@ def test_neuron_top_bounds_the_pairs_and_keeps_the_bits(
     monkeypatch.setattr(K, "SPARSE_COUNT_COST", 0.0)  # the sparse count, which the slices split
     monkeypatch.setattr(K, "WALK_SLICES", slices)
     recounts = []
-    held_by = K._held_by
-    monkeypatch.setattr(K, "_held_by", lambda *args: recounts.append(1) or held_by(*args))
+    bit_counts = K._bit_pair_counts
+    monkeypatch.setattr(
+        K, "_bit_pair_counts", lambda *args: recounts.append(1) or bit_counts(*args)
+    )
     snet = SP.build_superposed_uand(120, 400, 2, 60, p=0.15, seed=3)
     active = sp.sample_sparse(120, 2, 3, seed=7)
     acts = snet.activations(active)
@@ -437,25 +439,25 @@ def test_neuron_top_bounds_the_pairs_and_keeps_the_bits(
                 checked += 1
     assert checked > 100
     if len(slices) > 1:
-        assert recounts  # some pairs were recounted from the byte matrix
+        assert recounts  # some pairs were counted from their packed rows
 
 
 def test_triangle_codes_and_pair_recount_by_brute_force() -> None:
     rng = np.random.default_rng(5)
-    n_pos, d = 9, 30
+    n_pos = 9
     r, c = np.triu_indices(n_pos, 1)
     u, v = K._triangle_pairs(np.arange(r.size), n_pos)
     assert_array_equal(u, r)
     assert_array_equal(v, c)
     off = K._triangle_offsets(n_pos, np)
     assert_array_equal(off[r] + c, np.arange(r.size))
-    holds = rng.random((n_pos, d)) < 0.4
-    lengths = holds.sum(axis=1)
-    neuron = np.concatenate([np.flatnonzero(row) for row in holds]).astype(np.int64)
-    at = np.cumsum(lengths) - lengths
-    pick = rng.permutation(r.size)[:20]
-    got = K._held_by(neuron, at, lengths, r[pick], c[pick], d)
-    assert_array_equal(got, (holds[r[pick]] & holds[c[pick]]).sum(axis=1))
+    for d in (30, 64, 200):  # less than a word, one word, words and a part
+        holds = rng.random((n_pos, d)) < 0.4
+        neuron = np.concatenate([np.flatnonzero(row) for row in holds]).astype(np.int64)
+        pos = np.repeat(np.arange(n_pos), holds.sum(axis=1))
+        pick = rng.permutation(r.size)[:20]
+        got = K._bit_pair_counts(neuron, pos, n_pos, d, r[pick], c[pick])
+        assert_array_equal(got, (holds[r[pick]] & holds[c[pick]]).sum(axis=1))
 
 
 def test_triu_cache_is_bounded_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -194,8 +194,8 @@ def width_search_bytes(
     tiles of :func:`superposition.kernels.sign_pair_errors`, the readouts and the embedding
     cache. Bernoulli weights at connection probability ``p``: the wiring in compressed columns
     and rows (:math:`2pdm` int32 indices), the 0/1 columns of one neuron's support (float32
-    :math:`d \times pm`, about twice for the GEMM that counts its pairs; the walk's recount
-    holds at most a byte matrix of that shape), four 8-byte
+    :math:`d \times pm`, about twice for the GEMM that counts its pairs; the walk's packed
+    rows take an eighth of a byte matrix of that shape), four 8-byte
     :math:`(pm)^2` arrays (its pair counts, by the GEMM or the sparse count, and their
     triangle indices), the readouts and the embedding cache. Not the :math:`m \times m` pair
     table (:func:`pair_table_bytes`): :func:`superposition.kernels.bernoulli_worst_errors`

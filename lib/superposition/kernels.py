@@ -1461,11 +1461,13 @@ def _neuron_top(
     up = 1.0 + 8.0 * (d + 2) * 2.0**-53
     num = (a_i + np.bincount(hc, weights=a[ho], minlength=n_pairs)) * up
     # a pair passes while its quiet holders counted so far number less than num / floor - 1 - h
-    # (h holders above the floor), widened by a few roundoffs: a superset of the pairs whose
-    # mean exceeds the floor
+    # (h holders above the floor). Widened: the computed mean may exceed the real one by
+    # (d + 2) roundoffs, and the holders at or below the floor, left out, may then lift it by
+    # as many roundoffs each (at most d of them): the pairs that pass include every pair whose
+    # computed output exceeds the floor
     with np.errstate(divide="ignore"):
         limit = num / floor if floor > 0 else np.full(n_pairs, np.inf)
-    limit *= 1.0 + 2.0**-40
+    limit *= 1.0 + 2.0 * (d + 2) ** 2 * 2.0**-53
     limit -= 1.0 + np.bincount(hc, minlength=n_pairs)
     n_quiet = np.zeros(n_pairs, dtype=np.int64)
     quiet = ~fire[neuron]  # the quiet holders, counted slice by slice

@@ -478,7 +478,8 @@ def case_superposed(
     searches (:func:`bernoulli_worst_errors`, exact, no early stop; :func:`sign_pair_errors` in
     float32 tiles). Loop (Bernoulli): the walk (``route="walk"``, what runs where the pair
     table does not fit) with every pair of a neuron's support counted by one dense GEMM over all d
-    neurons, as before the sparse count (``SPARSE_COUNT_COST`` set to infinity). Dense: the
+    neurons, as before the sparse count (each walked neuron through ``_neuron_pairs``, with
+    ``SPARSE_COUNT_COST`` set to infinity). Dense: the
     Gram route, Ŷ = (Wᵀ diag(a) W) / (WᵀW) for Bernoulli (Γ once, shared by the ``k``
     inputs, the numerator over the firing neurons per input) and
     Ŷ = σᵀ diag(a) σ over all d neurons for Rademacher (512 rows timed, scaled). Set-up (drawing
@@ -491,8 +492,13 @@ def case_superposed(
     if variant in ("ours", "loop") and weights == "bernoulli":
         # loop: the walk that counts every pair of a neuron's support (one GEMM over d)
         route = "auto" if variant == "ours" else "walk"
-        if variant == "loop":
-            K.SPARSE_COUNT_COST = float("inf")  # this subprocess only
+        if variant == "loop":  # this subprocess only: every pair counted by the GEMM
+            K.SPARSE_COUNT_COST = float("inf")
+
+            def gemm_walk(w, i, a_i, sup, a, fire, floor):
+                return K._neuron_pairs(w, i, a_i, sup, a, fire, None, 0), 0.0
+
+            K._neuron_top = gemm_walk
         t0 = time.perf_counter()
         r = K.bernoulli_worst_errors(net.W, acts, active, route=route)
         sec = (time.perf_counter() - t0) / k

@@ -92,11 +92,13 @@ SPARSE_COUNT_COST = 350.0
 r"""On NumPy, what one entry of the sparse count costs in multiply-adds of the float32 GEMM
 (measured on two CPU cores, one thread each, for the ``scipy.sparse`` product
 :math:`W_S^\top W_S`: about 4 ns against 0.012 ns; the sparse count that replaced it costs
-less, so this errs towards the GEMM). The walk of :func:`bernoulli_worst_errors` counts a
-neuron's pairs sparsely (:math:`\sum_j |S_j\cap S|^2` entries: the pairs each neuron
-:math:`j` holds inside :math:`S`, counted by ``np.bincount``) where that is cheaper than the
-dense GEMM (:math:`d\,|S|^2` multiply-adds), which is where :math:`p` is small: the counts
-are the same integers either way."""
+less, so this errs towards the GEMM). Where the walk of :func:`bernoulli_worst_errors`
+counts every pair of a neuron's support (with ``acc``), it counts them sparsely
+(:math:`\sum_j |S_j\cap S|^2` entries: the pairs each neuron :math:`j` holds inside
+:math:`S`, counted by ``np.bincount``) where that is cheaper than the dense GEMM
+(:math:`d\,|S|^2` multiply-adds), which is where :math:`p` is small: the counts are the same
+integers either way. Without ``acc`` the walk always counts sparsely, in slices
+(:data:`WALK_SLICES`), and this prices its work for the pair table's pay-off."""
 
 TRIU_CACHE_BYTES = 256 * 2**20
 """Bytes of triangle indices the kernels keep cached, in each of two caches: ``np.triu_indices``
@@ -1036,11 +1038,11 @@ def bernoulli_worst_errors(
 
     A neuron's pair counts come from the dense GEMM above or, on NumPy where it is cheaper
     (small :math:`p`, :data:`SPARSE_COUNT_COST`), from the pairs each neuron holds inside
-    :math:`S` (their codes counted by ``np.bincount``): the same integers. Without ``acc``,
-    the sparse count goes slice by slice (:data:`WALK_SLICES`), and after each slice only the
-    pairs it cannot yet rule out (their output, bounded by the mean over the holders known so
-    far, above the worst error so far) go on, counted alone from packed 64-neuron words where
-    that is cheaper: the same outputs where they count.
+    :math:`S` (their codes counted by ``np.bincount``): the same integers. Without ``acc``, on
+    NumPy, they are always counted sparsely, slice by slice (:data:`WALK_SLICES`), and after
+    each slice only the pairs it cannot yet rule out (their output, bounded by the mean over
+    the holders known so far, above the worst error so far) go on, counted alone from packed
+    64-neuron words where that is cheaper: the same outputs where they count.
 
     Every numerator is summed left to right over :math:`\Gamma` in increasing neuron order,
     then divided once, so on NumPy each output is bit for bit the obvious dense loop's
@@ -1444,6 +1446,12 @@ def _neuron_top(
     or for those pairs alone (their 64-neuron words of the slice, :func:`_bit_pair_counts`),
     whichever :data:`BIT_COUNT_COST` says is cheaper. The pairs left after the last slice get
     their exact outputs, computed as :func:`_neuron_pairs` computes them.
+
+    Whatever :math:`p`: measured against :func:`_neuron_pairs` with its dense GEMM (which also
+    builds the pair codes of every firing neuron) on walked neurons at floor 0.3, one thread,
+    from :math:`m = 1000` to :math:`3\cdot10^4` and :math:`p = 0.07` to :math:`0.38`, this
+    took 4.4 to 8.8 times less time; at floor 0.05, where few pairs are ruled out, 0.85 to
+    1.4 times.
     """
     n_pos, d = int(sup.shape[0]), w.neurons
     starts = w.indptr[sup]
@@ -1452,8 +1460,6 @@ def _neuron_top(
     pos = np.repeat(np.arange(n_pos, dtype=np.int64), lengths)
     per_neuron = np.bincount(neuron, minlength=d)
     work = _count_work(per_neuron, n_pos)
-    if not _sparse_count_cheaper(per_neuron, n_pos):
-        return _neuron_pairs(w, i, a_i, sup, a, fire, None, 0), work  # the GEMM counts them all
     n_pairs = n_pos * (n_pos - 1) // 2
     # i and its other holders above the floor: a float sum of their activations (h <= d terms
     # >= 0, each sum within (h - 1) unit roundoffs: rounded up) over their number

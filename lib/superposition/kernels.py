@@ -74,8 +74,9 @@ a neuron's pairs: after the quiet neurons (:math:`a_j = 0`) below each of these 
 :math:`d` (rounded down to a multiple of 64), then all of them. At each pause only the pairs
 whose output can still exceed the input's worst error so far go on (the mean over the neuron,
 its other holders above that worst error and the quiet holders counted so far bounds it:
-holders at or below it cannot lift a mean above it), and the next slice counts them alone from packed 64-neuron
-words where :data:`BIT_COUNT_COST` says that is cheaper than counting every pair. Measured at
+holders at or below it cannot lift a mean above it), and the next slice counts them alone
+from packed 64-neuron words where :data:`BIT_COUNT_COST` says that is cheaper than counting
+every pair. Measured at
 :math:`m = 10^5`, :math:`\kappa = 2`, :math:`d = 46{,}341` (six walked neurons of one input,
 floor 0.34, one thread, two searches on the machine): 7.6 s with these four slices, 8.3 to
 9.3 s with (1/16, 1/4, 1), 8.3 s with (1/8, 1/2, 1), 11.9 s with (1/8, 1), against 15.4 to

@@ -406,7 +406,7 @@ def test_neuron_top_bounds_the_pairs_and_keeps_the_bits(
     floor), against the full count of every pair; the exact recount of the pairs left is used."""
     from superposition import superposed as SP
 
-    monkeypatch.setattr(K, "SPARSE_COUNT_COST", 0.0)  # the sparse count, which the slices split
+    monkeypatch.setattr(K, "SPARSE_COUNT_COST", 0.0)  # the oracle counts sparsely too
     monkeypatch.setattr(K, "WALK_SLICES", slices)
     recounts = []
     bit_counts = K._bit_pair_counts

@@ -1472,8 +1472,7 @@ def _neuron_top(
     # (d + 2) roundoffs, and the holders at or below the floor, left out, may then lift it by
     # as many roundoffs each (at most d of them): the pairs that pass include every pair whose
     # computed output exceeds the floor
-    with np.errstate(divide="ignore"):
-        limit = num / floor if floor > 0 else np.full(n_pairs, np.inf)
+    limit = num / floor if floor > 0 else np.full(n_pairs, np.inf)
     limit *= 1.0 + 2.0 * (d + 2) ** 2 * 2.0**-53
     limit -= 1.0 + np.bincount(hc, minlength=n_pairs)
     n_quiet = np.zeros(n_pairs, dtype=np.int64)

@@ -363,6 +363,7 @@ def test_bernoulli_worst_errors_bit_for_bit(m: int, d: int, s: int, p, d0) -> No
         for eps in (0.5, float(want.max()), float(want.max()) * 0.999):
             dec = K.bernoulli_worst_errors(snet.net.W, acts, active, stop_above=eps)
             assert (dec.max_abs_error > eps) == (want.max() > eps)
+            assert (dec.per_input <= want[: dec.per_input.shape[0]]).all()  # lower bounds
             first = np.flatnonzero(want.max(axis=1) > eps)
             assert dec.per_input.shape[0] == (first[0] + 1 if first.size else 4)
             assert dec.stopped == bool(first.size and first[0] < 3)

@@ -960,9 +960,9 @@ class WorstErrors:
         Column ``j``: the worst :math:`|\hat y_{kl} - x_kx_l|` over the outputs with ``j`` of
         their two features active, for the ``K'`` inputs evaluated (``K' < n_samples`` when an
         input exceeded ``stop_above`` and the batch stopped there). Columns 1 and 2 are exact.
-        Column 0 is exact with statistics; otherwise it is exact where it exceeds the other two
-        columns and a lower bound of the pattern's worst below that (see
-        :func:`bernoulli_worst_errors`).
+        Column 0 is exact with statistics; without them it is exact where it exceeds the other
+        two columns and a lower bound of the pattern's worst below that, and with ``stop_above``
+        a lower bound (see :func:`bernoulli_worst_errors`).
     firing : int64 array, shape ``(K',)``
         Firing neurons (:math:`a_i > 0`) of each input.
     processed : int64 array, shape ``(K',)``
@@ -1060,9 +1060,11 @@ def bernoulli_worst_errors(
         Active features of each input (distinct), any namespace.
     stop_above : float, optional
         Decide "worst error :math:`\le` ``stop_above``" only: neurons with
-        :math:`a_i \le` ``stop_above`` are skipped (their pairs cannot exceed it), and the batch
-        stops after the first input that exceeds it. The values reported are then exact when
-        they exceed ``stop_above`` and lower bounds otherwise.
+        :math:`a_i \le` ``stop_above`` are skipped (their pairs cannot exceed it), an input's
+        walk stops at the first neuron that lifts its worst error above ``stop_above``, and the
+        batch stops after that input. Every value reported is then a lower bound of its
+        column's worst (the error of an output that exists), and the decision is exact: an
+        input reported above ``stop_above`` exceeds it, one reported at or below it does not.
     acc : superposition.errors.ErrorAccumulator, optional
         Full statistics: every firing neuron is processed (in increasing index; a pair held by
         several is counted at the first) and every nonzero output is added to ``acc`` (its

@@ -328,7 +328,7 @@ def test_an_interrupted_width_search_resumes_at_its_last_trial(tmp_path, monkeyp
     stop = [True]
     with pytest.raises(KeyboardInterrupt):
         S.seed_width(60, 2, 0.5, checkpoint=Checkpoint(tmp_path, *point), **kw)
-    assert len(list(tmp_path.glob("*.json"))) == 2  # two finished trials kept
+    assert len(list(tmp_path.glob("*.json"))) == 2  # two finished trials kept (not their inputs)
     stop[0] = False
     ck = Checkpoint(tmp_path, *point)
     resumed = S.seed_width(60, 2, 0.5, checkpoint=ck, **kw)
@@ -344,6 +344,63 @@ def test_an_interrupted_width_search_resumes_at_its_last_trial(tmp_path, monkeyp
     assert [t["seconds"] for t in resumed.trials[:2]] == [
         kept_seconds[t["neurons"]] for t in resumed.trials[:2]
     ]  # read back as they were measured
+
+
+@pytest.mark.parametrize(
+    ("weights", "inputs_kind"),
+    [("bernoulli", "uniform"), ("bernoulli", "at_most"), ("rademacher", "uniform")],
+)
+def test_an_interrupted_width_trial_resumes_at_its_last_input(
+    tmp_path, monkeypatch, weights, inputs_kind
+) -> None:
+    """With a checkpoint, a trial stopped after any number of finished inputs resumes at the
+    next: the finished ones are read back, only the rest run, and the rows, firing counts and
+    stop are the uninterrupted trial's, bit for bit (with and without stop_above, a stop inside
+    a group and at a group's last input)."""
+    from superposition.store import Checkpoint
+
+    kw = dict(weights=weights, n_samples=7, seed=6, embed_dim=60, inputs_kind=inputs_kind)
+    full = S.width_trial(40, 160, 3, **kw)
+    assert full.per_input.shape[0] == 7
+    input_max = full.per_input.max(axis=1)
+    stops = [None] + [float(v) - 1e-9 for v in np.unique(input_max)]
+    real, lengths, past = Checkpoint.record, set(), False
+    written, limit = [], [0]  # the inputs kept; how many may be before the session ends
+
+    def record(self, step, value, **times):
+        if len(written) == limit[0]:
+            raise KeyboardInterrupt  # the session ends before the next input is kept
+        written.append(step["input"])
+        return real(self, step, value, **times)
+
+    monkeypatch.setattr(Checkpoint, "record", record)
+    point = ("superposition.experiments.superposed_width", {"n": 40}, 4, "algorithm 1")
+    for n, stop in enumerate(stops):
+        plain = S.width_trial(40, 160, 3, stop_above=stop, **kw)
+        lengths.add(plain.per_input.shape[0])
+        if stop is not None:  # a group's last input above stop: the next group is evaluated
+            past |= bool(np.any(plain.per_input[:-1].max(axis=1) > stop))
+        for j in range(1, plain.per_input.shape[0]):
+            root, limit[0] = tmp_path / f"{n}-{j}", j
+            written.clear()
+            with pytest.raises(KeyboardInterrupt):
+                S.width_trial(
+                    40, 160, 3, stop_above=stop, checkpoint=Checkpoint(root, *point), **kw
+                )
+            assert written == list(range(j))
+            limit[0] = 99
+            ck = Checkpoint(root, *point)
+            resumed = S.width_trial(40, 160, 3, stop_above=stop, checkpoint=ck, **kw)
+            assert ck.replayed == j and written == list(range(plain.per_input.shape[0]))
+            assert_array_equal(resumed.per_input, plain.per_input)
+            assert_array_equal(resumed.firing, plain.firing)
+            again = S.width_trial(
+                40, 160, 3, stop_above=stop, checkpoint=Checkpoint(root, *point), **kw
+            )
+            assert_array_equal(again.per_input, plain.per_input)  # all read back: nothing runs
+            assert written == list(range(plain.per_input.shape[0]))
+    assert {1, 7} <= lengths and len(lengths) >= 3  # stops first, later, and none
+    assert past == (inputs_kind == "at_most")
 
 
 def test_width_trial_is_deterministic() -> None:

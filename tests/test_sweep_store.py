@@ -751,3 +751,38 @@ def test_config_grids_run_their_union(tmp_path, capsys) -> None:
     )
     assert main(["sweep", both]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_nested_checkpoint_steps_count_their_cost_once(tmp_path) -> None:
+    """A step that reads back inner steps an interrupted run kept records their cost with its
+    own and removes them once written; a step read back twice in one run counts once."""
+    point = ("f", {"n": 3}, 0, "algorithm 1")
+
+    def busy() -> float:
+        t, x = time.process_time(), 0.0
+        while time.process_time() - t < 0.05:
+            x += 1.0
+        return x
+
+    def outer(ck, stop):
+        ck.step({"i": 0}, lambda: {"x": busy()})
+        if stop:
+            raise KeyboardInterrupt
+        return {"y": ck.step({"i": 1}, lambda: {"x": busy()})["x"]}
+
+    first = ST.Checkpoint(tmp_path, *point)
+    with pytest.raises(KeyboardInterrupt):
+        first.step({"d": 8}, lambda: outer(first, True))
+    inner = json.loads(next(tmp_path.glob("*.json")).read_text())["cpu_time"]
+    assert inner >= 0.05
+    ck = ST.Checkpoint(tmp_path, *point)
+    ck.step({"d": 8}, lambda: outer(ck, False))
+    ck.finished({"i": 0})  # asked again in the same run
+    assert ck.replayed == 1 and ck.replayed_cpu == inner
+    recs = [json.loads(f.read_text()) for f in tmp_path.glob("*.json")]
+    assert [r["params"]["step"] for r in recs] == [{"d": 8}]  # its inner steps removed
+    d8 = recs[0]
+    assert d8["cpu_time"] >= inner + 0.05  # its own inner step and the one read back
+    later = ST.Checkpoint(tmp_path, *point)
+    later.step({"d": 8}, lambda: pytest.fail("finished: read back"))
+    assert later.replayed == 1 and later.replayed_cpu == d8["cpu_time"]

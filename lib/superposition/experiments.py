@@ -164,8 +164,9 @@ def superposed_width(
     (:func:`superposition.superposed.best_p_scale`). Metrics: ``neurons`` (``high + 1`` when no
     width up to ``high`` passed), ``bracket``, ``p`` (at ``neurons``) and the search's
     ``trials`` (``neurons``, ``p``, ``max_abs_error``, ``passed``, ``inputs`` evaluated).
-    ``checkpoint`` (given by the sweep, not part of the result): the search's finished trials,
-    so a search that runs for hours resumes at its last finished trial.
+    ``checkpoint`` (given by the sweep, not part of the result): the search's finished trials
+    and the finished inputs of the trial in progress, so a search that runs for hours resumes
+    at its last finished input.
     """
     m = check_int("n_features", n_features, low=2)
     start = width_guess(m) if low == "auto" else check_int("low", low, low=1)

@@ -27,7 +27,7 @@ test oracle (``tests/test_kernels.py``).
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from math import comb
 from types import ModuleType
@@ -1003,6 +1003,7 @@ def bernoulli_worst_errors(
     stop_above: float | None = None,
     acc: ErrorAccumulator | None = None,
     route: str = "auto",
+    on_input: Callable[[int, WorstErrors], None] | None = None,
 ) -> WorstErrors:
     r"""Exact worst error of every :math:`\binom m2` output of a Bernoulli layer, without the Gram matrix.
 
@@ -1078,6 +1079,10 @@ def bernoulli_worst_errors(
         :data:`PAIR_TABLE_AFTER` neurons, where the table is allowed and its pair counts exist
         or pay for themselves over the batch (the walk's work so far, projected over the
         inputs, reaches theirs), else the walk. The walk and the table give the same numbers.
+    on_input : callable, optional
+        Called as ``on_input(t, row)`` once input ``t`` of the batch is finished, ``row`` its
+        own :class:`WorstErrors` (one input): so a caller can keep each input as it finishes (a
+        width trial's checkpoint) and hand the rest to a later call, with the same numbers.
 
     Returns
     -------
@@ -1199,6 +1204,10 @@ def bernoulli_worst_errors(
             if stop_above is not None and worst > stop_above:
                 break
         done = t + 1
+        if on_input is not None:
+            one = slice(t, done)
+            row = (per[one].copy(), firing_n[one].copy(), processed[one].copy())
+            on_input(t, WorstErrors(*row, 1, name_of(xp)))
         if stop_above is not None and worst > stop_above:
             break
     return WorstErrors(per[:done], firing_n[:done], processed[:done], k_all, name_of(xp))

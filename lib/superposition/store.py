@@ -344,6 +344,7 @@ class Checkpoint:
         self.replayed = 0
         """Steps read back instead of computed, finished by an earlier run."""
         self._mine: set[str] = set()  # the steps this run computed (a search may ask twice)
+        self._open: list[list[str]] = []  # the inner steps of each step being computed
         self.replayed_cpu = 0.0
         """CPU seconds the replayed steps cost when they were computed."""
         self.replayed_wall = 0.0
@@ -352,31 +353,73 @@ class Checkpoint:
     def step(self, step: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]]) -> dict:
         """The value of ``step``: read back if a run before this one finished it, else
         ``compute()``, written atomically before it is returned. Either way the value after a
-        JSON round trip (the same bits fresh or resumed)."""
-        params = {"point": self.params, "step": normalize(dict(step), "step")}
-        key = result_key(self.function, params, self.seed, self.version)
-        status, rec = self.store.read(key)
-        if status == "ok" and rec is not None:
-            if key not in self._mine:  # finished before this run: its cost counts once
-                self.replayed += 1
-                self.replayed_cpu += float(rec.get("cpu_time", 0.0))
-                self.replayed_wall += float(rec.get("wall_time", 0.0))
-            return rec["metrics"]
+        JSON round trip (the same bits fresh or resumed).
+
+        Steps nest: those finished or read back while ``compute()`` runs (a width trial keeps
+        each of its inputs) are its inner steps. Its record's cost includes theirs, and once it
+        is written they are removed: the finished steps kept are those of the outermost
+        finished steps and of the steps in progress, each cost counted once.
+        """
+        value = self.finished(step)
+        if value is not None:
+            return value
         wall, cpu = time.perf_counter(), time.process_time()
-        value = compute()
+        inner_wall, inner_cpu = self.replayed_wall, self.replayed_cpu
+        self._open.append([])
+        try:
+            value = compute()
+        finally:
+            inner = self._open.pop()
         if not isinstance(value, Mapping):
             raise ValueError(
                 f"a checkpointed step must return a mapping, got {type(value).__name__}"
             )
+        out = self.record(
+            step,
+            value,
+            wall_time=time.perf_counter() - wall + self.replayed_wall - inner_wall,
+            cpu_time=time.process_time() - cpu + self.replayed_cpu - inner_cpu,
+        )
+        for key in inner:
+            self.store.path(key).unlink(missing_ok=True)
+        return out
+
+    def finished(self, step: Mapping[str, Any]) -> dict | None:
+        """The value of ``step`` if a run finished it (its cost counted as replayed once, when
+        an earlier run wrote it), else ``None``."""
+        key = self._key(step)
+        status, rec = self.store.read(key)
+        if status != "ok" or rec is None:
+            return None
+        if key not in self._mine:  # finished before this run: its cost counts once
+            self._mine.add(key)
+            self.replayed += 1
+            self.replayed_cpu += float(rec.get("cpu_time", 0.0))
+            self.replayed_wall += float(rec.get("wall_time", 0.0))
+        if self._open:
+            self._open[-1].append(key)
+        return rec["metrics"]
+
+    def record(
+        self,
+        step: Mapping[str, Any],
+        value: Mapping[str, Any],
+        *,
+        wall_time: float,
+        cpu_time: float,
+    ) -> dict:
+        """Write ``step``'s ``value`` (computed in ``wall_time`` / ``cpu_time`` seconds)
+        atomically; returns the value after a JSON round trip."""
+        key = self._key(step)
         record = {
             "key": key,
             "function": self.function,
-            "params": params,
+            "params": {"point": self.params, "step": normalize(dict(step), "step")},
             "seed": self.seed,
             "metrics": normalize(dict(value), "a checkpointed step's value"),
             "version": self.version,
-            "wall_time": time.perf_counter() - wall,
-            "cpu_time": time.process_time() - cpu,
+            "wall_time": float(wall_time),
+            "cpu_time": float(cpu_time),
             "finished": time.time(),  # UNIX seconds: the order the steps finished in
         }
         try:
@@ -385,7 +428,13 @@ class Checkpoint:
             self.store.root.mkdir(parents=True, exist_ok=True)
             self.store.write(record)
         self._mine.add(key)
+        if self._open:
+            self._open[-1].append(key)
         return record["metrics"]
+
+    def _key(self, step: Mapping[str, Any]) -> str:
+        params = {"point": self.params, "step": normalize(dict(step), "step")}
+        return result_key(self.function, params, self.seed, self.version)
 
 
 def _host() -> str:

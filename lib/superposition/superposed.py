@@ -796,6 +796,7 @@ def width_trial(
     p_scale: float = 1.0,
     phi: str = "seeded",
     inputs_kind: str = "uniform",
+    checkpoint: Checkpoint | None = None,
 ) -> WidthTrial:
     r"""Worst errors of one random network of ``neurons`` neurons (seed ``seed``) on ``n_samples`` inputs.
 
@@ -830,6 +831,11 @@ def width_trial(
         Gaussian :class:`Embedding`, not its bits.
     inputs_kind : {"uniform", "at_most"}
         See :data:`INPUTS_KINDS`.
+    checkpoint : superposition.store.Checkpoint, optional
+        Keep each input's worst errors as it finishes (step ``{"neurons": d, "input": t}``)
+        and read back those an interrupted run finished: a trial that takes hours resumes at
+        its last finished input, with the same numbers (inputs are independent; the kernels'
+        routes differ only in speed).
 
     Returns
     -------
@@ -844,36 +850,78 @@ def width_trial(
     )  # fmt: skip
     xp = layer.namespace
     net = layer.net
-    rows, firing = [], []
+    rows, firing = _finished_inputs(checkpoint, layer.neurons, layer.n_samples)
+    clock = [time.perf_counter(), time.process_time()]
+
+    def keep(t: int, row: np.ndarray, n_fire: int) -> None:
+        rows.append(np.asarray(row, dtype=np.float64).reshape(3))
+        firing.append(int(n_fire))
+        if checkpoint is not None:  # the input is kept before the next one starts
+            now = [time.perf_counter(), time.process_time()]
+            checkpoint.record(
+                {"neurons": layer.neurons, "input": t},
+                {"per_input": [float(v) for v in rows[-1]], "firing": firing[-1]},
+                wall_time=now[0] - clock[0],
+                cpu_time=now[1] - clock[1],
+            )
+            clock[:] = now
+
     if layer.scale is None:  # Bernoulli: the mean readout over Γ(k, l)
         wiring = net.W.to(xp)
-        for g, a in zip(layer.groups, layer.activations(), strict=True):
-            r = bernoulli_worst_errors(wiring, a, asarray(g, xp), stop_above=stop_above)
-            rows.append(r.per_input)
-            firing.append(r.firing)
-            if r.stopped:
-                break
     else:
         weights64 = asarray(net.W, xp)  # (d, m) float64
         signs64 = weights64 if layer.weights == "rademacher" else xp.sign(weights64)
         signs = xp.astype(signs64, xp.float32)
-        for g, a in zip(layer.groups, layer.activations(), strict=True):
-            per_g, fire_g = _sign_rows(signs, signs64, a, asarray(g, xp), layer.scale, stop_above)
-            rows.append(per_g)
-            firing.append(fire_g)
-            if per_g.shape[0] < g.shape[0]:
-                break
-    per = np.concatenate(rows, axis=0) if rows else np.zeros((0, 3))
+    first = 0  # index of the group's first input among all the trial's inputs
+    for g, a in zip(layer.groups, layer.activations(), strict=True):
+        k = int(g.shape[0])
+        have = max(0, min(len(rows) - first, k))  # inputs of the group an earlier run kept
+        if 0 < have < k and stop_above is not None and float(rows[-1].max()) > stop_above:
+            break  # the earlier run stopped here
+        if have < k:
+            rest, offset = slice(have, None), first + have
+            if layer.scale is None:
+                bernoulli_worst_errors(
+                    wiring, a[rest, :], asarray(g[rest], xp), stop_above=stop_above,
+                    on_input=lambda t, w, o=offset: keep(o + t, w.per_input[0], w.firing[0]),
+                )  # fmt: skip
+            else:
+                _sign_rows(
+                    signs, signs64, a[rest, :], asarray(g[rest], xp), layer.scale, stop_above,
+                    on_input=lambda t, row, n, o=offset: keep(o + t, row, n),
+                )  # fmt: skip
+        first += k
+        if len(rows) < first:  # an input exceeded stop_above before the group's end
+            break
+    per = np.stack(rows) if rows else np.zeros((0, 3))
     return WidthTrial(
         layer.neurons,
         layer.embed_dim,
         layer.p,
         per,
         layer.n_samples,
-        np.concatenate(firing).astype(np.int64),
+        np.asarray(firing, dtype=np.int64),
         time.perf_counter() - start,
         name_of(xp),
     )
+
+
+def _finished_inputs(
+    checkpoint: Checkpoint | None, neurons: int, n_samples: int
+) -> tuple[list[np.ndarray], list[int]]:
+    """The inputs of a width trial that an interrupted run finished (a prefix: inputs are
+    evaluated, and kept, in order)."""
+    rows: list[np.ndarray] = []
+    firing: list[int] = []
+    if checkpoint is None:
+        return rows, firing
+    for t in range(n_samples):
+        kept = checkpoint.finished({"neurons": neurons, "input": t})
+        if kept is None:
+            break
+        rows.append(np.asarray(kept["per_input"], dtype=np.float64).reshape(3))
+        firing.append(int(kept["firing"]))
+    return rows, firing
 
 
 @dataclass(frozen=True, eq=False)
@@ -991,12 +1039,18 @@ def trial_layer(
 
 
 def _sign_rows(
-    signs: Any, signs64: Any, a: Any, active: Any, scale: float, stop_above: float | None
-) -> tuple[np.ndarray, np.ndarray]:
+    signs: Any,
+    signs64: Any,
+    a: Any,
+    active: Any,
+    scale: float,
+    stop_above: float | None,
+    on_input: Callable[[int, np.ndarray, int], None],
+) -> None:
     """Per-input worst errors of the sign readout, one input at a time, float32 with a float64
-    recheck of inputs within the rounding bound of ``stop_above``."""
+    recheck of inputs within the rounding bound of ``stop_above``: ``on_input(t, row, firing)``
+    for each input evaluated."""
     xp = namespace(a)
-    rows, firing = [], []
     for t in range(a.shape[0]):
         at, act = a[t : t + 1, :], active[t : t + 1, :]
         n_fire = int(xp.count_nonzero(at > 0))
@@ -1005,11 +1059,9 @@ def _sign_rows(
             tol = sign_readout_tolerance(n_fire, scale, float(xp.sum(at)))
             if abs(r.max_abs_error - stop_above) <= tol:
                 r = sign_pair_errors(signs64, at, act, scale)  # decide in float64
-        rows.append(r.max_abs)
-        firing.append(n_fire)
+        on_input(t, np.asarray(r.max_abs, dtype=np.float64), n_fire)
         if stop_above is not None and r.max_abs_error > stop_above:
-            break
-    return np.array(rows, dtype=np.float64).reshape(-1, 3), np.array(firing, dtype=np.int64)
+            return
 
 
 def _resolve_embed_dim(embed_dim: int | str | None, neurons: int) -> int | None:
@@ -1112,8 +1164,9 @@ def seed_width(
     passed. When ``low`` already passes the search restarts from ``low // 2``, so ``low`` may be
     a guess. With ``p="paper"`` the search starts above :math:`\ln^4 m`, where the paper's
     :math:`p` is a probability. ``checkpoint``: each trial is a step of it
-    (:class:`superposition.store.Checkpoint`, named by its width), so an interrupted search
-    resumes at its last finished trial with the same result.
+    (:class:`superposition.store.Checkpoint`, named by its width), and so is each input of a
+    trial (:func:`width_trial`), so an interrupted search resumes at its last finished input
+    with the same result.
     """
     if p == "best":  # a choice over several networks per seed, not one network's threshold
         raise ValueError(
@@ -1130,6 +1183,7 @@ def seed_width(
         r = width_trial(
             m, d, s, embed_dim=embed_dim, weights=weights, n_samples=n_samples, seed=seed,
             stop_above=eps, p=p, p_scale=p_scale, phi=phi, inputs_kind=inputs_kind,
+            checkpoint=checkpoint,
         )  # fmt: skip
         return {
             "neurons": d,

@@ -511,6 +511,22 @@ def test_emulation_is_bit_exact_at_depth_1_and_degrades_with_depth(
     assert rows[3]["bit_accuracy"] < 1.0
 
 
+def test_true_ands_are_the_products_that_are_one() -> None:
+    """A gate's AND term is 1 when c3 != 0 and both of its two inputs are 1: and, xor, or,
+    andnot count; a copy (c3 = 0) and a one-input gate do not."""
+    layer = CircuitLayer.from_gates(
+        4,
+        [("and", 0, 1), ("xor", 0, 1), ("or", 0, 2), ("andnot", 1, 0), ("x", 0, 1), ("and", 3, 3)],
+    )
+    x = np.array([[1, 1, 0, 1], [1, 0, 1, 0], [0, 0, 0, 1]], dtype=bool)
+    assert_array_equal(
+        layer.true_ands(x),
+        [[1, 1, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0]],
+    )
+    cc = compile_circuit(Circuit(4, (layer,)), 3, seed=0)
+    assert emulate(cc, x).inputs_with_and == (0.0, 2 / 3)
+
+
 def test_emulation_report_fields() -> None:
     m, d, s, L = 80, 40, 2, 2
     cc = compile_circuit(random_circuit(m, L, seed=0), d, seed=1)
@@ -523,6 +539,15 @@ def test_emulation_report_fields() -> None:
         want = readout_stats(cc.decode(a, ell), xs[ell])
         got = r.layer(ell)
         assert got.pop("noise_energy") >= 0.0
+        with_and = got.pop("inputs_with_and")
+        if ell == 0:
+            assert with_and == 0.0
+        else:  # brute force: an input counts when some gate with c3 != 0 has both inputs 1
+            lay, c3 = cc.circuit.layers[ell - 1], {r["code"]: r["c3"] for r in gate_table()}
+            hit = [any(c3[int(lay.code[g])] != 0 and lay.left[g] != lay.right[g]
+                       and xs[ell - 1][k, lay.left[g]] and xs[ell - 1][k, lay.right[g]]
+                       for g in range(lay.n_gates)) for k in range(x.shape[0])]  # fmt: skip
+            assert with_and == np.mean(hit)
         assert got == {"layer": ell, **want, "max_active": int(xs[ell].sum(axis=1).max())}
     d1 = r.to_dict()
     assert d1["final"] == d1["layers"][L] and d1["final"]["layer"] == L

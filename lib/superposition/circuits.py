@@ -376,6 +376,23 @@ class CircuitLayer:
         idx = (x[:, self.left].view(np.uint8) << 1) | x[:, self.right].view(np.uint8)
         return ((self.code[None, :] >> idx) & 1).astype(bool)
 
+    def true_ands(self, x: np.ndarray) -> np.ndarray:
+        r"""Which gates' AND term is 1 on each input: :math:`c_3 \ne 0` and two distinct
+        inputs, both 1 (the products the layer's U-AND neurons must compute as 1, rather than
+        keep at 0).
+
+        Parameters
+        ----------
+        x : bool or 0/1 array, shape ``(n_samples, n_features)``
+
+        Returns
+        -------
+        bool array, shape ``(n_samples, n_gates)``
+        """
+        x = check_bits(x, self.n_features, "x")
+        uses = (_poly_arrays(self.code)[:, 3] != 0) & (self.left != self.right)
+        return x[:, self.left] & x[:, self.right] & uses[None, :]
+
     def describe(self, names: tuple[str, str] = ("x", "y")) -> list[str]:
         """One readable line per gate, e.g. ``"y3 = xor(x1, x5)"``."""
         out = []
@@ -1268,6 +1285,10 @@ class EmulationReport:
     noise_energy: tuple[float, ...] = ()
     r"""Mean over the batch of :math:`\|a^{(\ell)} - \Phi_\ell x^{(\ell)}\|^2` (compare
     :func:`predicted_noise`)."""
+    inputs_with_and: tuple[float, ...] = ()
+    r"""Fraction of the batch on which some gate of layer :math:`\ell` has its AND term equal
+    to 1 (:meth:`CircuitLayer.true_ands`): the inputs that test a product computed as 1, not
+    only the linear terms and products kept at 0. 0 at :math:`\ell = 0`."""
 
     @property
     def depth(self) -> int:
@@ -1284,6 +1305,7 @@ class EmulationReport:
             "input_accuracy": self.input_accuracy[ell],
             "max_active": self.max_active[ell],
             "noise_energy": self.noise_energy[ell],
+            "inputs_with_and": self.inputs_with_and[ell],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -1315,10 +1337,14 @@ def emulate(compiled: CompiledCircuit, x: np.ndarray, *, threshold: float = 0.5)
     xl = check_bits(to_numpy(x), compiled.circuit.n_features, "x")  # the exact circuit: NumPy
     stats = []
     for ell, a in enumerate(compiled.residuals(asarray(xl, xp))):
+        with_and = 0.0
         if ell:
-            xl = compiled.circuit.layers[ell - 1].evaluate(xl)
+            layer = compiled.circuit.layers[ell - 1]
+            with_and = float(layer.true_ands(xl).any(axis=1).mean()) if xl.size else 0.0
+            xl = layer.evaluate(xl)
         bits = asarray(xl, xp)
         st = readout_stats(compiled.decode(a, ell), bits, threshold)
+        st["inputs_with_and"] = with_and
         st["max_active"] = int(xl.sum(axis=1).max()) if xl.size else 0
         clean = _bits_times_phiT(bits, compiled.phi(ell), xp)
         st["noise_energy"] = float(xp.mean(xp.sum((a - clean) ** 2, axis=1)))
@@ -1330,6 +1356,7 @@ def emulate(compiled: CompiledCircuit, x: np.ndarray, *, threshold: float = 0.5)
         "input_accuracy",
         "max_active",
         "noise_energy",
+        "inputs_with_and",
     )
     return EmulationReport(*(tuple(s[k] for s in stats) for k in keys))
 

@@ -215,8 +215,8 @@ def correction_capacity(
     The largest :math:`m` whose corrected copy circuit keeps every bit of ``n_samples`` inputs
     right after each of ``depth`` layers at residual dimension ``embed_dim``
     (:func:`superposition.capacity_search`, the same numbers as ``superposition capacity``).
-    ``budget``: ReLUs per correction layer, an integer, ``"2d"`` (:math:`2d`, the paper's
-    width-:math:`d` MLP; the default) or ``None`` (no budget). Metrics: ``m_max`` (``low - 1``
+    ``budget``: ReLUs per correction layer, an integer, ``"2d"`` (:math:`2d`: :math:`d`
+    clipped units of two ReLUs, twice the paper's width-:math:`d` layer; the default) or ``None`` (no budget). Metrics: ``m_max`` (``low - 1``
     when nothing passed), ``relus`` (the budget, ``None`` without one) and the search's
     ``trials`` (``[m, passed]`` in the order run).
     """

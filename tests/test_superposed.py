@@ -523,6 +523,32 @@ def test_best_p_scale_and_its_selection_bias() -> None:
         S.best_p_cross_validated({1.0: [3.0]})
 
 
+def test_worse_than_best_rules_out_only_when_every_finished_seed_lies_above_the_best() -> None:
+    best = [100.0, 120.0, 110.0, 90.0, 105.0]
+    # three seeds done, each above all five of the best: ruled out, chance 1 / C(8, 3) = 1/56
+    assert S.worse_than_best(best, [130.0, 121.0, 150.0]) == (True, 56)
+    # one seed equal to the best's largest is not above it
+    assert S.worse_than_best(best, [130.0, 120.0, 150.0]) == (False, 56)
+    # too few seeds done, whatever they are; the threshold is a parameter
+    assert S.worse_than_best(best, [130.0, 150.0]) == (False, 21)
+    assert S.worse_than_best(best, [130.0, 150.0], min_seeds=2) == (True, 21)
+    assert S.worse_than_best(best, []) == (False, 1)
+    # the chance, by exhaustive enumeration: of the C(8, 3) equally likely ways 8 exchangeable
+    # thresholds split into 3 finished seeds and the best's 5, the verdict is "worse" in one
+    values = np.arange(8.0)
+    verdicts = []
+    for c in itertools.combinations(range(8), 3):
+        worse, odds = S.worse_than_best(np.delete(values, list(c)), values[list(c)])
+        verdicts.append(worse)
+        assert odds == comb(8, 3)
+    assert sum(verdicts) == 1
+    for bad, match in (({"best": []}, "best must hold"), ({"done": [[1.0]]}, "done must be"),
+                       ({"min_seeds": 0}, "min_seeds must be")):  # fmt: skip
+        kw = {"best": best, "done": [1.0], **bad}
+        with pytest.raises(ValueError, match=match):
+            S.worse_than_best(kw.pop("best"), kw.pop("done"), **kw)
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -123,6 +123,7 @@ from .superposed import (
     build_superposed_uand,
     evaluate_superposed,
     best_p_scale,
+    worse_than_best,
     minimal_width,
     seed_width,
     seed_widths,

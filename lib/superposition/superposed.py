@@ -1382,6 +1382,32 @@ def best_p_scale(thresholds: Mapping[float, Sequence[float]]) -> float:
     return min(sorted(thresholds), key=lambda k: float(np.mean(np.log(thresholds[k]))))
 
 
+def worse_than_best(
+    best: Sequence[float], done: Sequence[float], *, min_seeds: int = 3
+) -> tuple[bool, int]:
+    r"""Whether a multiple of :math:`p` whose seeds are not all done is already worse than the best.
+
+    ``best``: the thresholds of every seed of the best multiple (:func:`best_p_scale`);
+    ``done``: the thresholds of the seeds done so far at another multiple. It is ruled out when
+    at least ``min_seeds`` are done and each lies above every one of ``best``: if the two
+    multiples had the same distribution of thresholds, all :math:`n` finished seeds would rank
+    above all :math:`b` of ``best`` with probability :math:`1/\binom{n+b}{n}` (exchangeable
+    seeds). Returns the verdict and :math:`\binom{n+b}{n}`.
+    """
+    from math import comb
+
+    b = np.asarray(best, dtype=np.float64)
+    x = np.asarray(done, dtype=np.float64)
+    if b.ndim != 1 or b.size < 1:
+        raise ValueError(f"best must hold the thresholds of at least one seed, got shape {b.shape}")
+    if x.ndim != 1:
+        raise ValueError(f"done must be one-dimensional, got shape {x.shape}")
+    if int(min_seeds) != min_seeds or min_seeds < 1:
+        raise ValueError(f"min_seeds must be an integer >= 1, got {min_seeds!r}")
+    n = int(x.size)
+    return bool(n >= min_seeds and float(x.min()) > float(b.max())), comb(n + int(b.size), n)
+
+
 def best_p_cross_validated(thresholds: Mapping[float, Sequence[float]]) -> float:
     r"""The selection bias of :func:`best_p_scale`, measured by leaving one seed out.
 

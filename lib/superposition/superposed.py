@@ -1394,8 +1394,6 @@ def worse_than_best(
     above all :math:`b` of ``best`` with probability :math:`1/\binom{n+b}{n}` (exchangeable
     seeds). Returns the verdict and :math:`\binom{n+b}{n}`.
     """
-    from math import comb
-
     b = np.asarray(best, dtype=np.float64)
     x = np.asarray(done, dtype=np.float64)
     if b.ndim != 1 or b.size < 1:
